@@ -1,0 +1,254 @@
+import { boolean, integer, list, oneOf, Setting, text } from './setting';
+import { parseCidr } from './ipv4';
+
+const CLIENT_CIDR_ALLOWED =
+  'IPv4 CIDRs with a prefix of /8 to /32 (0.0.0.0/0 and other open ranges are refused)';
+
+function isClientCidr(value: string): boolean {
+  const cidr = parseCidr(value);
+  return cidr !== undefined && cidr.prefix >= 8;
+}
+
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+
+/**
+ * Every user-facing setting. Keys are the names given in cdk.json context,
+ * in a config file (`-c configFile=path.json`) or on the command line
+ * (`-c key=value`). The README's configuration table is generated from this.
+ */
+export const SETTINGS = {
+  account: text({
+    description: 'AWS account to deploy to. Omit for an environment-agnostic template.',
+    pattern: /^\d{12}$/,
+    allowed: '12 digits',
+  }),
+  region: text({
+    description: 'AWS region to deploy to. Omit for an environment-agnostic template.',
+    pattern: /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/,
+    allowed: 'an AWS region name such as eu-west-1',
+  }),
+  stackName: text({
+    description: 'CloudFormation stack name.',
+    defaultValue: 'PemHa',
+    pattern: /^[A-Za-z][A-Za-z0-9-]{0,127}$/,
+    allowed: 'letters, digits and hyphens, starting with a letter, at most 128 characters',
+  }),
+  clusterName: text({
+    description: 'Patroni scope and name prefix of every node and secret.',
+    defaultValue: 'pem-ha',
+    pattern: /^[a-z][a-z0-9-]{1,30}[a-z0-9]$/,
+    allowed: 'lowercase letters, digits and hyphens, 3 to 32 characters',
+  }),
+  vpcCidr: text({
+    description: 'CIDR of the new VPC (ignored when vpcId is set).',
+    defaultValue: '10.40.0.0/16',
+    pattern: (value) => {
+      const cidr = parseCidr(value);
+      return cidr !== undefined && cidr.prefix >= 16 && cidr.prefix <= 21;
+    },
+    allowed: 'an IPv4 network CIDR with a prefix of /16 to /21',
+  }),
+  natGateways: integer({
+    description:
+      'NAT gateways of the new VPC; 3 keeps package installs working through an AZ outage.',
+    defaultValue: 1,
+    min: 1,
+    max: 3,
+  }),
+  availabilityZones: list({
+    description:
+      "The three AZs to use. Default: the region's first three, resolved at deploy time (Fn::GetAZs). Required with vpcId.",
+    item: (value) => /^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$/.test(value),
+    allowed: 'exactly 3 distinct AZ names such as eu-west-1a',
+    minItems: 3,
+    maxItems: 3,
+  }),
+  vpcId: text({
+    description:
+      'Import this VPC instead of creating one (needs availabilityZones, vpcPrivateSubnetIds, vpcPrivateSubnetCidrs).',
+    pattern: /^vpc-[0-9a-f]{8,17}$/,
+    allowed: 'a VPC id such as vpc-0123456789abcdef0',
+  }),
+  vpcPrivateSubnetIds: list({
+    description: 'Private subnets of the imported VPC, one per AZ, in availabilityZones order.',
+    item: (value) => /^subnet-[0-9a-f]{8,17}$/.test(value),
+    allowed: 'exactly 3 subnet ids',
+    minItems: 3,
+    maxItems: 3,
+  }),
+  vpcPrivateSubnetCidrs: list({
+    description:
+      'CIDRs of vpcPrivateSubnetIds, same order; fixed node addresses are placed in them.',
+    item: (value) => {
+      const cidr = parseCidr(value);
+      return cidr !== undefined && cidr.prefix >= 16 && cidr.prefix <= 26;
+    },
+    allowed: 'exactly 3 IPv4 CIDRs with a prefix of /16 to /26',
+    minItems: 3,
+    maxItems: 3,
+  }),
+  etcdNodeCount: integer({
+    description: 'etcd members (DCS quorum); spread over the three AZs.',
+    defaultValue: 3,
+    min: 3,
+    max: 7,
+    odd: true,
+  }),
+  etcdInstanceType: text({
+    description: 'EC2 instance type of the etcd members.',
+    defaultValue: 't3.small',
+    pattern: INSTANCE_TYPE,
+    allowed: 'an EC2 instance type such as t3.small',
+  }),
+  backendNodeCount: integer({
+    description: 'Patroni/PostgreSQL backend nodes; spread over the three AZs.',
+    defaultValue: 3,
+    min: 2,
+    max: 9,
+  }),
+  backendInstanceType: text({
+    description: 'EC2 instance type of the backend nodes.',
+    defaultValue: 'm6i.large',
+    pattern: INSTANCE_TYPE,
+    allowed: 'an EC2 instance type such as m6i.large',
+  }),
+  dataVolumeSizeGiB: integer({
+    description: "Size of each backend node's encrypted gp3 data volume.",
+    defaultValue: 100,
+    min: 20,
+    max: 16384,
+    unit: 'GiB',
+  }),
+  postgresMajorVersion: oneOf({
+    description: 'PostgreSQL major version of the PEM backend (PGDG packages).',
+    defaultValue: 17,
+    values: [14, 15, 16, 17, 18],
+  }),
+  amiFamily: oneOf({
+    description:
+      "Operating system of every node; the AMI is resolved at deploy time from the vendor's public SSM parameter.",
+    defaultValue: 'ubuntu-24.04',
+    values: ['ubuntu-24.04', 'debian-12'],
+  }),
+  amiId: text({
+    description:
+      'Pin every node to this AMI (same architecture as every instance type). Default: the latest image of amiFamily, re-resolved on each deploy, so a newer image replaces nodes: pin it for production.',
+    pattern: /^ami-[0-9a-f]{8,17}$/,
+    allowed: 'an AMI id such as ami-0123456789abcdef0',
+  }),
+  webNodeCount: integer({
+    description: 'PEM web application instances behind the ALB.',
+    defaultValue: 2,
+    min: 1,
+    max: 10,
+  }),
+  webInstanceType: text({
+    description: 'EC2 instance type of the web tier.',
+    defaultValue: 't3.medium',
+    pattern: INSTANCE_TYPE,
+    allowed: 'an EC2 instance type such as t3.medium',
+  }),
+  webInternetFacing: boolean({
+    description: 'Make the web ALB internet-facing (needs public subnets; the new VPC has them).',
+    defaultValue: false,
+  }),
+  webCertificateArn: text({
+    description:
+      "ACM certificate for the web ALB's HTTPS listener. Default: a self-signed certificate generated at deploy.",
+    pattern: /^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[0-9a-f-]{36}$/,
+    allowed: 'an ACM certificate ARN',
+  }),
+  databaseClientCidrs: list({
+    description:
+      'Networks allowed to reach the database endpoints (5432, 5433) besides the web tier.',
+    defaultValue: [],
+    item: isClientCidr,
+    allowed: CLIENT_CIDR_ALLOWED,
+    maxItems: 50,
+  }),
+  webClientCidrs: list({
+    description: 'Networks allowed to reach the PEM web UI (HTTPS 443 on the ALB).',
+    defaultValue: [],
+    item: isClientCidr,
+    allowed: CLIENT_CIDR_ALLOWED,
+    maxItems: 50,
+  }),
+  patroniTtl: integer({
+    description: 'Patroni `ttl`: seconds before a lost leader lock starts a failover.',
+    defaultValue: 30,
+    min: 10,
+    max: 3600,
+    unit: 's (below 20 only with patroniFastFailover)',
+  }),
+  patroniLoopWait: integer({
+    description: 'Patroni `loop_wait`: seconds between HA loop cycles.',
+    defaultValue: 10,
+    min: 1,
+    max: 3600,
+    unit: 's',
+  }),
+  patroniRetryTimeout: integer({
+    description: 'Patroni `retry_timeout`: seconds DCS and PostgreSQL operations are retried.',
+    defaultValue: 10,
+    min: 3,
+    max: 3600,
+    unit: 's',
+  }),
+  patroniFastFailover: boolean({
+    description:
+      "Allow a ttl below Patroni's documented minimum of 20 s (honoured by Patroni 3.0; newer releases raise it to 20).",
+    defaultValue: false,
+  }),
+  synchronousMode: boolean({
+    description: 'Patroni synchronous_mode: acknowledged commits survive a failover.',
+    defaultValue: true,
+  }),
+  maximumLagOnFailoverBytes: integer({
+    description: 'Patroni `maximum_lag_on_failover`: a replica further behind is never promoted.',
+    defaultValue: 1048576,
+    min: 0,
+    max: 1099511627776,
+    unit: 'bytes',
+  }),
+  healthCheckIntervalSeconds: integer({
+    description: 'NLB health-check interval for both target groups.',
+    defaultValue: 5,
+    min: 5,
+    max: 300,
+    unit: 's',
+  }),
+  healthCheckHealthyThreshold: integer({
+    description: 'Consecutive passing checks before a target receives traffic.',
+    defaultValue: 2,
+    min: 2,
+    max: 10,
+  }),
+  healthCheckUnhealthyThreshold: integer({
+    description: 'Consecutive failing checks before a target stops receiving traffic.',
+    defaultValue: 2,
+    min: 2,
+    max: 10,
+  }),
+  replicaMaxLagBytes: integer({
+    description:
+      'Read endpoint (5433) sends clients only to replicas at most this far behind (`GET /replica?lag=`).',
+    defaultValue: 16777216,
+    min: 0,
+    max: 1099511627776,
+    unit: 'bytes',
+  }),
+  pemEnabled: boolean({
+    description:
+      "Deploy the PEM web tier and install PEM from EDB's repositories. false gives a plain HA PostgreSQL cluster.",
+    defaultValue: true,
+  }),
+  edbRepoTokenSecretName: text({
+    description:
+      'Name of the Secrets Manager secret (create it before deploying) holding the EDB repository token.',
+    defaultValue: 'pem-ha/edb-repo-token',
+    pattern: /^[A-Za-z0-9/_+=.@-]{1,512}$/,
+    allowed: 'a Secrets Manager secret name',
+  }),
+} satisfies Record<string, Setting<unknown>>;
+
+export type SettingName = keyof typeof SETTINGS;

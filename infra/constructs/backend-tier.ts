@@ -1,0 +1,135 @@
+import { RemovalPolicy, Size, Tags } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+import type { AmiFamily } from '../config/load-config';
+import { ClusterNode, NodeGroup, nodeSecurityGroup } from './node-group';
+
+export const POSTGRES_PORT = 5432;
+export const PATRONI_REST_PORT = 8008;
+/** Host offset of the first backend node in each private subnet. */
+const BACKEND_ADDRESS_OFFSET = 20;
+/** Device the data volume is attached as; the node documents mount it. */
+export const DATA_VOLUME_DEVICE = '/dev/sdf';
+
+export interface BackendTierProps {
+  readonly clusterName: string;
+  readonly vpc: ec2.IVpc;
+  readonly subnets: readonly ec2.ISubnet[];
+  readonly subnetCidrs: readonly string[];
+  /** @default 3 */
+  readonly nodeCount?: number;
+  /** @default m6i.large */
+  readonly instanceType?: ec2.InstanceType;
+  /** Size of each node's separate data volume. @default 100 GiB */
+  readonly dataVolumeSize?: Size;
+  readonly amiFamily: AmiFamily;
+  /** @default - latest image of amiFamily */
+  readonly amiId?: string;
+  readonly encryptionKey: kms.IKey;
+}
+
+export interface BackendNode extends ClusterNode {
+  readonly dataVolume: ec2.Volume;
+}
+
+/**
+ * Patroni-managed PostgreSQL nodes, one per AZ at fixed addresses, each with
+ * its own encrypted gp3 data volume that outlives the instance. Peers reach
+ * each other on 5432 (replication, pg_rewind) and 8008 (Patroni REST).
+ */
+export class BackendTier extends Construct implements ec2.IConnectable {
+  readonly connections: ec2.Connections;
+  readonly vpc: ec2.IVpc;
+  readonly nodes: readonly BackendNode[];
+  readonly group: NodeGroup;
+
+  constructor(scope: Construct, id: string, props: BackendTierProps) {
+    super(scope, id);
+    const nodeCount = props.nodeCount ?? 3;
+    if (!Number.isInteger(nodeCount) || nodeCount < 2) {
+      throw new Error(`BackendTier: nodeCount must be an integer of at least 2; got ${nodeCount}`);
+    }
+    this.vpc = props.vpc;
+    const dataVolumeSize = props.dataVolumeSize ?? Size.gibibytes(100);
+    const securityGroup = nodeSecurityGroup(
+      this,
+      props.vpc,
+      `${props.clusterName} Patroni/PostgreSQL nodes`,
+    );
+    this.connections = new ec2.Connections({
+      securityGroups: [securityGroup],
+      defaultPort: ec2.Port.tcp(POSTGRES_PORT),
+    });
+    this.connections.allowInternally(
+      ec2.Port.tcp(POSTGRES_PORT),
+      'replication and pg_rewind among peers',
+    );
+    this.connections.allowInternally(
+      ec2.Port.tcp(PATRONI_REST_PORT),
+      'Patroni REST API among peers',
+    );
+
+    this.group = new NodeGroup(this, 'Nodes', {
+      clusterName: props.clusterName,
+      tier: 'backend',
+      vpc: props.vpc,
+      subnets: props.subnets,
+      nodeCount,
+      instanceType: props.instanceType ?? new ec2.InstanceType('m6i.large'),
+      amiFamily: props.amiFamily,
+      amiId: props.amiId,
+      securityGroup,
+      encryptionKey: props.encryptionKey,
+      fixedAddresses: { subnetCidrs: props.subnetCidrs, offset: BACKEND_ADDRESS_OFFSET },
+      terminationProtection: true,
+    });
+    this.nodes = this.group.nodes.map((node) => ({
+      ...node,
+      dataVolume: this.attachDataVolume(node, dataVolumeSize, props.encryptionKey),
+    }));
+  }
+
+  /** Admits `peer` (the NLB) to PostgreSQL and to the Patroni health endpoints. */
+  allowLoadBalancer(peer: ec2.IConnectable): void {
+    this.connections.allowFrom(peer, ec2.Port.tcp(POSTGRES_PORT), 'database endpoint traffic');
+    this.connections.allowFrom(
+      peer,
+      ec2.Port.tcp(PATRONI_REST_PORT),
+      'health checks on Patroni REST',
+    );
+  }
+
+  /** Admits a database client (web tier, client CIDRs) to PostgreSQL. */
+  allowDatabaseClient(peer: ec2.IConnectable, description: string): void {
+    this.connections.allowFrom(peer, ec2.Port.tcp(POSTGRES_PORT), description);
+  }
+
+  /**
+   * libpq multi-host URI of every backend: clients find the primary themselves
+   * (the seeds' SM pattern) and move within seconds, independent of the NLB.
+   */
+  multiHostConnectionString(database = 'postgres'): string {
+    const hosts = this.nodes.map((node) => `${node.privateIp}:${POSTGRES_PORT}`).join(',');
+    return `postgresql://${hosts}/${database}?target_session_attrs=read-write&sslmode=require&connect_timeout=5`;
+  }
+
+  private attachDataVolume(node: ClusterNode, size: Size, key: kms.IKey): ec2.Volume {
+    const volume = new ec2.Volume(this, `${node.instance.node.id}Data`, {
+      availabilityZone: node.instance.instanceAvailabilityZone,
+      size,
+      volumeType: ec2.EbsDeviceVolumeType.GP3,
+      encrypted: true,
+      encryptionKey: key,
+      // The database outlives a replaced instance; a deleted stack leaves a snapshot.
+      removalPolicy: RemovalPolicy.SNAPSHOT,
+    });
+    Tags.of(volume).add('Name', `${node.name}-data`);
+    new ec2.CfnVolumeAttachment(this, `${node.instance.node.id}DataAttachment`, {
+      instanceId: node.instance.instanceId,
+      volumeId: volume.volumeId,
+      device: DATA_VOLUME_DEVICE,
+    });
+    return volume;
+  }
+}

@@ -1,0 +1,187 @@
+import { Duration, Tags, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+import type { AmiFamily } from '../config/load-config';
+import { hostAddress } from '../config/ipv4';
+import { nodeImage } from './node-image';
+
+/** Tag keys the bootstrap flow and IAM conditions select nodes by. */
+export const CLUSTER_TAG = 'pem-ha:cluster';
+export const TIER_TAG = 'pem-ha:tier';
+
+export type Tier = 'etcd' | 'backend' | 'web';
+
+export interface NodeGroupProps {
+  readonly clusterName: string;
+  readonly tier: Tier;
+  readonly vpc: ec2.IVpc;
+  /** One private subnet per AZ; node i goes to subnet i mod length. */
+  readonly subnets: readonly ec2.ISubnet[];
+  readonly nodeCount: number;
+  readonly instanceType: ec2.InstanceType;
+  readonly amiFamily: AmiFamily;
+  /** @default - the family's latest image, resolved at deploy time */
+  readonly amiId?: string;
+  readonly securityGroup: ec2.ISecurityGroup;
+  /** Key for the root volumes. */
+  readonly encryptionKey: kms.IKey;
+  /**
+   * Give node i the fixed address `fixedAddresses.offset + floor(i / subnets)` in
+   * its subnet, so certificates and peer lists can name it before it exists.
+   * @default - addresses assigned by EC2
+   */
+  readonly fixedAddresses?: { readonly subnetCidrs: readonly string[]; readonly offset: number };
+  /** @default false */
+  readonly terminationProtection?: boolean;
+  /** @default 16 */
+  readonly rootVolumeSizeGiB?: number;
+}
+
+export interface ClusterNode {
+  /** Stable node name, e.g. `backend-2`: Patroni member name and certificate CN. */
+  readonly name: string;
+  readonly instance: ec2.Instance;
+  readonly privateIp: string;
+}
+
+/** Root device of each family's official AMIs; a wrong name would add a second volume. */
+const ROOT_DEVICE: Record<AmiFamily, string> = {
+  'ubuntu-24.04': '/dev/sda1',
+  'debian-12': '/dev/xvda',
+};
+
+/**
+ * The EC2 instances of one tier, with the hygiene every node shares: IMDSv2,
+ * encrypted gp3 root volume, no key pair (Session Manager only), SSM agent
+ * permissions, detailed monitoring and an auto-recovery alarm per node.
+ */
+export class NodeGroup extends Construct implements iam.IGrantable {
+  readonly role: iam.Role;
+  readonly nodes: readonly ClusterNode[];
+  readonly grantPrincipal: iam.IPrincipal;
+
+  constructor(scope: Construct, id: string, props: NodeGroupProps) {
+    super(scope, id);
+    validate(props);
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      description: `${props.clusterName} ${props.tier} nodes: SSM agent and their own secrets`,
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
+    });
+    this.grantPrincipal = this.role;
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
+      reason:
+        'AmazonSSMManagedInstanceCore is the AWS-maintained minimum for the SSM agent (Run Command, Session Manager); nodes have no SSH.',
+    });
+
+    const subnetCount = props.subnets.length;
+    this.nodes = Array.from({ length: props.nodeCount }, (_, index) => {
+      const name = `${props.tier}-${index + 1}`;
+      const subnet = props.subnets[index % subnetCount];
+      const privateIpAddress = props.fixedAddresses
+        ? hostAddress(
+            props.fixedAddresses.subnetCidrs[index % subnetCount],
+            props.fixedAddresses.offset + Math.floor(index / subnetCount),
+          )
+        : undefined;
+      const instance = new ec2.Instance(this, `Node${index + 1}`, {
+        vpc: props.vpc,
+        vpcSubnets: { subnets: [subnet] },
+        instanceType: props.instanceType,
+        machineImage: nodeImage(props.amiFamily, props.instanceType, props.amiId),
+        role: this.role,
+        securityGroup: props.securityGroup,
+        privateIpAddress,
+        requireImdsv2: true,
+        detailedMonitoring: true,
+        disableApiTermination: props.terminationProtection ?? false,
+        ebsOptimized: true,
+        blockDevices: [
+          {
+            deviceName: ROOT_DEVICE[props.amiFamily],
+            volume: ec2.BlockDeviceVolume.ebs(props.rootVolumeSizeGiB ?? 16, {
+              volumeType: ec2.EbsDeviceVolumeType.GP3,
+              encrypted: true,
+              kmsKey: props.encryptionKey,
+            }),
+          },
+        ],
+      });
+      Tags.of(instance).add('Name', `${props.clusterName}-${name}`);
+      Tags.of(instance).add(CLUSTER_TAG, props.clusterName);
+      Tags.of(instance).add(TIER_TAG, props.tier);
+      Tags.of(instance).add('pem-ha:node', name);
+      const node = { name, instance, privateIp: privateIpAddress ?? instance.instancePrivateIp };
+      this.addRecoveryAlarm(node);
+      return node;
+    });
+  }
+
+  /** StatusCheckFailed_System of a node: host failures that EC2 can recover from. */
+  metricSystemStatusCheckFailed(node: ClusterNode): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: 'AWS/EC2',
+      metricName: 'StatusCheckFailed_System',
+      dimensionsMap: { InstanceId: node.instance.instanceId },
+      statistic: 'Maximum',
+      period: Duration.minutes(1),
+    });
+  }
+
+  private addRecoveryAlarm(node: ClusterNode) {
+    const alarm = new cloudwatch.Alarm(this, `${node.instance.node.id}Recovery`, {
+      alarmDescription: `Recover ${node.name} onto healthy hardware when its host fails (same id, address and volumes).`,
+      metric: this.metricSystemStatusCheckFailed(node),
+      threshold: 1,
+      evaluationPeriods: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.MISSING,
+    });
+    alarm.addAlarmAction(new cwActions.Ec2Action(cwActions.Ec2InstanceAction.RECOVER));
+  }
+}
+
+/**
+ * A node security group whose only way out besides the cluster's own rules is
+ * HTTPS (AWS endpoints, package repositories) and HTTP (Ubuntu/Debian mirrors
+ * sign their indexes, so plain HTTP is how they are served).
+ */
+export function nodeSecurityGroup(
+  scope: Construct,
+  vpc: ec2.IVpc,
+  description: string,
+): ec2.SecurityGroup {
+  const group = new ec2.SecurityGroup(scope, 'SecurityGroup', {
+    vpc,
+    description,
+    allowAllOutbound: false,
+  });
+  group.addEgressRule(
+    ec2.Peer.anyIpv4(),
+    ec2.Port.tcp(443),
+    'HTTPS: AWS APIs and package repositories',
+  );
+  group.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(80), 'HTTP: signed OS package mirrors');
+  return group;
+}
+
+function validate(props: NodeGroupProps) {
+  if (!Number.isInteger(props.nodeCount) || props.nodeCount < 1) {
+    throw new Error(
+      `NodeGroup ${props.tier}: nodeCount must be a positive integer; got ${props.nodeCount}`,
+    );
+  }
+  if (props.subnets.length < 1) {
+    throw new Error(`NodeGroup ${props.tier}: subnets must hold at least one subnet; got none`);
+  }
+  if (props.fixedAddresses && props.fixedAddresses.subnetCidrs.length !== props.subnets.length) {
+    throw new Error(
+      `NodeGroup ${props.tier}: fixedAddresses.subnetCidrs must have one CIDR per subnet (${props.subnets.length}); got ${props.fixedAddresses.subnetCidrs.length}`,
+    );
+  }
+}

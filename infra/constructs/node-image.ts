@@ -1,0 +1,33 @@
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import type { AmiFamily } from '../config/load-config';
+
+/** The vendors' public SSM parameters: resolved by CloudFormation, no synth-time lookup. */
+const IMAGE_PARAMETERS: Record<AmiFamily, (arch: 'amd64' | 'arm64') => string> = {
+  'ubuntu-24.04': (arch) =>
+    `/aws/service/canonical/ubuntu/server/24.04/stable/current/${arch}/hvm/ebs-gp3/ami-id`,
+  'debian-12': (arch) => `/aws/service/debian/release/12/latest/${arch}`,
+};
+
+export function architectureOf(instanceType: ec2.InstanceType): 'amd64' | 'arm64' {
+  return instanceType.architecture === ec2.InstanceArchitecture.ARM_64 ? 'arm64' : 'amd64';
+}
+
+/** The image for an instance type: the pinned AMI when given, else the family's latest. */
+export function nodeImage(
+  family: AmiFamily,
+  instanceType: ec2.InstanceType,
+  pinnedAmiId?: string,
+): ec2.IMachineImage {
+  if (pinnedAmiId) {
+    return {
+      getImage: () => ({
+        imageId: pinnedAmiId,
+        osType: ec2.OperatingSystemType.LINUX,
+        userData: ec2.UserData.forLinux(),
+      }),
+    };
+  }
+  return ec2.MachineImage.fromSsmParameter(IMAGE_PARAMETERS[family](architectureOf(instanceType)), {
+    os: ec2.OperatingSystemType.LINUX,
+  });
+}

@@ -1,0 +1,122 @@
+import { CfnOutput, Duration, Size, Stack, StackProps } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Construct } from 'constructs';
+import type { PemHaConfig } from '../config/load-config';
+import { BackendTier } from '../constructs/backend-tier';
+import { ClusterSecrets, CredentialPurpose } from '../constructs/cluster-secrets';
+import { DatabaseEndpoints, READ_PORT, WRITE_PORT } from '../constructs/database-endpoints';
+import { EtcdTier } from '../constructs/etcd-tier';
+import { Network } from '../constructs/network';
+import { WebTier } from '../constructs/web-tier';
+
+export interface PemHaStackProps extends StackProps {
+  readonly config: PemHaConfig;
+}
+
+/** Wires the cluster's pieces together; every decision lives in the constructs. */
+export class PemHaStack extends Stack {
+  readonly etcd: EtcdTier;
+  readonly backend: BackendTier;
+  readonly endpoints: DatabaseEndpoints;
+  readonly web?: WebTier;
+
+  constructor(scope: Construct, id: string, props: PemHaStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const secrets = new ClusterSecrets(this, 'Secrets', {
+      clusterName: config.clusterName,
+      edbRepoTokenSecretName: config.pem?.edbRepoTokenSecretName,
+    });
+    const network = new Network(this, 'Network', {
+      network: config.network,
+      encryptionKey: secrets.key,
+    });
+    const placement = {
+      clusterName: config.clusterName,
+      vpc: network.vpc,
+      subnets: network.privateSubnets,
+      amiFamily: config.amiFamily,
+      amiId: config.amiId,
+      encryptionKey: secrets.key,
+    };
+
+    this.etcd = new EtcdTier(this, 'Etcd', {
+      ...placement,
+      subnetCidrs: network.privateSubnetCidrs,
+      nodeCount: config.etcd.nodeCount,
+      instanceType: new ec2.InstanceType(config.etcd.instanceType),
+    });
+    this.backend = new BackendTier(this, 'Backend', {
+      ...placement,
+      subnetCidrs: network.privateSubnetCidrs,
+      nodeCount: config.backend.nodeCount,
+      instanceType: new ec2.InstanceType(config.backend.instanceType),
+      dataVolumeSize: Size.gibibytes(config.backend.dataVolumeSizeGiB),
+    });
+    this.etcd.allowClientsFrom(this.backend);
+    this.endpoints = new DatabaseEndpoints(this, 'Endpoints', {
+      vpc: network.vpc,
+      subnets: network.privateSubnets,
+      backend: this.backend,
+      healthCheckInterval: Duration.seconds(config.healthCheck.intervalSeconds),
+      healthyThreshold: config.healthCheck.healthyThreshold,
+      unhealthyThreshold: config.healthCheck.unhealthyThreshold,
+      replicaMaxLagBytes: config.healthCheck.replicaMaxLagBytes,
+    });
+    for (const cidr of config.backend.clientCidrs) {
+      this.endpoints.allowClientsFrom(ec2.Peer.ipv4(cidr), `clients in ${cidr}`);
+      this.backend.allowDatabaseClient(
+        { connections: new ec2.Connections({ peer: ec2.Peer.ipv4(cidr) }) },
+        `multi-host clients in ${cidr}`,
+      );
+    }
+
+    const backendCredentials: CredentialPurpose[] = [
+      'patroniSuperuser',
+      'patroniReplication',
+      'patroniRewind',
+      'patroniRestApi',
+    ];
+    if (config.pem) {
+      this.web = new WebTier(this, 'Web', {
+        ...placement,
+        nodeCount: config.pem.web.nodeCount,
+        instanceType: new ec2.InstanceType(config.pem.web.instanceType),
+        internetFacing: config.pem.web.internetFacing,
+        certificateArn: config.pem.web.certificateArn,
+      });
+      this.backend.allowDatabaseClient(this.web, 'PEM web application');
+      this.endpoints.allowClientsFrom(this.web, 'PEM web application');
+      for (const cidr of config.pem.web.clientCidrs) {
+        this.web.allowBrowsersFrom(ec2.Peer.ipv4(cidr), `PEM users in ${cidr}`);
+      }
+      backendCredentials.push('pemSuperuser');
+      secrets.grantRead(this.web.group, ['pemSuperuser']);
+      secrets.grantReadEdbRepoToken(this.web.group);
+      secrets.grantReadEdbRepoToken(this.backend.group);
+      new CfnOutput(this, 'WebUrl', { value: this.web.url, description: 'PEM web UI' });
+    }
+    secrets.grantRead(this.backend.group, backendCredentials);
+
+    const nlbDns = this.endpoints.loadBalancer.loadBalancerDnsName;
+    new CfnOutput(this, 'WriteEndpoint', {
+      value: `${nlbDns}:${WRITE_PORT}`,
+      description: 'Current primary (NLB health check GET /primary)',
+    });
+    new CfnOutput(this, 'ReadEndpoint', {
+      value: `${nlbDns}:${READ_PORT}`,
+      description: 'Caught-up replicas (NLB health check GET /replica?lag=...)',
+    });
+    new CfnOutput(this, 'MultiHostConnectionString', {
+      value: this.backend.multiHostConnectionString(),
+      description: 'libpq URI of every backend; fails over in seconds without the NLB',
+    });
+    new CfnOutput(this, 'EtcdEndpoints', { value: this.etcd.clientEndpoints.join(',') });
+    for (const [purpose, name] of secrets.secretNames) {
+      new CfnOutput(this, `${purpose[0].toUpperCase()}${purpose.slice(1)}SecretName`, {
+        value: name,
+        description: 'Secrets Manager secret name (the value is never output)',
+      });
+    }
+  }
+}
