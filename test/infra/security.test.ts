@@ -1,0 +1,153 @@
+import { Template } from 'aws-cdk-lib/assertions';
+import { resourcesOf, synthStack } from '../helpers/synth';
+
+type Rule = {
+  CidrIp?: string;
+  FromPort?: number;
+  ToPort?: number;
+  SourceSecurityGroupId?: unknown;
+};
+
+/** Every ingress rule, inline or standalone, with the logical id of the group it opens. */
+function ingressRules(template: Template): Array<Rule & { group: string }> {
+  const rules: Array<Rule & { group: string }> = [];
+  for (const [id, sg] of Object.entries(resourcesOf(template, 'AWS::EC2::SecurityGroup'))) {
+    for (const rule of (sg.Properties.SecurityGroupIngress as Rule[] | undefined) ?? []) {
+      rules.push({ ...rule, group: id });
+    }
+  }
+  for (const ingress of Object.values(resourcesOf(template, 'AWS::EC2::SecurityGroupIngress'))) {
+    const props = ingress.Properties as Rule & { GroupId: { 'Fn::GetAtt': [string, string] } };
+    rules.push({ ...props, group: props.GroupId['Fn::GetAtt'][0] });
+  }
+  return rules;
+}
+
+const groupIdOf = (template: Template, descriptionPart: string) => {
+  const found = Object.entries(resourcesOf(template, 'AWS::EC2::SecurityGroup')).filter(([, sg]) =>
+    String(sg.Properties.GroupDescription).includes(descriptionPart),
+  );
+  expect(found).toHaveLength(1);
+  return found[0][0];
+};
+const sourceOf = (rule: Rule) =>
+  (rule.SourceSecurityGroupId as { 'Fn::GetAtt': [string] })?.['Fn::GetAtt'][0];
+
+describe('network exposure', () => {
+  it('opens nothing to 0.0.0.0/0 and nothing on SSH, with every client network configured', () => {
+    // Given client networks for the database and the web UI
+    const { template } = synthStack({
+      databaseClientCidrs: '10.0.0.0/8',
+      webClientCidrs: '192.168.0.0/16',
+    });
+    // Then no ingress rule is open to the world, and port 22 is never opened
+    const rules = ingressRules(template);
+    expect(rules.length).toBeGreaterThan(5);
+    for (const rule of rules) {
+      expect(rule.CidrIp).not.toBe('0.0.0.0/0');
+      expect(rule.FromPort! <= 22 && rule.ToPort! >= 22).toBe(false);
+    }
+    // And the configured networks reach exactly the endpoints they were given
+    const cidrPorts = (cidr: string) =>
+      rules
+        .filter((rule) => rule.CidrIp === cidr)
+        .map((rule) => rule.FromPort)
+        .sort();
+    expect(cidrPorts('10.0.0.0/8')).toEqual([5432, 5432, 5433]);
+    expect(cidrPorts('192.168.0.0/16')).toEqual([443]);
+  });
+
+  it('admits etcd clients only from the backend tier and peers only from etcd members', () => {
+    const { template } = synthStack();
+    const etcd = groupIdOf(template, 'etcd members');
+    const backend = groupIdOf(template, 'Patroni/PostgreSQL');
+    const intoEtcd = ingressRules(template).filter((rule) => rule.group === etcd);
+    expect(intoEtcd.map((rule) => [rule.FromPort, sourceOf(rule)]).sort()).toEqual([
+      [2379, backend],
+      [2380, etcd],
+    ]);
+  });
+
+  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier and peers', () => {
+    const { template } = synthStack();
+    const backend = groupIdOf(template, 'Patroni/PostgreSQL');
+    const nlb = groupIdOf(template, 'database endpoints');
+    const web = groupIdOf(template, 'PEM web instances');
+    const intoBackend = ingressRules(template)
+      .filter((rule) => rule.group === backend)
+      .map((rule) => `${rule.FromPort} from ${sourceOf(rule) ?? rule.CidrIp}`)
+      .sort();
+    expect(intoBackend).toEqual(
+      [
+        `5432 from ${nlb}`,
+        `5432 from ${web}`,
+        `5432 from ${backend}`,
+        `8008 from ${nlb}`,
+        `8008 from ${backend}`,
+      ].sort(),
+    );
+  });
+});
+
+describe('instance hygiene', () => {
+  const { template } = synthStack();
+  const instances = Object.values(resourcesOf(template, 'AWS::EC2::Instance')).map(
+    (r) => r.Properties,
+  );
+  const launchTemplates = Object.values(resourcesOf(template, 'AWS::EC2::LaunchTemplate')).map(
+    (r) => r.Properties.LaunchTemplateData as { MetadataOptions: { HttpTokens: string } },
+  );
+
+  it('runs 3 etcd, 3 backend and 2 web instances by default', () => {
+    const tierOf = (props: Record<string, unknown>) =>
+      (props.Tags as Array<{ Key: string; Value: string }>).find((tag) => tag.Key === 'pem-ha:tier')
+        ?.Value;
+    const counts = instances.reduce<Record<string, number>>((acc, props) => {
+      const tier = tierOf(props) ?? 'none';
+      acc[tier] = (acc[tier] ?? 0) + 1;
+      return acc;
+    }, {});
+    expect(counts).toEqual({ etcd: 3, backend: 3, web: 2 });
+  });
+
+  it('requires IMDSv2 on every instance', () => {
+    expect(launchTemplates).toHaveLength(instances.length);
+    for (const data of launchTemplates) expect(data.MetadataOptions.HttpTokens).toBe('required');
+  });
+
+  it('has no key pair, monitors in detail and encrypts every volume', () => {
+    for (const props of instances) {
+      expect(props.KeyName).toBeUndefined();
+      expect(props.Monitoring).toBe(true);
+      for (const mapping of props.BlockDeviceMappings as Array<{ Ebs: Record<string, unknown> }>) {
+        expect(mapping.Ebs).toMatchObject({ Encrypted: true, VolumeType: 'gp3' });
+      }
+    }
+    const volumes = Object.values(resourcesOf(template, 'AWS::EC2::Volume')).map(
+      (r) => r.Properties,
+    );
+    expect(volumes).toHaveLength(3);
+    for (const volume of volumes)
+      expect(volume).toMatchObject({ Encrypted: true, VolumeType: 'gp3', Size: 100 });
+  });
+
+  it('protects data nodes from termination and gives every node an EC2 recovery alarm', () => {
+    for (const props of instances) expect(props.DisableApiTermination).toBe(true);
+    const recoveryAlarms = Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).filter(
+      (alarm) => JSON.stringify(alarm.Properties.AlarmActions ?? []).includes(':ec2:recover'),
+    );
+    expect(recoveryAlarms).toHaveLength(instances.length);
+  });
+
+  it('gives the instance roles the SSM agent policy', () => {
+    const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role')).filter((role) =>
+      JSON.stringify(role.Properties.AssumeRolePolicyDocument).includes('ec2.amazonaws.com'),
+    );
+    expect(roles).toHaveLength(3);
+    for (const role of roles) {
+      expect(JSON.stringify(role.Properties.ManagedPolicyArns)).toContain(
+        'AmazonSSMManagedInstanceCore',
+      );
+    }
+  });
+});
