@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { ConfigError, describeGiven, InvalidValue, Setting } from './setting';
 import { SETTINGS, SettingName } from './schema';
 
@@ -155,6 +156,7 @@ function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaCo
     );
   }
   const pemEnabled = get<boolean>('pemEnabled');
+  checkPinnedImageArchitecture(get, pemEnabled, problems);
   if (get<boolean>('webInternetFacing') && network.kind === 'imported' && pemEnabled) {
     problems.push(
       'webInternetFacing: must be false with an imported VPC (vpcId), whose public subnets pem-ha does not know; got true',
@@ -201,6 +203,33 @@ function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaCo
         }
       : undefined,
   };
+}
+
+/** One AMI serves one CPU architecture; every tier it pins must share it. */
+function checkPinnedImageArchitecture(
+  get: <T>(name: SettingName) => T,
+  pemEnabled: boolean,
+  problems: string[],
+) {
+  const amiId = get<string | undefined>('amiId');
+  if (!amiId) return;
+  const tiers: SettingName[] = ['etcdInstanceType', 'backendInstanceType'];
+  if (pemEnabled) tiers.push('webInstanceType');
+  const byArchitecture = new Map<string, string[]>();
+  for (const name of tiers) {
+    const type = get<string>(name);
+    const architecture = new ec2.InstanceType(type).architecture;
+    byArchitecture.set(architecture, [
+      ...(byArchitecture.get(architecture) ?? []),
+      `${name}=${type}`,
+    ]);
+  }
+  if (byArchitecture.size > 1) {
+    const described = [...byArchitecture].map(([arch, types]) => `${arch}: ${types.join(', ')}`);
+    problems.push(
+      `amiId: one AMI serves one architecture, so every instance type must be all x86_64 or all arm64 when it is set; got ${amiId} with ${described.join('; ')}`,
+    );
+  }
 }
 
 /** Patroni's own rules for its timing settings (see its dynamic configuration docs). */

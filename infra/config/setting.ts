@@ -29,7 +29,8 @@ export function describeGiven(raw: unknown): string {
 }
 
 function toInteger(raw: unknown): number {
-  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  // Plain decimal digits only: Number() would also take '0x5', '1e1' or '5.'.
+  const value = typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw new InvalidValue('not an integer');
   }
@@ -45,7 +46,7 @@ export function integer(opts: {
   unit?: string;
 }): Setting<number> {
   const unit = opts.unit ? ` ${opts.unit}` : '';
-  const allowed = `${opts.odd ? 'odd integer' : 'integer'} from ${opts.min} to ${opts.max}${unit}`;
+  const allowed = `${opts.odd ? 'an odd integer' : 'an integer'} from ${opts.min} to ${opts.max}${unit}`;
   return {
     description: opts.description,
     allowed,
@@ -82,6 +83,8 @@ export function oneOf<T extends string | number>(opts: {
     allowed: `one of ${opts.values.map((v) => String(v)).join(', ')}`,
     defaultValue: opts.defaultValue,
     parse(raw) {
+      // Only scalars: String([17]) is '17', so a JSON array would otherwise match.
+      if (typeof raw !== 'string' && typeof raw !== 'number') throw new InvalidValue('not allowed');
       const match = opts.values.find((v) => String(v) === String(raw));
       if (match === undefined) throw new InvalidValue('not allowed');
       return match;
