@@ -101,20 +101,10 @@ export class DatabaseEndpoints extends Construct implements ec2.IConnectable {
     this.addPrimaryAlarms();
   }
 
-  /** Admits a client network or peer to both endpoints. */
-  allowClientsFrom(peer: ec2.IPeer | ec2.IConnectable, description: string): void {
-    const connectable =
-      'connections' in peer ? peer : { connections: new ec2.Connections({ peer }) };
-    this.connections.allowFrom(
-      connectable,
-      ec2.Port.tcp(WRITE_PORT),
-      `${description} (write endpoint)`,
-    );
-    this.connections.allowFrom(
-      connectable,
-      ec2.Port.tcp(READ_PORT),
-      `${description} (read endpoint)`,
-    );
+  /** Admits a client network (`ec2.Peer.ipv4`) or a connectable to both endpoints. */
+  allowClientsFrom(client: ec2.IConnectable, description: string): void {
+    this.connections.allowFrom(client, ec2.Port.tcp(WRITE_PORT), `${description} (write endpoint)`);
+    this.connections.allowFrom(client, ec2.Port.tcp(READ_PORT), `${description} (read endpoint)`);
   }
 
   /** Healthy targets behind the write endpoint: exactly 1 when all is well. */

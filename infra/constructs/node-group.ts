@@ -93,7 +93,7 @@ export class NodeGroup extends Construct implements iam.IGrantable {
         vpc: props.vpc,
         vpcSubnets: { subnets: [subnet] },
         instanceType: props.instanceType,
-        machineImage: nodeImage(props.amiFamily, props.instanceType, props.amiId),
+        machineImage: nodeImage(this, props.amiFamily, props.instanceType, props.amiId),
         role: this.role,
         securityGroup: props.securityGroup,
         privateIpAddress,
@@ -112,6 +112,13 @@ export class NodeGroup extends Construct implements iam.IGrantable {
           },
         ],
       });
+      if (props.amiId) {
+        Validations.of(instance).acknowledge({
+          id: 'CloudFormation-Validate::W9010',
+          reason:
+            'The amiId setting pins the image on purpose (a re-resolved latest image would replace every node on the next deploy); it is the PinnedAmiId stack parameter, overridable at deploy time.',
+        });
+      }
       Tags.of(instance).add('Name', `${props.clusterName}-${name}`);
       Tags.of(instance).add(CLUSTER_TAG, props.clusterName);
       Tags.of(instance).add(TIER_TAG, props.tier);

@@ -1,4 +1,6 @@
+import { CfnParameter, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { Construct } from 'constructs';
 import type { AmiFamily } from '../config/load-config';
 
 /** The vendors' public SSM parameters: resolved by CloudFormation, no synth-time lookup. */
@@ -8,20 +10,34 @@ const IMAGE_PARAMETERS: Record<AmiFamily, (arch: 'amd64' | 'arm64') => string> =
   'debian-12': (arch) => `/aws/service/debian/release/12/latest/${arch}`,
 };
 
+export const PINNED_AMI_PARAMETER = 'PinnedAmiId';
+
 export function architectureOf(instanceType: ec2.InstanceType): 'amd64' | 'arm64' {
   return instanceType.architecture === ec2.InstanceArchitecture.ARM_64 ? 'arm64' : 'amd64';
 }
 
-/** The image for an instance type: the pinned AMI when given, else the family's latest. */
+/**
+ * The image for an instance type: the pinned AMI when given (as one stack
+ * parameter, so the template stays portable), else the family's latest.
+ */
 export function nodeImage(
+  scope: Construct,
   family: AmiFamily,
   instanceType: ec2.InstanceType,
   pinnedAmiId?: string,
 ): ec2.IMachineImage {
   if (pinnedAmiId) {
+    const stack = Stack.of(scope);
+    const parameter =
+      (stack.node.tryFindChild(PINNED_AMI_PARAMETER) as CfnParameter | undefined) ??
+      new CfnParameter(stack, PINNED_AMI_PARAMETER, {
+        type: 'AWS::EC2::Image::Id',
+        default: pinnedAmiId,
+        description: 'AMI of every node (the amiId setting)',
+      });
     return {
       getImage: () => ({
-        imageId: pinnedAmiId,
+        imageId: parameter.valueAsString,
         osType: ec2.OperatingSystemType.LINUX,
         userData: ec2.UserData.forLinux(),
       }),

@@ -65,10 +65,7 @@ export class PemHaStack extends Stack {
     });
     for (const cidr of config.backend.clientCidrs) {
       this.endpoints.allowClientsFrom(ec2.Peer.ipv4(cidr), `clients in ${cidr}`);
-      this.backend.allowDatabaseClient(
-        { connections: new ec2.Connections({ peer: ec2.Peer.ipv4(cidr) }) },
-        `multi-host clients in ${cidr}`,
-      );
+      this.backend.allowDatabaseClient(ec2.Peer.ipv4(cidr), `multi-host clients in ${cidr}`);
     }
 
     const backendCredentials: CredentialPurpose[] = [

@@ -215,7 +215,11 @@ describe('machine images', () => {
   it('pins every node to a given AMI without any lookup', () => {
     const { template } = synthStack({ amiId: 'ami-0123456789abcdef0' });
     expect(imageParametersOf(template)).toEqual([]);
-    template.allResourcesProperties('AWS::EC2::Instance', { ImageId: 'ami-0123456789abcdef0' });
+    template.hasParameter('PinnedAmiId', {
+      Type: 'AWS::EC2::Image::Id',
+      Default: 'ami-0123456789abcdef0',
+    });
+    template.allResourcesProperties('AWS::EC2::Instance', { ImageId: { Ref: 'PinnedAmiId' } });
   });
 });
 
