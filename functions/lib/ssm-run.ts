@@ -1,0 +1,246 @@
+import {
+  GetCommandInvocationCommand,
+  SendCommandCommand,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
+
+/** Characters of stdout/stderr kept: enough to diagnose, small enough for a Step Functions cause. */
+export const TAIL_CHARS = 2000;
+/** SendCommand's `TimeoutSeconds` range: how long the command may wait to be delivered and start. */
+export const MIN_TIMEOUT_SECONDS = 30;
+export const MAX_TIMEOUT_SECONDS = 2_592_000;
+const INSTANCE_ID = /^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$/;
+const MAX_COMMENT_CHARS = 100;
+
+export interface CommandRequest {
+  readonly instanceId: string;
+  /** The cluster member's name (e.g. `etcd-1`), shown in errors and logs. */
+  readonly nodeName: string;
+  readonly documentName: string;
+  readonly parameters?: Record<string, string[]>;
+  readonly timeoutSeconds: number;
+  readonly comment?: string;
+  /** The step to report on: GetCommandInvocation requires it when the document has several steps. */
+  readonly pluginName?: string;
+}
+
+/** Serializable handle to one command on one node (Step Functions carries it between polls). */
+export type CommandRef = Pick<CommandRequest, 'instanceId' | 'nodeName' | 'pluginName'> & {
+  readonly commandId: string;
+};
+
+export type PollResult =
+  | { readonly state: 'running'; readonly status: string }
+  | { readonly state: 'succeeded'; readonly stdoutTail: string };
+
+export interface WaitOptions {
+  readonly pollIntervalMs: number;
+  readonly maxWaitMs: number;
+  readonly sleep: (ms: number) => Promise<void>;
+  /** Clock for the time bound; defaults to `Date.now`. */
+  readonly now?: () => number;
+}
+
+/** A request is malformed; raised before any AWS call. */
+export class InvalidRequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidRequestError';
+  }
+}
+
+type NodeRef = Pick<CommandRef, 'nodeName' | 'instanceId'> & { readonly commandId?: string };
+type Outcome = Pick<SsmRunError, 'status' | 'statusDetails' | 'responseCode' | 'stderrTail'>;
+
+/** Step Functions Retry/Catch match `name`: each class sets it literally (minifier-proof). */
+export abstract class SsmRunError extends Error {
+  readonly nodeName: string;
+  readonly instanceId: string;
+  /** Absent only when SendCommand itself was refused. */
+  readonly commandId?: string;
+  readonly status: string;
+  readonly statusDetails?: string;
+  readonly responseCode?: number;
+  /** The last {@link TAIL_CHARS} characters of stderr, control characters removed. */
+  readonly stderrTail: string;
+
+  protected constructor(node: NodeRef, outcome: Outcome, what: string, cause?: unknown) {
+    const command = node.commandId ? `command ${node.commandId} ` : '';
+    const details = outcome.statusDetails ? ` (${outcome.statusDetails})` : '';
+    const code = outcome.responseCode !== undefined ? `, exit code ${outcome.responseCode}` : '';
+    const stderr = outcome.stderrTail ? `\n${outcome.stderrTail}` : ' (empty)';
+    super(
+      `${node.nodeName} (${node.instanceId}): ${command}${what}; ` +
+        `status ${outcome.status}${details}${code}; stderr tail:${stderr}`,
+      cause === undefined ? undefined : { cause },
+    );
+    this.nodeName = node.nodeName;
+    this.instanceId = node.instanceId;
+    this.commandId = node.commandId;
+    this.status = outcome.status;
+    this.statusDetails = outcome.statusDetails;
+    this.responseCode = outcome.responseCode;
+    this.stderrTail = outcome.stderrTail;
+  }
+}
+
+export class CommandFailedError extends SsmRunError {
+  constructor(ref: CommandRef, outcome: Outcome) {
+    super(ref, outcome, 'failed');
+    this.name = 'CommandFailedError';
+  }
+}
+
+/** SSM timed the command out, or it was still running when our wait bound ran out. */
+export class CommandTimedOutError extends SsmRunError {
+  constructor(ref: CommandRef, outcome: Outcome, what = 'timed out in SSM') {
+    super(ref, outcome, what);
+    this.name = 'CommandTimedOutError';
+  }
+}
+
+export class CommandCancelledError extends SsmRunError {
+  constructor(ref: CommandRef, outcome: Outcome) {
+    super(ref, outcome, 'was cancelled');
+    this.name = 'CommandCancelledError';
+  }
+}
+
+/** SendCommand said InvalidInstanceId: the node is not registered with SSM (yet). Retryable. */
+export class NodeNotManagedError extends SsmRunError {
+  constructor(node: NodeRef, cause: unknown) {
+    const outcome = { status: 'InvalidInstanceId', stderrTail: '' };
+    super(node, outcome, 'is not a managed node in SSM yet, nothing was sent', cause);
+    this.name = 'NodeNotManagedError';
+  }
+}
+
+/** The last {@link TAIL_CHARS} characters, without control characters but newline and tab. */
+export function tail(text: string | undefined): string {
+  const kept = Array.from(text ?? '').filter((c) =>
+    c >= ' ' ? c !== '\x7f' : c === '\n' || c === '\t',
+  );
+  return kept.slice(-TAIL_CHARS).join('');
+}
+
+function check(field: string, ok: boolean, allowed: string, value: unknown): void {
+  const given = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  if (!ok) throw new InvalidRequestError(`${field} must be ${allowed}; given ${given}`);
+}
+
+const isText = (value: unknown): value is string =>
+  typeof value === 'string' && value.trim() !== '';
+const isName = (value: unknown) => isText(value) && !/\s/.test(value);
+const errorName = (error: unknown) => (error as { name?: unknown } | undefined)?.name;
+
+export function validateRequest(request: CommandRequest): void {
+  const { instanceId, nodeName, documentName, timeoutSeconds: seconds, comment } = request;
+  check(
+    'instanceId',
+    INSTANCE_ID.test(String(instanceId)),
+    'i- and 8 or 17 hex digits',
+    instanceId,
+  );
+  check('nodeName', isText(nodeName), 'a non-empty string', nodeName);
+  check('documentName', isName(documentName), 'an SSM document name or ARN', documentName);
+  const inRange = seconds >= MIN_TIMEOUT_SECONDS && seconds <= MAX_TIMEOUT_SECONDS;
+  const range = `an integer from ${MIN_TIMEOUT_SECONDS} to ${MAX_TIMEOUT_SECONDS}`;
+  check('timeoutSeconds', Number.isInteger(seconds) && inRange, range, seconds);
+  for (const [key, values] of Object.entries(request.parameters ?? {})) {
+    const ok = Array.isArray(values) && values.every((v) => typeof v === 'string');
+    check(`parameters.${key}`, ok, 'an array of strings', JSON.stringify(values));
+  }
+  const shortComment =
+    comment === undefined || (typeof comment === 'string' && comment.length <= MAX_COMMENT_CHARS);
+  check('comment', shortComment, `at most ${MAX_COMMENT_CHARS} characters`, comment);
+  const { pluginName } = request;
+  check('pluginName', pluginName === undefined || isName(pluginName), 'a step name', pluginName);
+}
+
+/** Sends the document to one node; the node not being managed yet is a NodeNotManagedError. */
+export async function startCommand(ssm: SSMClient, request: CommandRequest): Promise<CommandRef> {
+  validateRequest(request);
+  const { instanceId, nodeName, pluginName } = request;
+  const sent = await ssm
+    .send(
+      new SendCommandCommand({
+        InstanceIds: [instanceId],
+        DocumentName: request.documentName,
+        Parameters: request.parameters,
+        TimeoutSeconds: request.timeoutSeconds,
+        Comment: request.comment,
+      }),
+    )
+    .catch((error: unknown) => {
+      if (errorName(error) !== 'InvalidInstanceId') throw error;
+      throw new NodeNotManagedError({ nodeName, instanceId }, error);
+    });
+  const commandId = sent.Command?.CommandId;
+  if (!commandId) throw new Error(`SendCommand for ${nodeName} (${instanceId}) gave no CommandId`);
+  return { commandId, instanceId, nodeName, ...(pluginName !== undefined && { pluginName }) };
+}
+
+/** One GetCommandInvocation: running, succeeded, or a named error. */
+export async function pollCommand(ssm: SSMClient, ref: CommandRef): Promise<PollResult> {
+  const { commandId: CommandId, instanceId: InstanceId, pluginName: PluginName } = ref;
+  const out = await ssm
+    .send(new GetCommandInvocationCommand({ CommandId, InstanceId, PluginName }))
+    .catch((error: unknown) => {
+      // Eventual consistency: the invocation may not be visible right after SendCommand.
+      if (errorName(error) === 'InvocationDoesNotExist') return undefined;
+      throw error;
+    });
+  if (!out) return { state: 'running', status: 'InvocationDoesNotExist' };
+  const status = out.Status ?? 'Unknown';
+  // -1: the command has not started on the node (or was never delivered).
+  const code =
+    out.ResponseCode !== undefined && out.ResponseCode >= 0 ? out.ResponseCode : undefined;
+  const outcome = {
+    status,
+    statusDetails: out.StatusDetails,
+    responseCode: code,
+    stderrTail: tail(out.StandardErrorContent),
+  };
+  switch (status) {
+    case 'Pending':
+    case 'InProgress':
+    case 'Delayed':
+      return { state: 'running', status };
+    case 'Success':
+      if (code) throw new CommandFailedError(ref, outcome);
+      return { state: 'succeeded', stdoutTail: tail(out.StandardOutputContent) };
+    case 'Failed':
+      throw new CommandFailedError(ref, outcome);
+    case 'TimedOut':
+      throw new CommandTimedOutError(ref, outcome);
+    case 'Cancelled':
+    case 'Cancelling':
+      throw new CommandCancelledError(ref, outcome);
+    default:
+      throw new Error(`${ref.nodeName}: command ${CommandId} has unknown status ${status}`);
+  }
+}
+
+/** Sends and waits; `maxWaitMs` bounds both the number of polls and the elapsed time. */
+export async function runCommand(
+  ssm: SSMClient,
+  request: CommandRequest,
+  options: WaitOptions,
+): Promise<CommandRef & { readonly stdoutTail: string }> {
+  const { pollIntervalMs, maxWaitMs, sleep, now = Date.now } = options;
+  for (const [field, ms] of Object.entries({ pollIntervalMs, maxWaitMs })) {
+    check(field, Number.isFinite(ms) && ms > 0, 'a positive number of milliseconds', ms);
+  }
+  const ref = await startCommand(ssm, request);
+  const started = now();
+  const maxPolls = Math.ceil(maxWaitMs / pollIntervalMs);
+  let status = 'Pending';
+  for (let poll = 0; poll < maxPolls && now() - started < maxWaitMs; poll++) {
+    await sleep(pollIntervalMs);
+    const result = await pollCommand(ssm, ref);
+    if (result.state === 'succeeded') return { ...ref, stdoutTail: result.stdoutTail };
+    status = result.status;
+  }
+  const what = `was still running when our ${maxWaitMs} ms wait bound ran out`;
+  throw new CommandTimedOutError(ref, { status, stderrTail: '' }, what);
+}
