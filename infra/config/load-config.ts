@@ -4,6 +4,13 @@ import { ConfigError, describeGiven, InvalidValue, Setting } from './setting';
 import { SETTINGS, SettingName } from './schema';
 
 export type AmiFamily = 'ubuntu-24.04' | 'debian-12';
+export type PackageSource = 'pgdg' | 'os';
+
+/** The PostgreSQL major each family's own repositories carry. */
+export const OS_POSTGRES_MAJOR: Record<AmiFamily, number> = {
+  'ubuntu-24.04': 16,
+  'debian-12': 15,
+};
 
 export type NetworkConfig =
   | {
@@ -42,6 +49,7 @@ export interface PemHaConfig {
     readonly instanceType: string;
     readonly dataVolumeSizeGiB: number;
     readonly postgresMajorVersion: number;
+    readonly packageSource: PackageSource;
     readonly clientCidrs: readonly string[];
   };
   readonly patroni: PatroniTiming & {
@@ -155,6 +163,7 @@ function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaCo
       `availabilityZones: must all be in region ${region}; got ${describeGiven(zones)}`,
     );
   }
+  checkOsPackages(get, problems);
   const pemEnabled = get<boolean>('pemEnabled');
   checkPinnedImageArchitecture(get, pemEnabled, problems);
   if (get<boolean>('webInternetFacing') && network.kind === 'imported' && pemEnabled) {
@@ -177,6 +186,7 @@ function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaCo
       instanceType: get('backendInstanceType'),
       dataVolumeSizeGiB: get('dataVolumeSizeGiB'),
       postgresMajorVersion: get('postgresMajorVersion'),
+      packageSource: get('postgresPackageSource'),
       clientCidrs: get('databaseClientCidrs'),
     },
     patroni: {
@@ -203,6 +213,18 @@ function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaCo
         }
       : undefined,
   };
+}
+
+/** The operating system's own repositories carry one PostgreSQL major. */
+function checkOsPackages(get: <T>(name: SettingName) => T, problems: string[]) {
+  if (get<PackageSource>('postgresPackageSource') !== 'os') return;
+  const family = get<AmiFamily>('amiFamily');
+  const major = get<number>('postgresMajorVersion');
+  if (OS_POSTGRES_MAJOR[family] !== major) {
+    problems.push(
+      `postgresPackageSource: os gives PostgreSQL ${OS_POSTGRES_MAJOR[family]} on ${family}, so postgresMajorVersion must be ${OS_POSTGRES_MAJOR[family]} with it; got postgresMajorVersion ${major}`,
+    );
+  }
 }
 
 /** One AMI serves one CPU architecture; every tier it pins must share it. */

@@ -124,6 +124,12 @@ export const SETTINGS = {
     defaultValue: 17,
     values: [14, 15, 16, 17, 18],
   }),
+  postgresPackageSource: oneOf({
+    description:
+      "Where PostgreSQL and Patroni come from: the PGDG apt repository, or the operating system's own packages (PostgreSQL 15 on debian-12, 16 on ubuntu-24.04; the local rig uses these).",
+    defaultValue: 'pgdg',
+    values: ['pgdg', 'os'],
+  }),
   amiFamily: oneOf({
     description:
       "Operating system of every node; the AMI is resolved at deploy time from the vendor's public SSM parameter.",

@@ -7,6 +7,7 @@ import { ClusterSecrets, CredentialPurpose } from '../constructs/cluster-secrets
 import { DatabaseEndpoints, READ_PORT, WRITE_PORT } from '../constructs/database-endpoints';
 import { EtcdTier } from '../constructs/etcd-tier';
 import { Network } from '../constructs/network';
+import { NodeDocuments } from '../constructs/node-documents';
 import { WebTier } from '../constructs/web-tier';
 
 export interface PemHaStackProps extends StackProps {
@@ -19,6 +20,7 @@ export class PemHaStack extends Stack {
   readonly backend: BackendTier;
   readonly endpoints: DatabaseEndpoints;
   readonly web?: WebTier;
+  readonly documents: NodeDocuments;
 
   constructor(scope: Construct, id: string, props: PemHaStackProps) {
     super(scope, id, props);
@@ -94,6 +96,19 @@ export class PemHaStack extends Stack {
       new CfnOutput(this, 'WebUrl', { value: this.web.url, description: 'PEM web UI' });
     }
     secrets.grantRead(this.backend.group, backendCredentials);
+
+    this.documents = new NodeDocuments(this, 'NodeDocuments', {
+      clusterName: config.clusterName,
+      postgresMajorVersion: config.backend.postgresMajorVersion,
+      packageSource: config.backend.packageSource,
+      etcdMembers: this.etcd.nodes.map((node) => ({ name: node.name, address: node.privateIp })),
+      backendAddresses: this.backend.nodes.map((node) => node.privateIp),
+      trustedCidrs: network.privateSubnetCidrs,
+      clientCidrs: config.backend.clientCidrs,
+      patroni: config.patroni,
+      secretPrefix: config.clusterName,
+      edbRepoTokenSecretName: config.pem?.edbRepoTokenSecretName,
+    });
 
     const nlbDns = this.endpoints.loadBalancer.loadBalancerDnsName;
     new CfnOutput(this, 'WriteEndpoint', {

@@ -74,6 +74,7 @@ const BAD_VALUES: Record<SettingName, { raw: unknown; given: string }> = {
   backendInstanceType: { raw: 'm6i', given: '"m6i"' },
   dataVolumeSizeGiB: { raw: '10.5', given: '"10.5"' },
   postgresMajorVersion: { raw: 13, given: '13' },
+  postgresPackageSource: { raw: 'yum', given: '"yum"' },
   amiFamily: { raw: 'ubuntu-22.04', given: '"ubuntu-22.04"' },
   amiId: { raw: 'ami-123', given: '"ami-123"' },
   webNodeCount: { raw: 0, given: '0' },
@@ -117,6 +118,7 @@ describe('loadConfig', () => {
           instanceType: 'm6i.large',
           dataVolumeSizeGiB: 100,
           postgresMajorVersion: 17,
+          packageSource: 'pgdg',
           clientCidrs: [],
         },
         patroni: {
@@ -578,6 +580,28 @@ describe('loadConfig', () => {
       });
       // Then the AMI is kept
       expect(config.amiId).toBe('ami-0123456789abcdef0');
+    });
+  });
+
+  describe('OS packages', () => {
+    it("refuses the OS's own PostgreSQL when it is not the configured major", () => {
+      // Given Debian 12, whose own PostgreSQL is 15, and the default major 17
+      const error = configErrorOf({ amiFamily: 'debian-12', postgresPackageSource: 'os' });
+      // Then the problem names the setting, what the OS gives and what was asked
+      expect(error.problems).toEqual([
+        'postgresPackageSource: os gives PostgreSQL 15 on debian-12, so postgresMajorVersion must be 15 with it; got postgresMajorVersion 17',
+      ]);
+    });
+
+    it.each([
+      ['debian-12', '15'],
+      ['ubuntu-24.04', '16'],
+    ])("accepts the OS's own PostgreSQL on %s with major %s", (amiFamily, major) => {
+      const config = load({ amiFamily, postgresPackageSource: 'os', postgresMajorVersion: major });
+      expect(config.backend).toMatchObject({
+        packageSource: 'os',
+        postgresMajorVersion: Number(major),
+      });
     });
   });
 

@@ -1,4 +1,5 @@
 import {
+  type CommandInvocationStatus,
   GetCommandInvocationCommand,
   InvalidInstanceId,
   InvocationDoesNotExist,
@@ -109,7 +110,7 @@ describe('pollCommand', () => {
     });
   });
 
-  test.each(['Pending', 'InProgress', 'Delayed'])(
+  test.each<CommandInvocationStatus>(['Pending', 'InProgress', 'Delayed'])(
     'Given status %s, when polled, then it is still running',
     async (Status) => {
       ssm.on(GetCommandInvocationCommand).resolves({ Status, ResponseCode: -1 });
@@ -155,7 +156,7 @@ describe('pollCommand', () => {
     await expect(pollCommand(client, ref)).rejects.toBeInstanceOf(CommandFailedError);
   });
 
-  test.each([
+  test.each<[CommandInvocationStatus, new (...args: never[]) => Error, string]>([
     ['TimedOut', CommandTimedOutError, 'CommandTimedOutError'],
     ['Cancelled', CommandCancelledError, 'CommandCancelledError'],
     ['Cancelling', CommandCancelledError, 'CommandCancelledError'],

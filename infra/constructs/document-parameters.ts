@@ -1,0 +1,56 @@
+/**
+ * The parameters node documents take, each with the pattern SSM enforces
+ * before a command runs. SSM pastes values into the script text, so every
+ * pattern excludes quotes, `$`, backticks and newlines: a value can only ever
+ * be data inside the single-quoted assignment the preamble makes of it.
+ */
+
+const IPV4 = String.raw`(?:\d{1,3}\.){3}\d{1,3}`;
+const listOf = (item: string) => `^${item}(?:,${item})*$`;
+const optionalListOf = (item: string) => `^(?:${item}(?:,${item})*)?$`;
+
+export const PATTERNS = {
+  name: '^[a-z][a-z0-9-]{0,62}$',
+  ipv4: `^${IPV4}$`,
+  ipv4List: listOf(IPV4),
+  cidrList: optionalListOf(`${IPV4}/\\d{1,2}`),
+  hostPortList: listOf(`${IPV4}:\\d{1,5}`),
+  initialCluster: listOf(`[a-z][a-z0-9-]*=https://${IPV4}:2380`),
+  integer: String.raw`^\d{1,13}$`,
+  volumeId: '^vol-[0-9a-f]{8,17}$',
+  secretName: '^[A-Za-z0-9/_+=.@-]{1,512}$',
+  identities: '^[a-z-]+(?:,[a-z-]+)*$',
+  base64OrDash: '^(?:-|[A-Za-z0-9+/=]{4,50000})$',
+} as const;
+
+export interface DocumentParameter {
+  /** SSM parameter name, e.g. `MemberName`. */
+  readonly name: string;
+  readonly description: string;
+  readonly allowedPattern?: string;
+  readonly allowedValues?: readonly string[];
+  /** Absent: the caller must pass a value. */
+  readonly default?: string;
+}
+
+/** `MemberName` -> `MEMBER_NAME`: the shell variable a parameter becomes. */
+export function shellVariable(parameterName: string): string {
+  return parameterName.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/** Checks a default against its own pattern: a bad default fails synth, not a node. */
+export function checkDefault(document: string, parameter: DocumentParameter): void {
+  const value = parameter.default;
+  if (value === undefined) return;
+  const patternOk =
+    parameter.allowedPattern === undefined || new RegExp(parameter.allowedPattern).test(value);
+  const valueOk = parameter.allowedValues === undefined || parameter.allowedValues.includes(value);
+  if (!patternOk || !valueOk) {
+    const allowed = parameter.allowedValues
+      ? `one of ${parameter.allowedValues.join(', ')}`
+      : `text matching ${parameter.allowedPattern}`;
+    throw new Error(
+      `NodeDocuments ${document}: parameter ${parameter.name} must be ${allowed}; got ${JSON.stringify(value)}`,
+    );
+  }
+}

@@ -1,0 +1,72 @@
+# etcd: this member's configuration with client and peer TLS, start, and wait
+# until the whole cluster answers healthy. Members must run this document at
+# the same time: a new member only reports ready once a quorum has formed.
+# Parameters: MEMBER_NAME, MEMBER_ADDRESS, INITIAL_CLUSTER, CLUSTER_NAME,
+# START_TIMEOUT_SECONDS.
+
+TLS=/etc/pem-ha/tls/current
+DATA_DIR=/var/lib/etcd/pem-ha
+
+for file in ca.crt etcd-server.crt etcd-server.key etcd-peer.crt etcd-peer.key; do
+  [[ -r $TLS/$file ]] || die "missing ${TLS}/${file}: the certificates step must run before etcd"
+done
+if [[ ",${INITIAL_CLUSTER}," != *",${MEMBER_NAME}=https://${MEMBER_ADDRESS}:2380,"* ]]; then
+  die "InitialCluster does not name this member as ${MEMBER_NAME}=https://${MEMBER_ADDRESS}:2380; got ${INITIAL_CLUSTER}"
+fi
+
+install -d -m 0700 -o etcd -g etcd "$DATA_DIR"
+if [[ -d $DATA_DIR/member ]]; then
+  log "member data exists in ${DATA_DIR}: etcd rejoins with it (initial-cluster settings are ignored)"
+fi
+
+# Debian's unit reads /etc/default/etcd; etcd reads its leaf files on every
+# handshake, so certificate rotation needs no restart.
+install_file /etc/default/etcd 0644 root:root <<CONF
+# Written by pem-ha's etcd document; edits are replaced on the next run.
+ETCD_NAME="${MEMBER_NAME}"
+ETCD_DATA_DIR="${DATA_DIR}"
+ETCD_LISTEN_PEER_URLS="https://${MEMBER_ADDRESS}:2380"
+ETCD_LISTEN_CLIENT_URLS="https://${MEMBER_ADDRESS}:2379,https://127.0.0.1:2379"
+ETCD_ADVERTISE_CLIENT_URLS="https://${MEMBER_ADDRESS}:2379"
+ETCD_INITIAL_ADVERTISE_PEER_URLS="https://${MEMBER_ADDRESS}:2380"
+ETCD_INITIAL_CLUSTER="${INITIAL_CLUSTER}"
+ETCD_INITIAL_CLUSTER_TOKEN="${CLUSTER_NAME}"
+ETCD_INITIAL_CLUSTER_STATE="new"
+ETCD_CLIENT_CERT_AUTH="true"
+ETCD_TRUSTED_CA_FILE="${TLS}/ca.crt"
+ETCD_CERT_FILE="${TLS}/etcd-server.crt"
+ETCD_KEY_FILE="${TLS}/etcd-server.key"
+ETCD_PEER_CLIENT_CERT_AUTH="true"
+ETCD_PEER_TRUSTED_CA_FILE="${TLS}/ca.crt"
+ETCD_PEER_CERT_FILE="${TLS}/etcd-peer.crt"
+ETCD_PEER_KEY_FILE="${TLS}/etcd-peer.key"
+ETCD_AUTO_COMPACTION_MODE="periodic"
+ETCD_AUTO_COMPACTION_RETENTION="1h"
+CONF
+touch /etc/pem-ha/etcd.managed
+systemctl enable etcd >/dev/null 2>&1
+
+if service_running etcd; then
+  if [[ " ${CHANGED_FILES[*]} " == *" /etc/default/etcd "* ]]; then
+    log "configuration changed: restarting etcd"
+    systemctl restart etcd
+  else
+    log "etcd already running with this configuration"
+  fi
+else
+  # --no-block: start only returns once a quorum exists, and the other
+  # members are starting right now in their own documents.
+  log "starting etcd"
+  systemctl start --no-block etcd
+fi
+
+etcd_ctl() {
+  ETCDCTL_API=3 etcdctl --endpoints="https://${MEMBER_ADDRESS}:2379" --cacert="$TLS/ca.crt" \
+    --cert="$TLS/etcd-peer.crt" --key="$TLS/etcd-peer.key" --command-timeout=5s "$@"
+}
+cluster_healthy() { etcd_ctl endpoint health --cluster; }
+log "waiting (up to ${START_TIMEOUT_SECONDS} s) for every member to answer healthy"
+wait_until "$START_TIMEOUT_SECONDS" "the etcd cluster to be healthy" cluster_healthy
+etcd_ctl endpoint health --cluster 2>&1 | sed 's/^/  /'
+members=$(etcd_ctl member list | wc -l)
+log "etcd member ${MEMBER_NAME} is healthy; the cluster has ${members} members"

@@ -1,0 +1,257 @@
+# patroni: the data volume, patroni.yml, the Patroni unit, start, and wait
+# until this member runs. Never removes a data directory: a node that is or
+# was a member keeps its data, whatever happens on the way.
+# Parameters: MEMBER_NAME, MEMBER_ADDRESS, DATA_VOLUME_ID, BOOTSTRAP, CLUSTER_NAME,
+# POSTGRES_MAJOR, ETCD_HOSTS, BACKEND_ADDRESSES, TRUSTED_CIDRS, CLIENT_CIDRS,
+# PEM_ENABLED, TTL, LOOP_WAIT, RETRY_TIMEOUT, MAXIMUM_LAG_ON_FAILOVER,
+# SYNCHRONOUS_MODE, SECRET_PREFIX, START_TIMEOUT_SECONDS.
+
+TLS=/etc/pem-ha/tls/current
+PGHOME=/var/lib/postgresql
+DATA_DIR=${PGHOME}/${POSTGRES_MAJOR}/${CLUSTER_NAME}
+CONFIG=/etc/patroni/patroni.yml
+MEMBER_MARKER=/var/lib/pem-ha/patroni-member
+
+for file in ca.crt postgres-server.crt postgres-server.key patroni-rest.crt patroni-rest.key etcd-client.crt etcd-client.key; do
+  [[ -r $TLS/$file ]] || die "missing ${TLS}/${file}: the certificates step must run before patroni"
+done
+
+# On Nitro instances an EBS volume appears as an NVMe device whose id carries
+# the volume id; older instance types show the attachment's device name.
+find_data_device() {
+  local by_id=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${DATA_VOLUME_ID//-/}
+  local candidate
+  for candidate in "$by_id" /dev/sdf /dev/xvdf; do
+    if [[ -b $candidate ]]; then
+      readlink -f "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+mount_data_volume() {
+  if mountpoint -q "$PGHOME"; then
+    log "data volume already mounted at ${PGHOME}"
+    return 0
+  fi
+  wait_until 300 "data volume ${DATA_VOLUME_ID} to be attached" find_data_device
+  local device fs_uuid
+  device=$(find_data_device)
+  if [[ -z $(blkid -o value -s TYPE "$device" || true) ]]; then
+    log "formatting the new data volume ${DATA_VOLUME_ID} (${device}) as ext4"
+    mkfs.ext4 -q -L pemha-data "$device"
+  else
+    log "data volume ${DATA_VOLUME_ID} (${device}) already has a file system: keeping it"
+  fi
+  fs_uuid=$(blkid -o value -s UUID "$device")
+  if ! grep -q "UUID=${fs_uuid} " /etc/fstab; then
+    echo "UUID=${fs_uuid} ${PGHOME} ext4 defaults,noatime,nofail 0 2" >>/etc/fstab
+    log "added the data volume to /etc/fstab"
+  fi
+  mkdir -p "$PGHOME"
+  mount "$PGHOME"
+  log "mounted ${device} at ${PGHOME}"
+}
+
+mount_data_volume
+install -d -m 0755 -o postgres -g postgres "$PGHOME" "${PGHOME}/${POSTGRES_MAJOR}"
+install -d -m 0755 -o root -g postgres /etc/patroni
+
+if [[ -f ${DATA_DIR}/PG_VERSION ]]; then
+  log "data directory ${DATA_DIR} exists (PostgreSQL $(cat "${DATA_DIR}/PG_VERSION")): it is kept as it is"
+  touch "$MEMBER_MARKER"
+elif [[ -e $MEMBER_MARKER ]]; then
+  die "this node has been a member but ${DATA_DIR} is missing; refusing to re-create it automatically (restore the data volume, or remove ${MEMBER_MARKER} to let the node rejoin as a new replica)"
+fi
+
+log "reading credentials with the instance role"
+SUPERUSER_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniSuperuser" password)
+REPLICATION_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniReplication" password)
+REWIND_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniRewind" password)
+REST_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniRestApi" password)
+export SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD REST_PASSWORD
+export MEMBER_NAME MEMBER_ADDRESS BOOTSTRAP CLUSTER_NAME POSTGRES_MAJOR ETCD_HOSTS \
+  BACKEND_ADDRESSES TRUSTED_CIDRS CLIENT_CIDRS PEM_ENABLED TTL LOOP_WAIT RETRY_TIMEOUT \
+  MAXIMUM_LAG_ON_FAILOVER SYNCHRONOUS_MODE DATA_DIR PGHOME TLS
+
+render_patroni_config() {
+  /usr/bin/python3 <<'PY'
+import os, yaml
+env = os.environ
+split = lambda name: [item for item in env[name].split(",") if item]
+backends, trusted, clients = split("BACKEND_ADDRESSES"), split("TRUSTED_CIDRS"), split("CLIENT_CIDRS")
+tls = env["TLS"]
+
+hba = [
+    "local all postgres peer",
+    "local all patroni_super scram-sha-256",
+    "hostssl all patroni_super 127.0.0.1/32 scram-sha-256",
+    # Patroni reads the timeline over a replication connection to itself.
+    "hostssl replication patroni_rep 127.0.0.1/32 scram-sha-256",
+    "hostssl all patroni_rew 127.0.0.1/32 scram-sha-256",
+]
+for address in backends:
+    hba += [f"hostssl replication patroni_rep {address}/32 scram-sha-256",
+            f"hostssl all patroni_rew {address}/32 scram-sha-256"]
+if env["PEM_ENABLED"] == "true":
+    hba += ["hostssl pem +pem_user 127.0.0.1/32 scram-sha-256",
+            "hostssl postgres +pem_user 127.0.0.1/32 scram-sha-256",
+            "hostssl pem +pem_agent 127.0.0.1/32 cert",
+            "hostssl pem,postgres pemsuper 127.0.0.1/32 scram-sha-256"]
+    for address in [f"{a}/32" for a in backends] + trusted:
+        hba += [f"hostssl pem,postgres +pem_user {address} scram-sha-256",
+                f"hostssl pem +pem_admin {address} scram-sha-256",
+                f"hostssl pem +pem_agent {address} cert",
+                f"hostssl pem,postgres pemsuper {address} scram-sha-256"]
+    for cidr in clients:  # monitoring agents of the monitored servers
+        hba += [f"hostssl pem +pem_user {cidr} scram-sha-256",
+                f"hostssl pem +pem_agent {cidr} cert"]
+# Applications: through the NLB (its addresses are in the trusted subnets, client
+# IP preservation is off) or directly with the multi-host string.
+for cidr in trusted + clients:
+    hba.append(f"hostssl all all {cidr} scram-sha-256")
+
+verify = {"sslmode": "verify-full", "sslrootcert": f"{tls}/ca.crt"}
+config = {
+    "scope": env["CLUSTER_NAME"],
+    "name": env["MEMBER_NAME"],
+    "restapi": {
+        "listen": f"{env['MEMBER_ADDRESS']},127.0.0.1:8008",
+        "connect_address": f"{env['MEMBER_ADDRESS']}:8008",
+        "certfile": f"{tls}/patroni-rest.crt",
+        "keyfile": f"{tls}/patroni-rest.key",
+        "cafile": f"{tls}/ca.crt",
+        "authentication": {"username": "patroni_api", "password": env["REST_PASSWORD"]},
+    },
+    "ctl": {"cacert": f"{tls}/ca.crt", "insecure": False},
+    "etcd3": {
+        "hosts": split("ETCD_HOSTS"),
+        "protocol": "https",
+        "cacert": f"{tls}/ca.crt",
+        "cert": f"{tls}/etcd-client.crt",
+        "key": f"{tls}/etcd-client.key",
+    },
+    "postgresql": {
+        "listen": f"{env['MEMBER_ADDRESS']},127.0.0.1:5432",
+        "connect_address": f"{env['MEMBER_ADDRESS']}:5432",
+        "data_dir": env["DATA_DIR"],
+        "bin_dir": f"/usr/lib/postgresql/{env['POSTGRES_MAJOR']}/bin",
+        "pgpass": f"{env['PGHOME']}/.pgpass.patroni",
+        "use_unix_socket": True,
+        "authentication": {
+            "superuser": {"username": "patroni_super", "password": env["SUPERUSER_PASSWORD"]},
+            "replication": {"username": "patroni_rep", "password": env["REPLICATION_PASSWORD"], **verify},
+            "rewind": {"username": "patroni_rew", "password": env["REWIND_PASSWORD"], **verify},
+        },
+        "parameters": {
+            "unix_socket_directories": "/var/run/postgresql",
+            "ssl": "on",
+            "ssl_cert_file": f"{tls}/postgres-server.crt",
+            "ssl_key_file": f"{tls}/postgres-server.key",
+            "ssl_ca_file": f"{tls}/ca.crt",
+            "password_encryption": "scram-sha-256",
+        },
+        "pg_hba": hba,
+    },
+    "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
+}
+if env["BOOTSTRAP"] == "true":
+    config["bootstrap"] = {
+        "dcs": {
+            "ttl": int(env["TTL"]),
+            "loop_wait": int(env["LOOP_WAIT"]),
+            "retry_timeout": int(env["RETRY_TIMEOUT"]),
+            "maximum_lag_on_failover": int(env["MAXIMUM_LAG_ON_FAILOVER"]),
+            "synchronous_mode": env["SYNCHRONOUS_MODE"] == "true",
+            "postgresql": {
+                "use_pg_rewind": True,
+                "use_slots": True,
+                "parameters": {
+                    "wal_level": "replica",
+                    "hot_standby": "on",
+                    "wal_log_hints": "on",
+                    "max_wal_senders": 10,
+                    "max_replication_slots": 10,
+                    "wal_keep_size": "1GB",
+                },
+            },
+        },
+        "initdb": [{"encoding": "UTF8"}, "data-checksums", {"auth-host": "scram-sha-256"}],
+    }
+print("# Written by pem-ha's patroni document; edits are replaced on the next run.")
+print(yaml.safe_dump(config, sort_keys=False, default_flow_style=False), end="")
+PY
+}
+
+render_patroni_config | install_file "$CONFIG" 0600 postgres:postgres
+unset SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD REST_PASSWORD
+
+# Our own unit: Debian's reads /etc/patroni/config.yml and silently starts
+# nothing without it; the PEM configuration script expects the name `patroni`.
+install_file /etc/systemd/system/patroni.service 0644 root:root <<UNIT
+[Unit]
+Description=Patroni (pem-ha ${CLUSTER_NAME})
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+User=postgres
+Group=postgres
+ExecStart=/usr/bin/patroni ${CONFIG}
+ExecReload=/bin/kill -s HUP \$MAINPID
+# Stopping Patroni stops PostgreSQL itself: only signal Patroni.
+KillMode=process
+TimeoutSec=60
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+touch /etc/pem-ha/patroni.managed
+systemctl daemon-reload
+systemctl enable patroni >/dev/null 2>&1
+
+if service_running patroni; then
+  if [[ " ${CHANGED_FILES[*]} " == *" ${CONFIG} "* ]]; then
+    log "patroni.yml changed: reloading Patroni (SIGHUP, no restart)"
+    systemctl reload patroni
+  else
+    log "Patroni already running with this configuration"
+  fi
+else
+  log "starting Patroni"
+  systemctl start patroni
+fi
+
+rest() { curl -fsS --max-time 5 --cacert "$TLS/ca.crt" "https://127.0.0.1:8008/$1"; }
+member_running() { rest patroni | jq -e '.state == "running"'; }
+log "waiting (up to ${START_TIMEOUT_SECONDS} s) for this member to run"
+wait_until "$START_TIMEOUT_SECONDS" "member ${MEMBER_NAME} to be running" member_running
+touch "$MEMBER_MARKER"
+
+role=$(rest patroni | jq -r '.role')
+if [[ $role == master || $role == primary ]]; then
+  role=primary
+  ensure_roles() {
+    runuser -u postgres -- psql -h /var/run/postgresql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'patroni_rew') THEN
+    RAISE EXCEPTION 'rewind role patroni_rew is missing; Patroni creates it at bootstrap';
+  END IF;
+END $$;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO patroni_rew;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO patroni_rew;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO patroni_rew;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO patroni_rew;
+SQL
+  }
+  ensure_roles
+  log "rewind grants in place on the primary"
+else
+  role=replica
+fi
+log "member ${MEMBER_NAME} is running as ${role}"
+echo "role=${role}"

@@ -1,0 +1,60 @@
+# pem-backend: the PEM server's backend database configuration on a Patroni
+# member (seed: configure-pem-server.sh -t 3), on the primary first, then on
+# the standbys. Runs once per node; a later run finds the marker and stops.
+# Parameters: MEMBER_ADDRESS, AGENT_ID, BACKEND_ADDRESSES, TRUSTED_CIDRS,
+# POSTGRES_MAJOR, SECRET_PREFIX, EDB_REPO_TOKEN_SECRET.
+
+MARKER=/var/lib/pem-ha/pem-backend-configured
+TLS=/etc/pem-ha/tls/current
+
+if [[ -f $MARKER ]]; then
+  log "PEM backend already configured on this node ($(cat "$MARKER")); nothing to do"
+  exit 0
+fi
+[[ -r $TLS/pem-agent.crt && -r $TLS/pem-agent.key ]] ||
+  die "missing ${TLS}/pem-agent.crt or .key: the certificates step must run before pem-backend"
+
+install_pem_packages edb-pem
+
+primary_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.crt" https://127.0.0.1:8008/primary || true)
+case "$primary_status" in
+  200) role=primary ;;
+  503) role=standby ;;
+  *) die "cannot tell this member's role from Patroni's REST API (GET /primary answered ${primary_status:-nothing})" ;;
+esac
+
+# -ci only seeds a pg_hba line that Patroni replaces with patroni.yml's rules;
+# given so the script does not prompt for it.
+# The seed's host list: every backend, with this node as the loopback address.
+hosts=$(tr , '\n' <<<"$BACKEND_ADDRESSES" | sed "s/^${MEMBER_ADDRESS//./\\.}\$/127.0.0.1/" | paste -sd, -)
+PEM_SERVER_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/pemSuperuser" password)
+export PEM_SERVER_PASSWORD
+
+if [[ $role == primary ]]; then
+  log "creating the pemsuper role on the primary (if it does not exist)"
+  runuser -u postgres -- psql -h /var/run/postgresql -X -q -v ON_ERROR_STOP=1 -d postgres \
+    -v password="$PEM_SERVER_PASSWORD" <<'SQL'
+SELECT format('CREATE ROLE pemsuper LOGIN SUPERUSER PASSWORD %L', :'password')
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pemsuper') \gexec
+SQL
+else
+  # A standby's configuration reads what the primary's run created.
+  standby_ready() {
+    runuser -u postgres -- psql -h /var/run/postgresql -X -qAt -d postgres \
+      -c "SELECT 1 FROM pg_database WHERE datname = 'pem'" | grep -q 1
+  }
+  wait_until 600 "the pem database (made by the primary's run) to reach this standby" standby_ready
+fi
+
+args=(-t 3 -ho "$hosts" -p 5432 -su pemsuper --asb-host-name 127.0.0.1
+  --replication-solution patroni --replication-role "$role" --db-unitfile patroni
+  --db-install-path "/usr/lib/postgresql/${POSTGRES_MAJOR}/" -ci "${TRUSTED_CIDRS%%,*}"
+  --use-agent-sslcert "$TLS/pem-agent.crt" --use-agent-sslkey "$TLS/pem-agent.key"
+  -aro "agent_id=${AGENT_ID}")
+[[ $role == primary ]] && args+=(--skip-db-certificate)
+
+log "running configure-pem-server.sh -t 3 as the ${role} (agent ${AGENT_ID}, hosts ${hosts})"
+printf '%s\n' "$PEM_SERVER_PASSWORD" | "$PEM_CONFIGURE" "${args[@]}"
+unset PEM_SERVER_PASSWORD
+printf '%s agent_id=%s role=%s\n' "$(date -u +%FT%TZ)" "$AGENT_ID" "$role" >"$MARKER"
+log "PEM backend configured as ${role}"

@@ -1,0 +1,33 @@
+# Functions of the PEM documents: EDB's repository and the PEM packages.
+# Parameters: EDB_REPO_TOKEN_SECRET.
+
+PEM_CONFIGURE=/usr/edb/pem/bin/configure-pem-server.sh
+
+# The EDB token secret holds the bare token or JSON with a `token` field.
+edb_repo_token() {
+  local raw
+  raw=$(fetch_secret_string "$EDB_REPO_TOKEN_SECRET")
+  if jq -e 'type == "object"' >/dev/null 2>&1 <<<"$raw"; then
+    jq -er '.token' <<<"$raw" || die "secret ${EDB_REPO_TOKEN_SECRET} is JSON without a token field"
+  else
+    printf '%s' "$raw"
+  fi
+}
+
+# install_pem_packages PACKAGE...: EDB's apt repository (once), then the packages.
+install_pem_packages() {
+  if [[ -x $PEM_CONFIGURE ]]; then
+    log "PEM is installed (${PEM_CONFIGURE} present)"
+    return 0
+  fi
+  if ! ls /etc/apt/sources.list.d/enterprisedb-*.list >/dev/null 2>&1; then
+    log "adding EDB's apt repository (token read from ${EDB_REPO_TOKEN_SECRET})"
+    local token
+    token=$(edb_repo_token)
+    # The URL carries the token: give it to curl on stdin, never in argv.
+    printf 'url = "https://downloads.enterprisedb.com/%s/enterprise/setup.deb.sh"\n' "$token" |
+      curl -1sSLf --config - | bash
+  fi
+  apt_install "$@"
+  [[ -x $PEM_CONFIGURE ]] || die "installing $* did not provide ${PEM_CONFIGURE}"
+}

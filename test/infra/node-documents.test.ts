@@ -1,0 +1,168 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resourcesOf, synthStack } from '../helpers/synth';
+
+interface DocumentParameterSpec {
+  type: string;
+  default?: string;
+  allowedPattern?: string;
+  allowedValues?: string[];
+}
+interface DocumentContent {
+  schemaVersion: string;
+  parameters: Record<string, DocumentParameterSpec>;
+  mainSteps: {
+    action: string;
+    name: string;
+    inputs: { runCommand: string[]; timeoutSeconds: string };
+  }[];
+}
+
+/** The synthesized node documents by name (`pem-ha-patroni`, ...). */
+function documentsOf(settings: Record<string, unknown> = {}): Map<string, DocumentContent> {
+  const { template } = synthStack(settings);
+  const documents = resourcesOf(template, 'AWS::SSM::Document');
+  return new Map(
+    Object.values(documents).map((resource) => [
+      resource.Properties.Name as string,
+      resource.Properties.Content as DocumentContent,
+    ]),
+  );
+}
+
+const scriptOf = (content: DocumentContent) => content.mainSteps[0].inputs.runCommand.join('\n');
+const DEFAULT_DOCUMENTS = documentsOf();
+
+describe('node documents', () => {
+  test('Given the default configuration, then every node document is synthesized', () => {
+    expect([...DEFAULT_DOCUMENTS.keys()].sort()).toEqual([
+      'pem-ha-certificates',
+      'pem-ha-common',
+      'pem-ha-etcd',
+      'pem-ha-patroni',
+      'pem-ha-pem-backend',
+      'pem-ha-pem-web',
+    ]);
+  });
+
+  test('Given PEM disabled, then there are no PEM documents and no PEM rules by default', () => {
+    const documents = documentsOf({ pemEnabled: false });
+    expect(documents.has('pem-ha-pem-backend')).toBe(false);
+    expect(documents.has('pem-ha-pem-web')).toBe(false);
+    expect(documents.get('pem-ha-patroni')!.parameters.PemEnabled.default).toBe('false');
+  });
+
+  test.each([...DEFAULT_DOCUMENTS])(
+    '%s is one aws:runShellScript step of plain JSON that leaves room for parameters',
+    (_name, content) => {
+      expect(content.schemaVersion).toBe('2.2');
+      expect(content.mainSteps).toHaveLength(1);
+      expect(content.mainSteps[0].action).toBe('aws:runShellScript');
+      // No CloudFormation functions inside: the rig and SSM see the same text.
+      expect(JSON.stringify(content)).not.toMatch(/"(Fn::|Ref)"/);
+      // SSM's 64 KB limit counts the runtime parameters too (certificate chains).
+      expect(JSON.stringify(content).length).toBeLessThan(32 * 1024);
+    },
+  );
+
+  test.each([...DEFAULT_DOCUMENTS])(
+    '%s starts in bash although SSM runs it with sh, strict mode on',
+    (_name, content) => {
+      const lines = content.mainSteps[0].inputs.runCommand;
+      expect(lines[0]).toBe('#!/bin/bash');
+      expect(lines).toContain('if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi');
+      expect(lines.indexOf('set -euo pipefail')).toBeLessThan(
+        lines.findIndex((l) => l.includes('{{')),
+      );
+    },
+  );
+
+  test.each([...DEFAULT_DOCUMENTS])(
+    '%s uses exactly its declared parameters, each as one single-quoted assignment',
+    (_name, content) => {
+      const script = scriptOf(content);
+      const used = new Set([...script.matchAll(/\{\{\s*(\w+)\s*\}\}/g)].map((m) => m[1]));
+      expect([...used].sort()).toEqual(Object.keys(content.parameters).sort());
+      for (const name of used) {
+        const assignments = script.match(new RegExp(`^[A-Z_]+='\\{\\{ ${name} \\}\\}'$`, 'gm'));
+        expect(assignments).toHaveLength(1);
+      }
+    },
+  );
+
+  test.each([...DEFAULT_DOCUMENTS])(
+    '%s refuses parameter values that could escape their quotes',
+    (_name, content) => {
+      for (const [name, spec] of Object.entries(content.parameters)) {
+        for (const hostile of ["a'b", 'a$(id)', 'a`id`', 'a\nb', 'a;b c']) {
+          const accepted = spec.allowedValues
+            ? spec.allowedValues.includes(hostile)
+            : new RegExp(spec.allowedPattern!).test(hostile);
+          expect({ name, hostile, accepted }).toEqual({ name, hostile, accepted: false });
+        }
+        if (spec.default !== undefined && spec.allowedPattern) {
+          expect(spec.default).toMatch(new RegExp(spec.allowedPattern));
+        }
+      }
+    },
+  );
+
+  test('Given the synthesized scripts, then shellcheck finds nothing in any of them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pem-ha-docs-'));
+    try {
+      const files = [...DEFAULT_DOCUMENTS].map(([name, content]) => {
+        const file = join(dir, `${name}.sh`);
+        writeFileSync(file, scriptOf(content));
+        return file;
+      });
+      // Throws with shellcheck's report when it finds anything (exit code 1).
+      const report = execFileSync('shellcheck', ['--severity=style', ...files], {
+        encoding: 'utf8',
+      });
+      expect(report).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('Given settings, then they become the documents defaults', () => {
+    const documents = documentsOf({
+      patroniTtl: '40',
+      patroniLoopWait: '5',
+      synchronousMode: 'false',
+      clusterName: 'pem-prod',
+      databaseClientCidrs: '192.168.10.0/24',
+    });
+    const patroni = documents.get('pem-prod-patroni')!.parameters;
+    expect(patroni.Ttl.default).toBe('40');
+    expect(patroni.LoopWait.default).toBe('5');
+    expect(patroni.SynchronousMode.default).toBe('false');
+    expect(patroni.ClusterName.default).toBe('pem-prod');
+    expect(patroni.ClientCidrs.default).toBe('192.168.10.0/24');
+    expect(patroni.SecretPrefix.default).toBe('pem-prod');
+    expect(patroni.EtcdHosts.default).toBe('10.40.3.10:2379,10.40.4.10:2379,10.40.5.10:2379');
+    expect(patroni.BackendAddresses.default).toBe('10.40.3.20,10.40.4.20,10.40.5.20');
+    expect(patroni.TrustedCidrs.default).toBe('10.40.3.0/24,10.40.4.0/24,10.40.5.0/24');
+    expect(documents.get('pem-prod-etcd')!.parameters.InitialCluster.default).toBe(
+      'etcd-1=https://10.40.3.10:2380,etcd-2=https://10.40.4.10:2380,etcd-3=https://10.40.5.10:2380',
+    );
+  });
+
+  test('Given per-node parameters, then they have no default and must be passed', () => {
+    const patroni = DEFAULT_DOCUMENTS.get('pem-ha-patroni')!.parameters;
+    for (const name of ['MemberName', 'MemberAddress', 'DataVolumeId']) {
+      expect(patroni[name].default).toBeUndefined();
+    }
+    expect(patroni.Bootstrap).toMatchObject({ default: 'false', allowedValues: ['true', 'false'] });
+  });
+
+  test('Given the documents, then they name secrets but hold no secret value', () => {
+    const patroni = scriptOf(DEFAULT_DOCUMENTS.get('pem-ha-patroni')!);
+    expect(patroni).toContain('fetch_secret "${SECRET_PREFIX}/patroniSuperuser" password');
+    for (const [, content] of DEFAULT_DOCUMENTS) {
+      expect(JSON.stringify(content.parameters)).not.toMatch(/password/i);
+    }
+  });
+});
