@@ -7,5 +7,6 @@ module.exports = {
     // Type checking is `npm run build`'s job; jest only transpiles.
     '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true } }],
   },
+  setupFiles: ['<rootDir>/test/helpers/setup.ts'],
   testTimeout: 60000,
 };

@@ -1,9 +1,12 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Token } from 'aws-cdk-lib';
+import { Stack, Token } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import type { PackageSource, PatroniTiming } from '../config/load-config';
+import { CLUSTER_TAG } from './node-group';
 import {
   checkDefault,
   DocumentParameter,
@@ -56,26 +59,73 @@ interface DocumentSpec {
  * parameters' defaults, so a document run by hand does the same as the flow.
  */
 export class NodeDocuments extends Construct {
+  /** Changes whenever any document's content does: a deploy then runs the bootstrap again. */
+  readonly contentHash: string;
   private readonly documents = new Map<NodeDocumentKind, ssm.CfnDocument>();
+  private readonly specs = new Map<NodeDocumentKind, DocumentSpec>();
 
   constructor(scope: Construct, id: string, props: NodeDocumentsProps) {
     super(scope, id);
     validate(props);
+    const hash = createHash('sha256');
     for (const [kind, spec] of Object.entries(documentSpecs(props)) as [
       NodeDocumentKind,
       DocumentSpec | undefined,
     ][]) {
       if (!spec) continue;
       spec.parameters.forEach((parameter) => checkDefault(kind, parameter));
+      const content = documentContent(kind, spec);
+      hash.update(JSON.stringify(content));
+      this.specs.set(kind, spec);
       const document = new ssm.CfnDocument(this, kind[0].toUpperCase() + kind.slice(1), {
         name: `${props.clusterName}-${kind.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
         documentType: 'Command',
         documentFormat: 'JSON',
         updateMethod: 'NewVersion',
-        content: documentContent(kind, spec),
+        content,
       });
       this.documents.set(kind, document);
     }
+    this.contentHash = hash.digest('hex').slice(0, 16);
+  }
+
+  /** The document step's timeout: how long one run may take on a node. */
+  runTimeoutSeconds(kind: NodeDocumentKind): number {
+    const spec = this.specs.get(kind);
+    if (!spec) throw new Error(`NodeDocuments: no ${kind} document in this cluster`);
+    return spec.timeoutSeconds;
+  }
+
+  /**
+   * Lets `grantee` run these documents, on this cluster's instances only
+   * (by tag), and read the results.
+   */
+  grantRun(grantee: iam.IGrantable, clusterName: string): void {
+    const stack = Stack.of(this);
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ssm:SendCommand'],
+      resourceArns: [...this.documents.values()].map((document) =>
+        stack.formatArn({ service: 'ssm', resource: 'document', resourceName: document.ref }),
+      ),
+    });
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['ssm:SendCommand'],
+        resources: [stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
+        conditions: { StringEquals: { [`ssm:resourceTag/${CLUSTER_TAG}`]: clusterName } },
+      }),
+    );
+    this.grantReadResults(grantee);
+  }
+
+  /** Lets `grantee` read command results (GetCommandInvocation takes no resource ARN). */
+  grantReadResults(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ssm:GetCommandInvocation'],
+      resourceArns: ['*'],
+    });
   }
 
   /** Name of a document (`<clusterName>-<kind>`), as SendCommand takes it. */

@@ -5,6 +5,7 @@
 # POSTGRES_MAJOR, SECRET_PREFIX, EDB_REPO_TOKEN_SECRET.
 
 MARKER=/var/lib/pem-ha/pem-backend-configured
+DONE_COMMENT='pem-ha: PEM server configured on the primary'
 TLS=/etc/pem-ha/tls/current
 
 if [[ -f $MARKER ]]; then
@@ -38,12 +39,14 @@ SELECT format('CREATE ROLE pemsuper LOGIN SUPERUSER PASSWORD %L', :'password')
 WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pemsuper') \gexec
 SQL
 else
-  # A standby's configuration reads what the primary's run created.
-  standby_ready() {
-    runuser -u postgres -- psql -h /var/run/postgresql -X -qAt -d postgres \
-      -c "SELECT 1 FROM pg_database WHERE datname = 'pem'" | grep -q 1
+  # A standby's configuration reads what the primary's finished run wrote;
+  # the primary marks that on the pem database, which replicates here.
+  primary_done() {
+    runuser -u postgres -- psql -h /var/run/postgresql -X -qAt -d postgres -c \
+      "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'pem'" |
+      grep -qx "$DONE_COMMENT"
   }
-  wait_until 600 "the pem database (made by the primary's run) to reach this standby" standby_ready
+  wait_until 1800 "the primary's PEM configuration to reach this standby" primary_done
 fi
 
 args=(-t 3 -ho "$hosts" -p 5432 -su pemsuper --asb-host-name 127.0.0.1
@@ -56,5 +59,9 @@ args=(-t 3 -ho "$hosts" -p 5432 -su pemsuper --asb-host-name 127.0.0.1
 log "running configure-pem-server.sh -t 3 as the ${role} (agent ${AGENT_ID}, hosts ${hosts})"
 printf '%s\n' "$PEM_SERVER_PASSWORD" | "$PEM_CONFIGURE" "${args[@]}"
 unset PEM_SERVER_PASSWORD
+if [[ $role == primary ]]; then
+  runuser -u postgres -- psql -h /var/run/postgresql -X -q -v ON_ERROR_STOP=1 -d postgres \
+    -c "COMMENT ON DATABASE pem IS '${DONE_COMMENT}'"
+fi
 printf '%s agent_id=%s role=%s\n' "$(date -u +%FT%TZ)" "$AGENT_ID" "$role" >"$MARKER"
 log "PEM backend configured as ${role}"

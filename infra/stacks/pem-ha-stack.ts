@@ -3,12 +3,15 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import type { PemHaConfig } from '../config/load-config';
 import { BackendTier } from '../constructs/backend-tier';
+import { BootstrapFlow } from '../constructs/bootstrap-flow';
+import { ClusterPki } from '../constructs/cluster-pki';
 import { ClusterSecrets, CredentialPurpose } from '../constructs/cluster-secrets';
 import { DatabaseEndpoints, READ_PORT, WRITE_PORT } from '../constructs/database-endpoints';
 import { EtcdTier } from '../constructs/etcd-tier';
 import { Network } from '../constructs/network';
 import { NodeDocuments } from '../constructs/node-documents';
 import { WebTier } from '../constructs/web-tier';
+import { clusterInventory } from '../workflows/inventory';
 
 export interface PemHaStackProps extends StackProps {
   readonly config: PemHaConfig;
@@ -21,6 +24,7 @@ export class PemHaStack extends Stack {
   readonly endpoints: DatabaseEndpoints;
   readonly web?: WebTier;
   readonly documents: NodeDocuments;
+  readonly bootstrap: BootstrapFlow;
 
   constructor(scope: Construct, id: string, props: PemHaStackProps) {
     super(scope, id, props);
@@ -108,6 +112,26 @@ export class PemHaStack extends Stack {
       patroni: config.patroni,
       secretPrefix: config.clusterName,
       edbRepoTokenSecretName: config.pem?.edbRepoTokenSecretName,
+    });
+    const pki = new ClusterPki(this, 'Pki', {
+      clusterName: config.clusterName,
+      encryptionKey: secrets.key,
+    });
+    this.bootstrap = new BootstrapFlow(this, 'Bootstrap', {
+      clusterName: config.clusterName,
+      documents: this.documents,
+      pki,
+      inventory: clusterInventory({
+        etcd: this.etcd.nodes,
+        backend: this.backend.nodes,
+        web: this.web?.group.nodes ?? [],
+        pemEnabled: config.pem !== undefined,
+      }),
+      dependsOn: [this.etcd, this.backend, ...(this.web ? [this.web] : []), secrets, pki],
+    });
+    new CfnOutput(this, 'BootstrapStateMachineArn', {
+      value: this.bootstrap.stateMachine.stateMachineArn,
+      description: 'Bootstrap runbook: start it again by hand with an empty input',
     });
 
     const nlbDns = this.endpoints.loadBalancer.loadBalancerDnsName;

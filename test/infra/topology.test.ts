@@ -28,9 +28,9 @@ describe('secrets and keys', () => {
 
   it('generates every credential in Secrets Manager under a rotating KMS key', () => {
     template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
-    const secrets = Object.values(resourcesOf(template, 'AWS::SecretsManager::Secret')).map(
-      (s) => s.Properties,
-    );
+    const secrets = Object.values(resourcesOf(template, 'AWS::SecretsManager::Secret'))
+      .map((s) => s.Properties)
+      .filter((s) => !String(s.Name).includes('/pki/'));
     expect(secrets.map((s) => s.Name).sort()).toEqual(
       [
         'patroniReplication',
@@ -44,6 +44,19 @@ describe('secrets and keys', () => {
       expect(secret.KmsKeyId).toBeDefined();
       expect(secret.SecretString).toBeUndefined();
       expect(secret.GenerateSecretString).toMatchObject({ GenerateStringKey: 'password' });
+    }
+  });
+
+  it('keeps the cluster CA in two secrets that start empty and that no node can read', () => {
+    const pki = Object.values(resourcesOf(template, 'AWS::SecretsManager::Secret'))
+      .map((s) => s.Properties)
+      .filter((s) => String(s.Name).includes('/pki/'));
+    expect(pki.map((s) => [s.Name, s.SecretString])).toEqual([
+      ['pem-ha/pki/root', '{}'],
+      ['pem-ha/pki/intermediate', '{}'],
+    ]);
+    for (const tier of ['Etcd', 'Backend', 'Web']) {
+      expect(secretsReadableBy(template, tier).filter((arn) => arn.includes('Pki'))).toEqual([]);
     }
   });
 

@@ -1,0 +1,92 @@
+import {
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  type SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { CaMaterial, createIntermediateCa, createRootCa } from './pki';
+
+/** The issuing CA as stored: its pair and the root certificate every trust file holds. */
+export interface StoredIntermediate extends CaMaterial {
+  readonly rootCertificatePem: string;
+}
+
+/** The CA secrets hold `{}` until the CA exists; anything else must be a complete pair. */
+async function readJson<T extends object>(
+  secrets: SecretsManagerClient,
+  secretId: string,
+  fields: readonly (keyof T & string)[],
+): Promise<T | undefined> {
+  const { SecretString } = await secrets.send(new GetSecretValueCommand({ SecretId: secretId }));
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(SecretString ?? '{}');
+  } catch {
+    throw new Error(`secret ${secretId} does not hold JSON`);
+  }
+  if (Object.keys(value).length === 0) return undefined;
+  const missing = fields.filter((field) => typeof value[field] !== 'string');
+  if (missing.length > 0) throw new Error(`secret ${secretId} lacks ${missing.join(', ')}`);
+  return value as T;
+}
+
+export async function readIntermediate(
+  secrets: SecretsManagerClient,
+  secretId: string,
+): Promise<StoredIntermediate | undefined> {
+  return readJson<StoredIntermediate>(secrets, secretId, [
+    'certificatePem',
+    'privateKeyPem',
+    'rootCertificatePem',
+  ]);
+}
+
+export interface ClusterCaSettings {
+  readonly rootSecretId: string;
+  readonly intermediateSecretId: string;
+  readonly clusterName: string;
+  /** @default 3650 */
+  readonly rootValidityDays?: number;
+  /** @default 1825 */
+  readonly intermediateValidityDays?: number;
+}
+
+/**
+ * Makes the cluster's root and issuing CA once; later calls find them and
+ * change nothing. Returns the root certificate (public).
+ */
+export async function ensureClusterCa(
+  secrets: SecretsManagerClient,
+  settings: ClusterCaSettings,
+): Promise<{ readonly rootCertificatePem: string; readonly created: boolean }> {
+  const existing = await readIntermediate(secrets, settings.intermediateSecretId);
+  if (existing) return { rootCertificatePem: existing.rootCertificatePem, created: false };
+
+  let root = await readJson<CaMaterial>(secrets, settings.rootSecretId, [
+    'certificatePem',
+    'privateKeyPem',
+  ]);
+  if (!root) {
+    root = await createRootCa({
+      commonName: `${settings.clusterName} root CA`,
+      validityDays: settings.rootValidityDays ?? 3650,
+    });
+    await secrets.send(
+      new PutSecretValueCommand({
+        SecretId: settings.rootSecretId,
+        SecretString: JSON.stringify(root),
+      }),
+    );
+  }
+  const intermediate = await createIntermediateCa(root, {
+    commonName: `${settings.clusterName} issuing CA`,
+    validityDays: settings.intermediateValidityDays ?? 1825,
+  });
+  const stored: StoredIntermediate = { ...intermediate, rootCertificatePem: root.certificatePem };
+  await secrets.send(
+    new PutSecretValueCommand({
+      SecretId: settings.intermediateSecretId,
+      SecretString: JSON.stringify(stored),
+    }),
+  );
+  return { rootCertificatePem: root.certificatePem, created: true };
+}

@@ -1,0 +1,272 @@
+// tsyringe (used by @peculiar/x509) needs the Reflect metadata API before x509 loads.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { randomBytes, webcrypto } from 'node:crypto';
+
+x509.cryptoProvider.set(webcrypto);
+
+const ECDSA_P256: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
+const ECDSA_SHA256: webcrypto.EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
+const DAY_MS = 24 * 60 * 60 * 1000;
+/** notBefore this far in the past, so a node whose clock is slightly behind accepts a new certificate. */
+const CLOCK_SKEW_MS = 5 * 60 * 1000;
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const SUBJECT_ALT_NAME_OID = '2.5.29.17';
+
+/** A CA certificate and its key (PKCS#8 PEM): the secret value the CA is stored as. */
+export interface CaMaterial {
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+}
+
+export type Identity =
+  | 'etcd-server'
+  | 'etcd-peer'
+  | 'etcd-client'
+  | 'postgres-server'
+  | 'patroni-rest'
+  | 'pem-agent'
+  | 'pem-web';
+
+export type NodeTier = 'etcd' | 'backend' | 'web';
+
+/** What a node may hold certificates for: derived from the inventory, never from a CSR. */
+export interface NodeFacts {
+  readonly name: string;
+  readonly tier: NodeTier;
+  readonly address: string;
+  /** PEM agent number (agent<N> is the agent's database user), when PEM is enabled. */
+  readonly agentId?: number;
+}
+
+export interface Entitlement {
+  readonly identity: Identity;
+  readonly commonName: string;
+  readonly dnsNames: readonly string[];
+  readonly ipAddresses: readonly string[];
+  readonly extendedKeyUsages: readonly string[];
+}
+
+/** A CSR does not match what its node is entitled to; nothing is signed. */
+export class CsrRejectedError extends Error {
+  constructor(node: string, identity: string, reason: string) {
+    super(`${node}: certificate request for ${identity} refused: ${reason}`);
+    this.name = 'CsrRejectedError';
+  }
+}
+
+/** The identities of a node, with the names and uses each certificate carries. */
+export function entitlementsOf(node: NodeFacts): Entitlement[] {
+  const server = (identity: Identity, uses = [SERVER_AUTH]): Entitlement => ({
+    identity,
+    commonName: node.name,
+    dnsNames: [node.name, 'localhost'],
+    ipAddresses: [node.address, '127.0.0.1'],
+    extendedKeyUsages: uses,
+  });
+  const client = (identity: Identity, commonName: string): Entitlement => ({
+    identity,
+    commonName,
+    dnsNames: [],
+    ipAddresses: [],
+    extendedKeyUsages: [CLIENT_AUTH],
+  });
+  const agent = node.agentId === undefined ? [] : [client('pem-agent', `agent${node.agentId}`)];
+  switch (node.tier) {
+    case 'etcd':
+      // etcd's gRPC gateway dials its own client port with the server certificate.
+      return [
+        server('etcd-server', [SERVER_AUTH, CLIENT_AUTH]),
+        server('etcd-peer', [SERVER_AUTH, CLIENT_AUTH]),
+      ];
+    case 'backend':
+      return [
+        server('postgres-server'),
+        server('patroni-rest'),
+        client('etcd-client', node.name),
+        ...agent,
+      ];
+    case 'web':
+      return [server('pem-web'), ...agent];
+  }
+}
+
+/** The `csr=<identity>` blocks the certificates document prints on request. */
+export function parseCsrBlocks(stdout: string): Map<string, string> {
+  const blocks = new Map<string, string>();
+  const pattern =
+    /^csr=([a-z-]+)\n(-----BEGIN CERTIFICATE REQUEST-----\n[\s\S]*?\n-----END CERTIFICATE REQUEST-----)$/gm;
+  for (const [, identity, pem] of stdout.matchAll(pattern)) blocks.set(identity, pem);
+  return blocks;
+}
+
+const randomSerial = () => {
+  const bytes = randomBytes(16);
+  bytes[0] &= 0x7f; // positive
+  return Buffer.from(bytes).toString('hex');
+};
+
+async function exportKey(key: webcrypto.CryptoKey): Promise<string> {
+  const der = await webcrypto.subtle.exportKey('pkcs8', key);
+  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+}
+
+async function importKey(pem: string): Promise<webcrypto.CryptoKey> {
+  const der = x509.PemConverter.decode(pem)[0];
+  return webcrypto.subtle.importKey('pkcs8', der, ECDSA_P256, false, ['sign']);
+}
+
+interface CaParams {
+  readonly commonName: string;
+  readonly validityDays: number;
+  readonly now?: Date;
+}
+
+/** A self-signed root that can sign intermediates (pathLen 1) and nothing else directly. */
+export async function createRootCa(params: CaParams): Promise<CaMaterial> {
+  const now = params.now ?? new Date();
+  const keys = await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']);
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomSerial(),
+    name: `CN=${params.commonName}`,
+    notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
+    notAfter: new Date(now.getTime() + params.validityDays * DAY_MS),
+    signingAlgorithm: ECDSA_SHA256,
+    keys,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 1, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return {
+    certificatePem: certificate.toString('pem'),
+    privateKeyPem: await exportKey(keys.privateKey),
+  };
+}
+
+/** The issuing CA (pathLen 0): leaves are signed with it and served with it. */
+export async function createIntermediateCa(
+  root: CaMaterial,
+  params: CaParams,
+): Promise<CaMaterial> {
+  const now = params.now ?? new Date();
+  const rootCertificate = new x509.X509Certificate(root.certificatePem);
+  const keys = await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']);
+  const certificate = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: `CN=${params.commonName}`,
+    issuer: rootCertificate.subject,
+    notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
+    notAfter: new Date(
+      Math.min(now.getTime() + params.validityDays * DAY_MS, rootCertificate.notAfter.getTime()),
+    ),
+    signingAlgorithm: ECDSA_SHA256,
+    publicKey: keys.publicKey,
+    signingKey: await importKey(root.privateKeyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
+        true,
+      ),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(rootCertificate),
+    ],
+  });
+  return {
+    certificatePem: certificate.toString('pem'),
+    privateKeyPem: await exportKey(keys.privateKey),
+  };
+}
+
+const sorted = (values: readonly string[]) => [...values].sort().join(', ') || 'none';
+
+/** Checks a CSR against the entitlement: signature, key type, subject and SANs. */
+async function checkCsr(node: string, csr: x509.Pkcs10CertificateRequest, wanted: Entitlement) {
+  const refuse = (reason: string) => new CsrRejectedError(node, wanted.identity, reason);
+  if (!(await csr.verify())) throw refuse('its signature does not verify');
+  const algorithm = csr.publicKey.algorithm as webcrypto.EcKeyAlgorithm;
+  if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256') {
+    throw refuse(
+      `the key must be ECDSA P-256; got ${algorithm.name} ${algorithm.namedCurve ?? ''}`.trim(),
+    );
+  }
+  const commonNames = csr.subjectName.getField('CN');
+  if (commonNames.length !== 1 || commonNames[0] !== wanted.commonName) {
+    throw refuse(`the subject must be CN=${wanted.commonName}; got ${csr.subject}`);
+  }
+  // The CSR API only looks extensions up by OID string, untyped.
+  const san = csr.getExtension(SUBJECT_ALT_NAME_OID) as x509.SubjectAlternativeNameExtension | null;
+  const names = san?.names.toJSON() ?? [];
+  const dns = names.filter((n) => n.type === 'dns').map((n) => n.value);
+  const ips = names.filter((n) => n.type === 'ip').map((n) => n.value);
+  const others = names.filter((n) => n.type !== 'dns' && n.type !== 'ip');
+  if (
+    sorted(dns) !== sorted(wanted.dnsNames) ||
+    sorted(ips) !== sorted(wanted.ipAddresses) ||
+    others.length
+  ) {
+    throw refuse(
+      `the names must be DNS [${sorted(wanted.dnsNames)}] and IP [${sorted(wanted.ipAddresses)}]; ` +
+        `got DNS [${sorted(dns)}], IP [${sorted(ips)}]${others.length ? ' and other names' : ''}`,
+    );
+  }
+}
+
+export interface IssueParams {
+  readonly validityDays: number;
+  readonly now?: Date;
+}
+
+/** Signs a checked CSR with the intermediate: the leaf + intermediate chain a node serves. */
+export async function issueLeaf(
+  node: string,
+  csrPem: string,
+  wanted: Entitlement,
+  intermediate: CaMaterial,
+  params: IssueParams,
+): Promise<string> {
+  let csr: x509.Pkcs10CertificateRequest;
+  try {
+    csr = new x509.Pkcs10CertificateRequest(csrPem);
+  } catch (error) {
+    throw new CsrRejectedError(
+      node,
+      wanted.identity,
+      `it is not a PKCS#10 request (${(error as Error).message})`,
+    );
+  }
+  await checkCsr(node, csr, wanted);
+  const now = params.now ?? new Date();
+  const issuer = new x509.X509Certificate(intermediate.certificatePem);
+  const subjectNames = [
+    ...wanted.dnsNames.map((value) => ({ type: 'dns' as const, value })),
+    ...wanted.ipAddresses.map((value) => ({ type: 'ip' as const, value })),
+  ];
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: randomSerial(),
+    subject: `CN=${wanted.commonName}`,
+    issuer: issuer.subject,
+    notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
+    notAfter: new Date(
+      Math.min(now.getTime() + params.validityDays * DAY_MS, issuer.notAfter.getTime()),
+    ),
+    signingAlgorithm: ECDSA_SHA256,
+    publicKey: csr.publicKey,
+    signingKey: await importKey(intermediate.privateKeyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([...wanted.extendedKeyUsages]),
+      ...(subjectNames.length ? [new x509.SubjectAlternativeNameExtension(subjectNames)] : []),
+      await x509.SubjectKeyIdentifierExtension.create(csr.publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(issuer),
+    ],
+  });
+  return `${leaf.toString('pem')}\n${issuer.toString('pem')}\n`;
+}

@@ -1,0 +1,80 @@
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetCommandInvocationCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { readIntermediate } from '../lib/ca-store';
+import { CsrRejectedError, entitlementsOf, issueLeaf, NodeFacts, parseCsrBlocks } from '../lib/pki';
+import type { CommandRef } from '../lib/ssm-run';
+
+export interface SignEvent {
+  readonly node: NodeFacts;
+  /** The certificates document's `request` run on that node. */
+  readonly command: CommandRef;
+}
+
+export interface SignResult {
+  /** Certificates issued; 0 when every identity was still valid. */
+  readonly count: number;
+  readonly identities: readonly string[];
+  /** base64 JSON `{ root, certificates: { identity: chain } }`, or `-` when count is 0. */
+  readonly bundle: string;
+}
+
+export interface SignSettings {
+  readonly intermediateSecretId: string;
+  readonly validityDays: number;
+}
+
+/** The CA has not been made yet: the flow must run its CA step first. */
+export class ClusterCaMissingError extends Error {
+  constructor(secretId: string) {
+    super(`the cluster CA in ${secretId} does not exist yet`);
+    this.name = 'ClusterCaMissingError';
+  }
+}
+
+/**
+ * Reads the CSRs a node printed, checks each against what the node is
+ * entitled to, and signs them. Only certificates go back; keys stay on nodes.
+ */
+export async function signNodeRequests(
+  ssm: SSMClient,
+  secrets: SecretsManagerClient,
+  event: SignEvent,
+  settings: SignSettings,
+): Promise<SignResult> {
+  const { node, command } = event;
+  // The poll result keeps only a short tail; the CSRs need the whole output.
+  const invocation = await ssm.send(
+    new GetCommandInvocationCommand({
+      CommandId: command.commandId,
+      InstanceId: command.instanceId,
+    }),
+  );
+  if (invocation.Status !== 'Success') {
+    throw new Error(`${node.name}: the request command is ${invocation.Status}, not Success`);
+  }
+  const requests = parseCsrBlocks(invocation.StandardOutputContent ?? '');
+  if (requests.size === 0) return { count: 0, identities: [], bundle: '-' };
+
+  const intermediate = await readIntermediate(secrets, settings.intermediateSecretId);
+  if (!intermediate) throw new ClusterCaMissingError(settings.intermediateSecretId);
+  const entitlements = new Map(entitlementsOf(node).map((e) => [e.identity as string, e]));
+  const certificates: Record<string, string> = {};
+  for (const [identity, csr] of requests) {
+    const wanted = entitlements.get(identity);
+    if (!wanted) {
+      const allowed = [...entitlements.keys()].join(', ');
+      throw new CsrRejectedError(
+        node.name,
+        identity,
+        `a ${node.tier} node may only request ${allowed}`,
+      );
+    }
+    certificates[identity] = await issueLeaf(node.name, csr, wanted, intermediate, {
+      validityDays: settings.validityDays,
+    });
+  }
+  const bundle = Buffer.from(
+    JSON.stringify({ root: intermediate.rootCertificatePem, certificates }),
+  ).toString('base64');
+  return { count: requests.size, identities: Object.keys(certificates), bundle };
+}

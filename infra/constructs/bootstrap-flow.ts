@@ -1,0 +1,231 @@
+import { CfnElement, CustomResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import { Construct, IConstruct, IDependable } from 'constructs';
+import { BootstrapInventory, bootstrapDefinition } from '../workflows/bootstrap-definition';
+import { ClusterPki } from './cluster-pki';
+import { NodeDocumentKind, NodeDocuments } from './node-documents';
+import { TaskFunction } from './task-function';
+
+export interface BootstrapFlowProps {
+  readonly clusterName: string;
+  readonly documents: NodeDocuments;
+  readonly pki: ClusterPki;
+  readonly inventory: BootstrapInventory;
+  /** Leaf certificate lifetime. @default 90 */
+  readonly leafValidityDays?: number;
+  /** Resources the first run needs in place (instances, volume attachments, secrets). */
+  readonly dependsOn?: readonly IDependable[];
+  /** @default true: run on every deploy that changes the documents or the nodes */
+  readonly runOnDeploy?: boolean;
+}
+
+/**
+ * The bootstrap runbook as a Step Functions state machine whose tasks send
+ * the node documents through SSM, and a custom resource that runs it on
+ * deploy and fails the deploy with the runbook's error when it fails.
+ */
+export class BootstrapFlow extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+
+  constructor(scope: Construct, id: string, props: BootstrapFlowProps) {
+    super(scope, id);
+    const { documents } = props;
+    if (props.inventory.backend.length < 1 || props.inventory.etcd.length < 1) {
+      throw new Error(
+        'BootstrapFlow: inventory must name at least one etcd and one backend node; got none',
+      );
+    }
+    const nodeCommand = new TaskFunction(this, 'NodeCommand', {
+      handlerFolder: 'node-command',
+      description: 'pem-ha: sends a node document through SSM and polls it',
+    });
+    documents.grantRun(nodeCommand, props.clusterName);
+    const clusterCa = new TaskFunction(this, 'ClusterCa', {
+      handlerFolder: 'cluster-ca',
+      description: 'pem-ha: makes the cluster CA once',
+      environment: {
+        CLUSTER_NAME: props.clusterName,
+        ROOT_CA_SECRET: props.pki.rootSecret.secretName,
+        INTERMEDIATE_CA_SECRET: props.pki.intermediateSecret.secretName,
+      },
+    });
+    props.pki.grantManage(clusterCa);
+    const signCertificates = new TaskFunction(this, 'SignCertificates', {
+      handlerFolder: 'sign-certificates',
+      description: "pem-ha: checks nodes' certificate requests and signs them",
+      environment: {
+        INTERMEDIATE_CA_SECRET: props.pki.intermediateSecret.secretName,
+        LEAF_VALIDITY_DAYS: String(props.leafValidityDays ?? 90),
+      },
+    });
+    props.pki.grantIssue(signCertificates);
+    documents.grantReadResults(signCertificates);
+
+    const run = (kind: NodeDocumentKind) => ({
+      name: documents.documentName(kind),
+      runTimeoutSeconds: documents.runTimeoutSeconds(kind),
+    });
+    const optional = (kind: NodeDocumentKind) => (documents.has(kind) ? run(kind) : undefined);
+    const logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: logs.RetentionDays.ONE_YEAR,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      comment: `pem-ha ${props.clusterName}: bootstrap every node (idempotent; start it again any time)`,
+      definitionBody: sfn.DefinitionBody.fromChainable(
+        bootstrapDefinition(this, {
+          inventory: props.inventory,
+          documents: {
+            common: run('common'),
+            certificates: run('certificates'),
+            etcd: run('etcd'),
+            patroni: run('patroni'),
+            pemBackend: optional('pemBackend'),
+            pemWeb: optional('pemWeb'),
+          },
+          nodeCommand: nodeCommand.function,
+          clusterCa: clusterCa.function,
+          signCertificates: signCertificates.function,
+        }),
+      ),
+      timeout: Duration.hours(3),
+      tracingEnabled: true,
+      // Execution data stays out of the logs; state holds only names, ids and certificates.
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+    const getInvocation =
+      'ssm:GetCommandInvocation takes no resource ARN (command ids are unknown before SendCommand).';
+    acknowledge(nodeCommand.role, [
+      ['Resource::*', getInvocation],
+      [
+        `Resource::${arnOf(this, 'ec2', 'instance/*')}`,
+        `SendCommand reaches only instances tagged pem-ha:cluster=${props.clusterName} (ssm:resourceTag condition).`,
+      ],
+    ]);
+    acknowledge(signCertificates.role, [['Resource::*', getInvocation]]);
+    acknowledge(this.stateMachine.role, [
+      ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
+      ...[nodeCommand, clusterCa, signCertificates].map((fn): Finding => [
+        functionVersions(fn),
+        'The runbook may invoke any version of its own task functions.',
+      ]),
+    ]);
+    if (props.runOnDeploy ?? true) this.runOnDeploy(props);
+  }
+
+  /** Lets `grantee` start the runbook by hand. */
+  grantStartExecution(grantee: iam.IGrantable): iam.Grant {
+    return this.stateMachine.grantStartExecution(grantee);
+  }
+
+  private runOnDeploy(props: BootstrapFlowProps): void {
+    const onEvent = new TaskFunction(this, 'DeployTrigger', {
+      handlerFolder: 'bootstrap-trigger',
+      handler: 'onEvent',
+      description: 'pem-ha: starts the bootstrap runbook on deploy',
+    });
+    const isComplete = new TaskFunction(this, 'DeployWait', {
+      handlerFolder: 'bootstrap-trigger',
+      handler: 'isComplete',
+      description: 'pem-ha: reports the bootstrap runbook to CloudFormation',
+    });
+    this.stateMachine.grantStartExecution(onEvent);
+    this.stateMachine.grantRead(isComplete);
+    const provider = new cr.Provider(this, 'Provider', {
+      onEventHandler: onEvent.function,
+      isCompleteHandler: isComplete.function,
+      queryInterval: Duration.seconds(30),
+      totalTimeout: Duration.hours(2),
+      disableWaiterStateMachineLogging: false,
+      waiterStateMachineLogOptions: {
+        destination: new logs.LogGroup(this, 'WaiterLogGroup', {
+          retention: logs.RetentionDays.ONE_YEAR,
+        }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: false,
+      },
+      logGroup: new logs.LogGroup(this, 'ProviderLogGroup', {
+        retention: logs.RetentionDays.ONE_YEAR,
+      }),
+    });
+    const resource = new CustomResource(this, 'Run', {
+      serviceToken: provider.serviceToken,
+      resourceType: 'Custom::PemHaBootstrap',
+      properties: {
+        StateMachineArn: this.stateMachine.stateMachineArn,
+        // A change to any document or node runs the flow again on deploy.
+        Revision: props.documents.contentHash,
+        Nodes: Stack.of(this).toJsonString(props.inventory),
+      },
+    });
+    for (const dependency of props.dependsOn ?? []) resource.node.addDependency(dependency);
+    acknowledge(isComplete.role, [
+      [
+        'Resource::*',
+        'states:DescribeExecution of the runbook executions this custom resource starts; their names are unknown before StartExecution.',
+      ],
+      [
+        `Resource::${arnOf(this, 'states', `execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${logicalIdOf(this.stateMachine.node.defaultChild)}"}]}]}:*`)}`,
+        'Executions of this runbook only (the state machine name is fixed; execution names are not).',
+      ],
+    ]);
+    const frameworkReason =
+      "The CDK Provider framework's roles may invoke any version of the custom resource's own functions.";
+    for (const role of ['framework-onEvent', 'framework-isComplete', 'framework-onTimeout']) {
+      acknowledge(
+        provider.node.findChild(role).node.findChild('ServiceRole'),
+        [onEvent, isComplete].map((fn) => [functionVersions(fn), frameworkReason]),
+      );
+    }
+    acknowledge(provider.node.findChild('waiter-state-machine').node.findChild('Role'), [
+      ...['framework-isComplete', 'framework-onTimeout'].map((name): Finding => [
+        `Resource::<${logicalIdOf(provider.node.findChild(name).node.defaultChild)}.Arn>:*`,
+        "The Provider framework's waiter state machine may invoke any version of the framework's own functions.",
+      ]),
+      [
+        'Resource::*',
+        'CloudWatch Logs delivery actions (CreateLogDelivery, DescribeResourcePolicies, ...) take no resource ARN.',
+      ],
+    ]);
+    Validations.of(provider.node.findChild('waiter-state-machine')).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-SF2',
+      reason:
+        "The CDK Provider framework's waiter state machine offers no tracing option; it only loops over isComplete, and the runbook it waits for is traced.",
+    });
+    Validations.of(provider).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      reason: "The CDK Provider framework's own functions write their logs with this policy.",
+    });
+  }
+}
+
+type Finding = readonly [resource: string, reason: string];
+
+function logicalIdOf(resource: IConstruct | undefined): string {
+  if (!resource) throw new Error('BootstrapFlow: a construct has no CloudFormation resource');
+  return Stack.of(resource).getLogicalId(resource as CfnElement);
+}
+
+/** An ARN as cdk-nag prints it: literal region and account when the stack has them. */
+function arnOf(scope: IConstruct, service: string, resource: string): string {
+  const { region, account } = Stack.of(scope);
+  const literal = (value: string, token: string) => (Token.isUnresolved(value) ? token : value);
+  return `arn:<AWS::Partition>:${service}:${literal(region, '<AWS::Region>')}:${literal(account, '<AWS::AccountId>')}:${resource}`;
+}
+
+/** The `<Function.Arn>:*` resource cdk-nag names when a role may invoke every version. */
+function functionVersions(fn: TaskFunction): string {
+  return `Resource::<${logicalIdOf(fn.function.node.defaultChild)}.Arn>:*`;
+}
+
+/** Acknowledges IAM5 (wildcard) findings on one role's policy, each resource with its reason. */
+function acknowledge(role: IConstruct, findings: readonly Finding[]): void {
+  for (const [resource, reason] of findings) {
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[${resource}]`,
+      reason,
+    });
+  }
+}

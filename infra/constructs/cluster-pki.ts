@@ -1,0 +1,58 @@
+import { SecretValue, Validations } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+
+export interface ClusterPkiProps {
+  /** Secret names are `<clusterName>/pki/root` and `<clusterName>/pki/intermediate`. */
+  readonly clusterName: string;
+  readonly encryptionKey: kms.IKey;
+}
+
+/**
+ * Where the cluster CA lives: the root pair and the issuing (intermediate)
+ * pair, each in its own secret, empty (`{}`) until the CA step of the
+ * bootstrap flow makes them. Issuers read the intermediate only.
+ */
+export class ClusterPki extends Construct {
+  readonly rootSecret: secretsmanager.Secret;
+  readonly intermediateSecret: secretsmanager.Secret;
+
+  constructor(scope: Construct, id: string, props: ClusterPkiProps) {
+    super(scope, id);
+    const secret = (name: string, description: string) => {
+      const created = new secretsmanager.Secret(this, name, {
+        secretName: `${props.clusterName}/pki/${name.toLowerCase()}`,
+        description,
+        encryptionKey: props.encryptionKey,
+        // Not a secret: the marker that the CA has not been made yet.
+        secretStringValue: SecretValue.unsafePlainText('{}'),
+      });
+      Validations.of(created).acknowledge({
+        id: 'AwsSolutions::AwsSolutions-SMG4',
+        reason:
+          'A CA key is not a password: it is replaced by issuing a new CA (intermediate or root rollover), which re-issues every leaf; Secrets Manager rotation cannot do that.',
+      });
+      return created;
+    };
+    this.rootSecret = secret('Root', `${props.clusterName}: root CA certificate and key`);
+    this.intermediateSecret = secret(
+      'Intermediate',
+      `${props.clusterName}: issuing CA certificate and key, and the root certificate`,
+    );
+  }
+
+  /** Lets `grantee` sign certificates: read the intermediate, nothing above it. */
+  grantIssue(grantee: iam.IGrantable): void {
+    this.intermediateSecret.grantRead(grantee);
+  }
+
+  /** Lets `grantee` make the CA: read and write both secrets. */
+  grantManage(grantee: iam.IGrantable): void {
+    for (const secret of [this.rootSecret, this.intermediateSecret]) {
+      secret.grantRead(grantee);
+      secret.grantWrite(grantee);
+    }
+  }
+}

@@ -1,0 +1,167 @@
+import { execFileSync } from 'node:child_process';
+import {
+  GetSecretValueCommand,
+  PutSecretValueCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { GetCommandInvocationCommand, SSMClient } from '@aws-sdk/client-ssm';
+import * as x509 from '@peculiar/x509';
+import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
+import { ensureClusterCa } from '../../functions/lib/ca-store';
+import { ClusterCaMissingError, signNodeRequests } from '../../functions/sign-certificates/sign';
+
+const secrets = mockClient(SecretsManagerClient);
+const ssm = mockClient(SSMClient);
+const secretsClient = new SecretsManagerClient({ region: 'eu-west-1' });
+const ssmClient = new SSMClient({ region: 'eu-west-1' });
+const CA = {
+  clusterName: 'pem-ha',
+  rootSecretId: 'pem-ha/pki/root',
+  intermediateSecretId: 'pem-ha/pki/intermediate',
+};
+
+/** An in-memory Secrets Manager holding the CA secrets as CloudFormation leaves them: `{}`. */
+function secretStore() {
+  const values = new Map<string, string>([
+    [CA.rootSecretId, '{}'],
+    [CA.intermediateSecretId, '{}'],
+  ]);
+  secrets
+    .on(GetSecretValueCommand)
+    .callsFake(({ SecretId }) => ({ SecretString: values.get(SecretId) }));
+  secrets.on(PutSecretValueCommand).callsFake(({ SecretId, SecretString }) => {
+    values.set(SecretId, SecretString);
+    return {};
+  });
+  return values;
+}
+
+beforeEach(() => {
+  secrets.reset();
+  ssm.reset();
+});
+
+describe('ensureClusterCa', () => {
+  test('Given empty CA secrets, when ensured twice, then the CA is made once and kept', async () => {
+    const values = secretStore();
+    const first = await ensureClusterCa(secretsClient, CA);
+    const stored = values.get(CA.intermediateSecretId);
+    const second = await ensureClusterCa(secretsClient, CA);
+
+    expect(first.created).toBe(true);
+    expect(second).toEqual({ rootCertificatePem: first.rootCertificatePem, created: false });
+    expect(values.get(CA.intermediateSecretId)).toBe(stored);
+    expect(secrets).toHaveReceivedCommandTimes(PutSecretValueCommand, 2);
+    expect(JSON.parse(values.get(CA.rootSecretId)!).certificatePem).toBe(first.rootCertificatePem);
+  });
+
+  test('Given a damaged CA secret, then it is reported, not overwritten', async () => {
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: '{"certificatePem":"x"}' });
+    await expect(ensureClusterCa(secretsClient, CA)).rejects.toThrow(
+      'secret pem-ha/pki/intermediate lacks privateKeyPem, rootCertificatePem',
+    );
+    expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
+  });
+});
+
+describe('signNodeRequests', () => {
+  const node = { name: 'etcd-2', tier: 'etcd' as const, address: '10.40.4.10' };
+  const command = { commandId: 'cmd-1', instanceId: 'i-0123456789abcdef0', nodeName: 'etcd-2' };
+  // A key made and dropped on the spot: only the CSR matters here.
+  const csrFor = (subject: string, sans: string) =>
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-new',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        '/dev/null',
+        '-subj',
+        subject,
+        '-addext',
+        `subjectAltName=${sans}`,
+      ],
+      { encoding: 'utf8' },
+    );
+  const names = 'DNS:etcd-2,DNS:localhost,IP:10.40.4.10,IP:127.0.0.1';
+
+  test('Given CSRs in the command output, when signed, then the bundle holds the root and a chain per identity', async () => {
+    secretStore();
+    const { rootCertificatePem } = await ensureClusterCa(secretsClient, CA);
+    const stdout = `csr=etcd-server\n${csrFor('/CN=etcd-2', names)}csr=etcd-peer\n${csrFor('/CN=etcd-2', names)}`;
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolves({ Status: 'Success', StandardOutputContent: stdout });
+
+    const result = await signNodeRequests(
+      ssmClient,
+      secretsClient,
+      { node, command },
+      { intermediateSecretId: CA.intermediateSecretId, validityDays: 90 },
+    );
+
+    expect(result).toMatchObject({ count: 2, identities: ['etcd-server', 'etcd-peer'] });
+    const bundle = JSON.parse(Buffer.from(result.bundle, 'base64').toString());
+    expect(bundle.root).toBe(rootCertificatePem);
+    const leaf = new x509.X509Certificate(bundle.certificates['etcd-peer'].split('\n\n')[0]);
+    expect(leaf.subject).toBe('CN=etcd-2');
+    // Only certificates travel: no private key anywhere in what goes back.
+    expect(Buffer.from(result.bundle, 'base64').toString()).not.toContain('PRIVATE KEY');
+  });
+
+  test('Given an identity the tier may not hold, when signed, then the whole request is refused', async () => {
+    secretStore();
+    await ensureClusterCa(secretsClient, CA);
+    ssm.on(GetCommandInvocationCommand).resolves({
+      Status: 'Success',
+      StandardOutputContent: `csr=postgres-server\n${csrFor('/CN=etcd-2', names)}`,
+    });
+    await expect(
+      signNodeRequests(
+        ssmClient,
+        secretsClient,
+        { node, command },
+        { intermediateSecretId: CA.intermediateSecretId, validityDays: 90 },
+      ),
+    ).rejects.toThrow(
+      'etcd-2: certificate request for postgres-server refused: a etcd node may only request etcd-server, etcd-peer',
+    );
+  });
+
+  test('Given no CSR in the output, then nothing is signed and the CA is not read', async () => {
+    ssm
+      .on(GetCommandInvocationCommand)
+      .resolves({ Status: 'Success', StandardOutputContent: 'all valid\n' });
+    await expect(
+      signNodeRequests(
+        ssmClient,
+        secretsClient,
+        { node, command },
+        { intermediateSecretId: CA.intermediateSecretId, validityDays: 90 },
+      ),
+    ).resolves.toEqual({ count: 0, identities: [], bundle: '-' });
+    expect(secrets).not.toHaveReceivedCommand(GetSecretValueCommand);
+  });
+
+  test('Given no CA yet, then ClusterCaMissingError', async () => {
+    secretStore();
+    ssm.on(GetCommandInvocationCommand).resolves({
+      Status: 'Success',
+      StandardOutputContent: `csr=etcd-server\n${csrFor('/CN=etcd-2', names)}`,
+    });
+    await expect(
+      signNodeRequests(
+        ssmClient,
+        secretsClient,
+        { node, command },
+        { intermediateSecretId: CA.intermediateSecretId, validityDays: 90 },
+      ),
+    ).rejects.toBeInstanceOf(ClusterCaMissingError);
+  });
+});
