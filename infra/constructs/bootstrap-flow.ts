@@ -48,8 +48,8 @@ export class BootstrapFlow extends Construct {
       description: 'pem-ha: makes the cluster CA once',
       environment: {
         CLUSTER_NAME: props.clusterName,
-        ROOT_CA_SECRET: props.pki.rootSecret.secretName,
-        INTERMEDIATE_CA_SECRET: props.pki.intermediateSecret.secretName,
+        ROOT_CA_SECRET: props.pki.rootSecretName,
+        INTERMEDIATE_CA_SECRET: props.pki.intermediateSecretName,
       },
     });
     props.pki.grantManage(clusterCa);
@@ -57,7 +57,7 @@ export class BootstrapFlow extends Construct {
       handlerFolder: 'sign-certificates',
       description: "pem-ha: checks nodes' certificate requests and signs them",
       environment: {
-        INTERMEDIATE_CA_SECRET: props.pki.intermediateSecret.secretName,
+        INTERMEDIATE_CA_SECRET: props.pki.intermediateSecretName,
         LEAF_VALIDITY_DAYS: String(props.leafValidityDays ?? 90),
       },
     });

@@ -18,12 +18,17 @@ export interface ClusterPkiProps {
 export class ClusterPki extends Construct {
   readonly rootSecret: secretsmanager.Secret;
   readonly intermediateSecret: secretsmanager.Secret;
+  /** Literal names (the secrets' own `secretName` is a token parsed from the ARN). */
+  readonly rootSecretName: string;
+  readonly intermediateSecretName: string;
 
   constructor(scope: Construct, id: string, props: ClusterPkiProps) {
     super(scope, id);
-    const secret = (name: string, description: string) => {
-      const created = new secretsmanager.Secret(this, name, {
-        secretName: `${props.clusterName}/pki/${name.toLowerCase()}`,
+    this.rootSecretName = `${props.clusterName}/pki/root`;
+    this.intermediateSecretName = `${props.clusterName}/pki/intermediate`;
+    const secret = (id: string, secretName: string, description: string) => {
+      const created = new secretsmanager.Secret(this, id, {
+        secretName,
         description,
         encryptionKey: props.encryptionKey,
         // Not a secret: the marker that the CA has not been made yet.
@@ -36,9 +41,14 @@ export class ClusterPki extends Construct {
       });
       return created;
     };
-    this.rootSecret = secret('Root', `${props.clusterName}: root CA certificate and key`);
+    this.rootSecret = secret(
+      'Root',
+      this.rootSecretName,
+      `${props.clusterName}: root CA certificate and key`,
+    );
     this.intermediateSecret = secret(
       'Intermediate',
+      this.intermediateSecretName,
       `${props.clusterName}: issuing CA certificate and key, and the root certificate`,
     );
   }

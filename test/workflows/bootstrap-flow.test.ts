@@ -1,4 +1,5 @@
 import { StateMachine } from 'aws-local-stepfunctions';
+import { allStates } from '../../rig/lambdas';
 import { resolveIntrinsics, stateMachineDefinition } from '../../rig/template';
 import { synthStack } from '../helpers/synth';
 
@@ -20,20 +21,6 @@ function bootstrapDefinitionOf(settings: Record<string, unknown> = {}) {
     resources,
     pseudo,
   );
-}
-
-/** Every state of a definition, nested ones (Map item processors) included. */
-function allStates(
-  states: Record<string, Record<string, unknown>>,
-): [string, Record<string, unknown>][] {
-  return Object.entries(states).flatMap(([name, state]) => {
-    const processor = state.ItemProcessor as
-      { States: Record<string, Record<string, unknown>> } | undefined;
-    return [[name, state], ...(processor ? allStates(processor.States) : [])] as [
-      string,
-      Record<string, unknown>,
-    ][];
-  });
 }
 
 type LocalHandlers = NonNullable<

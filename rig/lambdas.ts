@@ -1,0 +1,101 @@
+/**
+ * Binds a state machine's Lambda tasks to the bundles the cloud assembly
+ * ships (`cdk.out/asset.<hash>/index.js`), so the code the rig runs is the
+ * code a deploy uploads. Each call gets `{ Payload }` back, as the
+ * `lambda:invoke` integration returns it; errors keep their names for
+ * Retry/Catch.
+ */
+import { join } from 'node:path';
+import type { StateMachineDefinition, SynthesizedTemplate } from './template';
+
+type Handler = (event: unknown, context: unknown) => Promise<unknown>;
+export type LocalTaskHandlers = Record<string, (input: never) => Promise<never>>;
+
+const LAMBDA_INVOKE = 'arn:aws:states:::lambda:invoke';
+
+/** Every state, nested Map item processors included. */
+export function allStates(
+  states: StateMachineDefinition['States'],
+): [string, Record<string, unknown>][] {
+  return Object.entries(states).flatMap(([name, state]) => {
+    const nested = (state.ItemProcessor ?? state.Iterator) as StateMachineDefinition | undefined;
+    return [
+      [name, state] as [string, Record<string, unknown>],
+      ...(nested ? allStates(nested.States) : []),
+    ];
+  });
+}
+
+export interface BindOptions {
+  /** The cloud assembly directory the template came from. */
+  readonly assemblyDir: string;
+  /** The function's environment, intrinsics resolved (the rig's resolver). */
+  readonly resolveEnvironment: (variables: Record<string, unknown>) => Record<string, string>;
+  /** Called around each invocation, for the rig's log. */
+  readonly onInvoke?: (state: string, functionLogicalId: string) => void;
+}
+
+/**
+ * Task handlers for aws-local-stepfunctions keyed by state name. The
+ * functions' environments are merged into this process's: two functions
+ * giving one variable different values is refused (they share a process here).
+ */
+export function bindLambdaTasks(
+  definition: StateMachineDefinition,
+  template: SynthesizedTemplate,
+  options: BindOptions,
+): LocalTaskHandlers {
+  const handlers: LocalTaskHandlers = {};
+  const environment = new Map<string, { value: string; from: string }>();
+  const loaded = new Map<string, Handler>();
+  const load = (logicalId: string): Handler => {
+    const cached = loaded.get(logicalId);
+    if (cached) return cached;
+    const resource = template.Resources[logicalId];
+    const assetPath = resource?.Metadata?.['aws:asset:path'];
+    const handlerName = String(resource?.Properties?.Handler ?? '');
+    if (resource?.Type !== 'AWS::Lambda::Function' || typeof assetPath !== 'string') {
+      throw new Error(
+        `task function ${logicalId} is not a bundled Lambda function in the template`,
+      );
+    }
+    const variables = options.resolveEnvironment(
+      ((resource.Properties?.Environment as { Variables?: Record<string, unknown> }) ?? {})
+        .Variables ?? {},
+    );
+    for (const [name, value] of Object.entries(variables)) {
+      const earlier = environment.get(name);
+      if (earlier && earlier.value !== value) {
+        throw new Error(
+          `functions ${earlier.from} and ${logicalId} set ${name} differently; the rig runs them in one process`,
+        );
+      }
+      environment.set(name, { value, from: logicalId });
+      process.env[name] = value;
+    }
+    const [file, exportName] = handlerName.split('.');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const module = require(join(options.assemblyDir, assetPath, `${file}.js`)) as Record<
+      string,
+      Handler
+    >;
+    const handler = module[exportName];
+    if (typeof handler !== 'function')
+      throw new Error(`${assetPath}/${file}.js exports no ${exportName}`);
+    loaded.set(logicalId, handler);
+    return handler;
+  };
+  for (const [name, state] of allStates(definition.States)) {
+    if (state.Type !== 'Task' || state.Resource !== LAMBDA_INVOKE) continue;
+    const parameters = state.Parameters as { FunctionName?: string } | undefined;
+    const logicalId = String(parameters?.FunctionName ?? '').split(':function:')[1];
+    if (!logicalId)
+      throw new Error(`task ${name} names no function: ${JSON.stringify(parameters)}`);
+    const handler = load(logicalId);
+    handlers[name] = (async (input: { Payload?: unknown }) => {
+      options.onInvoke?.(name, logicalId);
+      return { Payload: await handler(input.Payload, { functionName: logicalId }) };
+    }) as unknown as LocalTaskHandlers[string];
+  }
+  return handlers;
+}

@@ -1,0 +1,136 @@
+/**
+ * What the rig builds, read from the synthesized template: one node per EC2
+ * instance (its tier, fixed address, data volume), stand-in ids for what AWS
+ * would assign, the secrets nodes read, and the NLB's place in the network.
+ */
+import { randomBytes } from 'node:crypto';
+import { resourcesOfType, SynthesizedTemplate, TemplateResource } from './template';
+
+export type RigTier = 'etcd' | 'backend' | 'web';
+
+export interface RigNodePlan {
+  readonly name: string;
+  readonly tier: RigTier;
+  readonly logicalId: string;
+  /** What EC2 would have called it: the rig's stand-in id. */
+  readonly instanceId: string;
+  readonly address: string;
+  readonly dataVolume?: { readonly logicalId: string; readonly volumeId: string };
+}
+
+export interface RigPlan {
+  readonly vpcCidr: string;
+  readonly nodes: readonly RigNodePlan[];
+  /** Address of the NLB stand-in (HAProxy), inside the first private subnet. */
+  readonly nlbAddress: string;
+}
+
+const tagsOf = (resource: TemplateResource) =>
+  new Map(
+    ((resource.Properties?.Tags ?? []) as { Key: string; Value: string }[]).map((t) => [
+      t.Key,
+      t.Value,
+    ]),
+  );
+
+const refOf = (value: unknown) => (value as { Ref?: string } | undefined)?.Ref;
+
+/** `i-` or `vol-` and 17 hex digits, numbered so they read well in logs. */
+export function standInId(prefix: 'i' | 'vol', index: number): string {
+  return `${prefix}-${index.toString(16).padStart(17, '0')}`;
+}
+
+function hostIn(cidr: string, offset: number): string {
+  const [base] = cidr.split('/');
+  const octets = base.split('.').map(Number);
+  const value = ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) + offset;
+  return [24, 16, 8, 0].map((shift) => (value >>> shift) & 255).join('.');
+}
+
+export function planCluster(template: SynthesizedTemplate): RigPlan {
+  const [vpc] = resourcesOfType(template, 'AWS::EC2::VPC');
+  if (!vpc)
+    throw new Error(
+      'the template has no VPC: the rig needs the new-VPC topology (no vpcId setting)',
+    );
+  const vpcCidr = String(vpc[1].Properties?.CidrBlock);
+  const subnets = new Map(resourcesOfType(template, 'AWS::EC2::Subnet'));
+  const volumesByInstance = new Map(
+    resourcesOfType(template, 'AWS::EC2::VolumeAttachment').map(([, attachment]) => [
+      refOf(attachment.Properties?.InstanceId),
+      refOf(attachment.Properties?.VolumeId),
+    ]),
+  );
+  const webAddressesUsed = new Map<string, number>();
+  let volumes = 0;
+  const instances = resourcesOfType(template, 'AWS::EC2::Instance');
+  const nodes = instances.map(([logicalId, instance], index): RigNodePlan => {
+    const tags = tagsOf(instance);
+    const name = tags.get('pem-ha:node');
+    const tier = tags.get('pem-ha:tier') as RigTier | undefined;
+    if (!name || !tier)
+      throw new Error(`instance ${logicalId} has no pem-ha:node / pem-ha:tier tags`);
+    let address = instance.Properties?.PrivateIpAddress as string | undefined;
+    if (address === undefined) {
+      // EC2 picks these (web tier); the rig takes .30 and up in the node's subnet.
+      const subnetId = refOf(instance.Properties?.SubnetId);
+      const cidr = String(subnets.get(subnetId ?? '')?.Properties?.CidrBlock);
+      const used = webAddressesUsed.get(cidr) ?? 0;
+      webAddressesUsed.set(cidr, used + 1);
+      address = hostIn(cidr, 30 + used);
+    }
+    const volumeLogicalId = volumesByInstance.get(logicalId);
+    return {
+      name,
+      tier,
+      logicalId,
+      instanceId: standInId('i', index + 1),
+      address,
+      ...(volumeLogicalId && {
+        dataVolume: { logicalId: volumeLogicalId, volumeId: standInId('vol', ++volumes) },
+      }),
+    };
+  });
+  const firstPrivate = [...subnets.values()]
+    .filter((subnet) => subnet.Properties?.MapPublicIpOnLaunch === false)
+    .map((subnet) => String(subnet.Properties?.CidrBlock))[0];
+  return { vpcCidr, nodes, nlbAddress: hostIn(firstPrivate ?? vpcCidr, 100) };
+}
+
+export interface RigSecret {
+  readonly name: string;
+  readonly value: string;
+}
+
+/**
+ * Values for the template's secrets as Secrets Manager would make them: a
+ * generated password for GenerateSecretString, the literal SecretString
+ * otherwise. `extra` adds secrets the user creates before deploying.
+ */
+export function seedSecrets(
+  template: SynthesizedTemplate,
+  extra: readonly RigSecret[] = [],
+): RigSecret[] {
+  const generated = resourcesOfType(template, 'AWS::SecretsManager::Secret').map(
+    ([logicalId, secret]) => {
+      const properties = secret.Properties ?? {};
+      const name = properties.Name;
+      if (typeof name !== 'string') throw new Error(`secret ${logicalId} has no literal Name`);
+      const generate = properties.GenerateSecretString as
+        | { SecretStringTemplate: string; GenerateStringKey: string; PasswordLength?: number }
+        | undefined;
+      if (!generate) return { name, value: String(properties.SecretString ?? '') };
+      const length = generate.PasswordLength ?? 32;
+      const password = randomBytes(length * 2)
+        .toString('base64')
+        .replace(/[^A-Za-z0-9]/g, '')
+        .slice(0, length);
+      const value = {
+        ...JSON.parse(generate.SecretStringTemplate),
+        [generate.GenerateStringKey]: password,
+      };
+      return { name, value: JSON.stringify(value) };
+    },
+  );
+  return [...generated, ...extra];
+}
