@@ -1,9 +1,8 @@
 /**
  * Binds a state machine's Lambda tasks to the bundles the cloud assembly
  * ships (`cdk.out/asset.<hash>/index.js`), so the code the rig runs is the
- * code a deploy uploads. Each call gets `{ Payload }` back, as the
- * `lambda:invoke` integration returns it; errors keep their names for
- * Retry/Catch.
+ * code a deploy uploads. Results come back in the shape the state's
+ * integration returns; errors keep their names for Retry/Catch.
  */
 import { join } from 'node:path';
 import type { StateMachineDefinition, SynthesizedTemplate } from './template';
@@ -86,15 +85,27 @@ export function bindLambdaTasks(
     return handler;
   };
   for (const [name, state] of allStates(definition.States)) {
-    if (state.Type !== 'Task' || state.Resource !== LAMBDA_INVOKE) continue;
-    const parameters = state.Parameters as { FunctionName?: string } | undefined;
-    const logicalId = String(parameters?.FunctionName ?? '').split(':function:')[1];
-    if (!logicalId)
-      throw new Error(`task ${name} names no function: ${JSON.stringify(parameters)}`);
+    if (state.Type !== 'Task') continue;
+    // Two forms: the lambda:invoke integration ({ FunctionName, Payload } in,
+    // { Payload } out) and a bare function ARN (payloadResponseOnly).
+    const integration = state.Resource === LAMBDA_INVOKE;
+    const functionArn = integration
+      ? String((state.Parameters as { FunctionName?: string } | undefined)?.FunctionName ?? '')
+      : String(state.Resource);
+    const logicalId = functionArn.split(':function:')[1];
+    if (!logicalId) {
+      // Never fall through to the runner's default, which would call real AWS.
+      throw new Error(
+        `task ${name} is not a Lambda task the rig can run: ${String(state.Resource)}`,
+      );
+    }
     const handler = load(logicalId);
     handlers[name] = (async (input: { Payload?: unknown }) => {
       options.onInvoke?.(name, logicalId);
-      return { Payload: await handler(input.Payload, { functionName: logicalId }) };
+      const context = { functionName: logicalId };
+      return integration
+        ? { Payload: await handler(input.Payload, context) }
+        : handler(input, context);
     }) as unknown as LocalTaskHandlers[string];
   }
   return handlers;

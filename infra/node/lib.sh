@@ -3,8 +3,12 @@
 
 log() { printf '[pem-ha %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
+# The script's own stderr, kept on fd 3 so that die() is heard even inside
+# checks whose output wait_until silences.
+exec 3>&2
+
 die() {
-  printf 'pem-ha: %s\n' "$*" >&2
+  printf 'pem-ha: %s\n' "$*" >&3
   exit 1
 }
 
@@ -86,6 +90,12 @@ apt_install() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=600 -q update
   apt-get -o DPkg::Lock::Timeout=600 -q install -y --no-install-recommends "${missing[@]}"
+}
+
+# local_psql ARGS...: psql as the Patroni superuser over the local socket;
+# pg_ident maps the OS user postgres to it (peer authentication, no password).
+local_psql() {
+  runuser -u postgres -- psql -h /var/run/postgresql -U patroni_super -X -v ON_ERROR_STOP=1 "$@"
 }
 
 # service_running UNIT: true when systemd reports the unit active.

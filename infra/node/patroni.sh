@@ -84,7 +84,8 @@ backends, trusted, clients = split("BACKEND_ADDRESSES"), split("TRUSTED_CIDRS"),
 tls = env["TLS"]
 
 hba = [
-    "local all postgres peer",
+    # The OS user postgres (Patroni itself, the node documents) as patroni_super.
+    "local all patroni_super peer map=pemha_local",
     "local all patroni_super scram-sha-256",
     "hostssl all patroni_super 127.0.0.1/32 scram-sha-256",
     # Patroni reads the timeline over a replication connection to itself.
@@ -117,7 +118,8 @@ config = {
     "scope": env["CLUSTER_NAME"],
     "name": env["MEMBER_NAME"],
     "restapi": {
-        "listen": f"{env['MEMBER_ADDRESS']},127.0.0.1:8008",
+        # One address: Patroni 3.0's REST listen takes no list.
+        "listen": f"{env['MEMBER_ADDRESS']}:8008",
         "connect_address": f"{env['MEMBER_ADDRESS']}:8008",
         "certfile": f"{tls}/patroni-rest.crt",
         "keyfile": f"{tls}/patroni-rest.key",
@@ -153,6 +155,7 @@ config = {
             "password_encryption": "scram-sha-256",
         },
         "pg_hba": hba,
+        "pg_ident": ["pemha_local postgres patroni_super"],
     },
     "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
 }
@@ -201,6 +204,10 @@ User=postgres
 Group=postgres
 ExecStart=/usr/bin/patroni ${CONFIG}
 ExecReload=/bin/kill -s HUP \$MAINPID
+# The socket directory; systemd-tmpfiles may not have made it yet.
+RuntimeDirectory=postgresql
+RuntimeDirectoryMode=2775
+RuntimeDirectoryPreserve=yes
 # Stopping Patroni stops PostgreSQL itself: only signal Patroni.
 KillMode=process
 TimeoutSec=60
@@ -225,8 +232,14 @@ else
   systemctl start patroni
 fi
 
-rest() { curl -fsS --max-time 5 --cacert "$TLS/ca.crt" "https://127.0.0.1:8008/$1"; }
-member_running() { rest patroni | jq -e '.state == "running"'; }
+rest() { curl -fsS --max-time 5 --cacert "$TLS/ca.crt" "https://${MEMBER_ADDRESS}:8008/$1"; }
+member_running() {
+  if ! service_running patroni; then
+    systemctl status patroni --no-pager -n 20 >&3 || true
+    die "Patroni exited while starting member ${MEMBER_NAME} (status above)"
+  fi
+  rest patroni | jq -e '.state == "running"'
+}
 log "waiting (up to ${START_TIMEOUT_SECONDS} s) for this member to run"
 wait_until "$START_TIMEOUT_SECONDS" "member ${MEMBER_NAME} to be running" member_running
 touch "$MEMBER_MARKER"
@@ -235,7 +248,7 @@ role=$(rest patroni | jq -r '.role')
 if [[ $role == master || $role == primary ]]; then
   role=primary
   ensure_roles() {
-    runuser -u postgres -- psql -h /var/run/postgresql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
+    local_psql -q -d postgres <<'SQL'
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'patroni_rew') THEN

@@ -17,7 +17,7 @@ fi
 
 install_pem_packages edb-pem
 
-primary_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.crt" https://127.0.0.1:8008/primary || true)
+primary_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.crt" "https://${MEMBER_ADDRESS}:8008/primary" || true)
 case "$primary_status" in
   200) role=primary ;;
   503) role=standby ;;
@@ -33,16 +33,20 @@ export PEM_SERVER_PASSWORD
 
 if [[ $role == primary ]]; then
   log "creating the pemsuper role on the primary (if it does not exist)"
-  runuser -u postgres -- psql -h /var/run/postgresql -X -q -v ON_ERROR_STOP=1 -d postgres \
-    -v password="$PEM_SERVER_PASSWORD" <<'SQL'
-SELECT format('CREATE ROLE pemsuper LOGIN SUPERUSER PASSWORD %L', :'password')
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pemsuper') \gexec
+  # The password goes in on stdin (never argv), quotes doubled for the SQL literal.
+  local_psql -q -d postgres <<SQL
+DO \$\$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pemsuper') THEN
+    CREATE ROLE pemsuper LOGIN SUPERUSER PASSWORD '${PEM_SERVER_PASSWORD//\'/\'\'}';
+  END IF;
+END \$\$;
 SQL
 else
   # A standby's configuration reads what the primary's finished run wrote;
   # the primary marks that on the pem database, which replicates here.
   primary_done() {
-    runuser -u postgres -- psql -h /var/run/postgresql -X -qAt -d postgres -c \
+    local_psql -qAt -d postgres -c \
       "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'pem'" |
       grep -qx "$DONE_COMMENT"
   }
@@ -60,8 +64,7 @@ log "running configure-pem-server.sh -t 3 as the ${role} (agent ${AGENT_ID}, hos
 printf '%s\n' "$PEM_SERVER_PASSWORD" | "$PEM_CONFIGURE" "${args[@]}"
 unset PEM_SERVER_PASSWORD
 if [[ $role == primary ]]; then
-  runuser -u postgres -- psql -h /var/run/postgresql -X -q -v ON_ERROR_STOP=1 -d postgres \
-    -c "COMMENT ON DATABASE pem IS '${DONE_COMMENT}'"
+  local_psql -q -d postgres -c "COMMENT ON DATABASE pem IS '${DONE_COMMENT}'"
 fi
 printf '%s agent_id=%s role=%s\n' "$(date -u +%FT%TZ)" "$AGENT_ID" "$role" >"$MARKER"
 log "PEM backend configured as ${role}"

@@ -1,0 +1,287 @@
+/**
+ * The local cluster: every synthesized artifact run on this machine. Nodes
+ * from the template's instances, SSM and Secrets Manager from a local
+ * endpoint, the bootstrap state machine from the template with its tasks
+ * bound to the assembly's Lambda bundles, and HAProxy from the target groups.
+ */
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StateMachine } from 'aws-local-stepfunctions';
+import './polyfills';
+import { RigHost } from './host/host';
+import { bindLambdaTasks, allStates } from './lambdas';
+import { ACCOUNT, LocalAws, REGION } from './local-aws/server';
+import type { CommandDocument } from './local-aws/documents';
+import { haproxyConfig, nlbListeners } from './nlb';
+import { planCluster, RigPlan, seedSecrets } from './plan';
+import { REPO_ROOT, RigSettings, synthesize } from './synth';
+import {
+  readTemplate,
+  resolveIntrinsics,
+  resourcesOfType,
+  stateMachineDefinition,
+  SynthesizedTemplate,
+} from './template';
+
+export const STATE_ROOT = '/var/lib/pem-ha-rig';
+const REQUIRED = [
+  '/usr/bin/patroni',
+  '/usr/bin/etcd',
+  '/usr/sbin/haproxy',
+  '/usr/lib/postgresql/15/bin/postgres',
+];
+
+export interface RigOptions extends RigSettings {
+  /** Rig name (1-6 lowercase letters/digits); several rigs can coexist. @default 'dev' */
+  readonly name?: string;
+  /** How long the runbook's Wait states pause here (AWS pacing, not behaviour). @default 1000 ms */
+  readonly pollMs?: number;
+  /** HAProxy health-check intervals relative to the template's (benchmarks). @default 1 */
+  readonly checkScale?: number;
+  /** A configure-pem-server.sh test double installed on backend and web nodes. */
+  readonly pemDouble?: string;
+  readonly log?: (message: string) => void;
+}
+
+export class RigCluster {
+  private constructor(
+    readonly name: string,
+    readonly host: RigHost,
+    readonly aws: LocalAws,
+    readonly plan: RigPlan,
+    private readonly template: SynthesizedTemplate,
+    private readonly assemblyDir: string,
+    private readonly options: RigOptions,
+  ) {}
+
+  static stateDir(name: string): string {
+    return join(STATE_ROOT, name);
+  }
+
+  static async up(options: RigOptions = {}): Promise<RigCluster> {
+    const missing = REQUIRED.filter((path) => !existsSync(path));
+    if (missing.length)
+      throw new Error(`missing ${missing.join(', ')}: run "bash rig/setup.sh" as root first`);
+    const name = options.name ?? 'dev';
+    const log = options.log ?? (() => undefined);
+    const assemblyDir = join(REPO_ROOT, `cdk.out.rig-${name}`);
+    log(`synthesizing the app into ${assemblyDir}`);
+    const template = readTemplate(await synthesize(options, assemblyDir));
+    const plan = planCluster(template);
+    const [a, b] = plan.vpcCidr.split('.');
+    const host = await RigHost.create(
+      RigCluster.stateDir(name),
+      { rigName: name, cidr: plan.vpcCidr, hostAddress: `${a}.${b}.255.254` },
+      log,
+    );
+    const aws = new LocalAws(host.exec, join(RigCluster.stateDir(name), 'secrets.json'));
+    const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
+    try {
+      await rig.createNodes();
+      await rig.startAws();
+      await rig.bootstrap();
+      await rig.startNlb();
+    } catch (error) {
+      await rig.aws.close();
+      throw error;
+    }
+    return rig;
+  }
+
+  private async createNodes(): Promise<void> {
+    for (const node of this.plan.nodes) {
+      await this.host.addNode({
+        name: node.name,
+        address: node.address,
+        ...(node.dataVolume && { dataDisk: { volumeId: node.dataVolume.volumeId, sizeMiB: 1024 } }),
+      });
+      if (this.options.pemDouble && node.tier !== 'etcd') {
+        const double = readFileSync(this.options.pemDouble, 'utf8');
+        await this.writeFile(node.name, '/usr/edb/pem/bin/configure-pem-server.sh', double, '0755');
+      }
+    }
+  }
+
+  private async startAws(): Promise<void> {
+    const url = await this.aws.listen(this.host.hostAddress);
+    const credentials = {
+      AWS_REGION: REGION,
+      AWS_DEFAULT_REGION: REGION,
+      AWS_ACCESS_KEY_ID: 'rig',
+      AWS_SECRET_ACCESS_KEY: 'rig',
+    };
+    const endpoints = { AWS_ENDPOINT_URL_SSM: url, AWS_ENDPOINT_URL_SECRETS_MANAGER: url };
+    // The handlers run in this process: their unchanged SDK clients find the endpoint here.
+    Object.assign(process.env, credentials, endpoints);
+    // Their per-call INFO lines would drown the rig's own progress.
+    process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+    for (const [, document] of resourcesOfType(this.template, 'AWS::SSM::Document')) {
+      this.aws.ssm.registerDocument(
+        String(document.Properties?.Name),
+        document.Properties?.Content as CommandDocument,
+      );
+    }
+    for (const node of this.plan.nodes) {
+      this.aws.ssm.registerInstance(node.instanceId, {
+        nodeName: node.name,
+        env: { ...credentials, ...endpoints },
+      });
+    }
+    const extra = this.options.pem
+      ? [{ name: 'pem-ha/edb-repo-token', value: 'rig-token-not-used' }]
+      : [];
+    for (const secret of seedSecrets(this.template, extra))
+      this.aws.seedSecret(secret.name, secret.value);
+  }
+
+  /** Runs the synthesized bootstrap runbook; again and again if asked (it is idempotent). */
+  async bootstrap(): Promise<{ readonly durationMs: number }> {
+    const started = Date.now();
+    const resources = this.resourceValues();
+    const pseudo = { region: REGION, accountId: ACCOUNT };
+    const definition = stateMachineDefinition(
+      this.template,
+      'BootstrapStateMachineArn',
+      resources,
+      pseudo,
+    );
+    const handlers = bindLambdaTasks(definition, this.template, {
+      assemblyDir: this.assemblyDir,
+      resolveEnvironment: (variables) =>
+        resolveIntrinsics(variables, resources, pseudo) as Record<string, string>,
+      onInvoke: (state) => {
+        if (/: send$|^Ensure|^Sign/.test(state)) this.options.log?.(`  ${state}`);
+      },
+    });
+    const waits = Object.fromEntries(
+      allStates(definition.States)
+        .filter(([, state]) => state.Type === 'Wait')
+        .map(([state]) => [state, this.options.pollMs ?? 1000]),
+    );
+    this.options.log?.('running the bootstrap runbook (synthesized state machine)');
+    const machine = new StateMachine(
+      definition as never,
+      { validationOptions: { checkPaths: false } } as never,
+    );
+    await machine.run(
+      {},
+      { overrides: { taskResourceLocalHandlers: handlers as never, waitTimeOverrides: waits } },
+    ).result;
+    return { durationMs: Date.now() - started };
+  }
+
+  private resourceValues() {
+    const nodes = new Map(this.plan.nodes.map((node) => [node.logicalId, node]));
+    const volumes = new Map(
+      this.plan.nodes
+        .filter((n) => n.dataVolume)
+        .map((n) => [n.dataVolume!.logicalId, n.dataVolume!.volumeId]),
+    );
+    return {
+      ref: (logicalId: string) => {
+        const resource = this.template.Resources[logicalId];
+        if (nodes.has(logicalId)) return nodes.get(logicalId)!.instanceId;
+        if (volumes.has(logicalId)) return volumes.get(logicalId)!;
+        if (resource?.Type === 'AWS::SSM::Document') return String(resource.Properties?.Name);
+        return `rig-${logicalId}`;
+      },
+      getAtt: (logicalId: string, attribute: string) => {
+        if (attribute === 'PrivateIp' && nodes.has(logicalId)) return nodes.get(logicalId)!.address;
+        if (attribute === 'Arn') return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${logicalId}`;
+        return `rig-${logicalId}.${attribute}`;
+      },
+    };
+  }
+
+  /** HAProxy in its own node, as a unit, from the synthesized target groups. */
+  private async startNlb(): Promise<void> {
+    await this.host.addNode({ name: 'nlb', address: this.plan.nlbAddress });
+    const config = haproxyConfig(nlbListeners(this.template), {
+      bindAddress: this.plan.nlbAddress,
+      targets: this.plan.nodes.map((n) => ({
+        instanceLogicalId: n.logicalId,
+        name: n.name,
+        address: n.address,
+      })),
+      intervalScale: this.options.checkScale,
+      statsSocket: '/run/haproxy-admin.sock',
+    });
+    await this.writeFile('nlb', '/etc/haproxy/pem-ha-nlb.cfg', config, '0644');
+    const unit = [
+      '[Unit]',
+      'Description=pem-ha NLB stand-in',
+      '[Service]',
+      'Type=simple',
+      'ExecStart=/usr/sbin/haproxy -W -db -f /etc/haproxy/pem-ha-nlb.cfg',
+      'KillMode=control-group',
+      '',
+    ].join('\n');
+    await this.writeFile('nlb', '/etc/systemd/system/pem-ha-nlb.service', unit, '0644');
+    await this.execOk('nlb', ['systemctl', 'start', 'pem-ha-nlb']);
+    writeFileSync(
+      join(RigCluster.stateDir(this.name), 'pgpass'),
+      `*:*:*:patroni_super:${this.superuserPassword()}\n`,
+      { mode: 0o600 },
+    );
+  }
+
+  superuserPassword(): string {
+    return JSON.parse(this.aws.secretValue('pem-ha/patroniSuperuser') ?? '{}').password;
+  }
+
+  get writeEndpoint() {
+    return { host: this.plan.nlbAddress, port: 5432 };
+  }
+
+  get readEndpoint() {
+    return { host: this.plan.nlbAddress, port: 5433 };
+  }
+
+  async execOk(node: string, argv: string[], stdin?: string, timeoutMs = 60_000): Promise<string> {
+    const result = await this.host.exec(node, { argv, stdin, timeoutMs });
+    if (result.exitCode !== 0)
+      throw new Error(
+        `${node}: ${argv.join(' ')} failed (${result.exitCode}): ${result.stderr.trim()}`,
+      );
+    return result.stdout;
+  }
+
+  /** Writes a file inside a node (stdin arrives as a socket, which /dev/stdin cannot reopen). */
+  async writeFile(node: string, path: string, content: string, mode = '0644'): Promise<void> {
+    await this.execOk(
+      node,
+      [
+        'sh',
+        '-c',
+        'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"',
+        'write',
+        path,
+        mode,
+      ],
+      content,
+    );
+  }
+
+  /** Stops the local endpoint; the nodes keep running until {@link down}. */
+  async detach(): Promise<void> {
+    await this.aws.close();
+  }
+
+  async down(): Promise<void> {
+    await this.aws.close().catch(() => undefined);
+    await this.host.destroy();
+    rmSync(this.assemblyDir, { recursive: true, force: true });
+  }
+
+  /** Removes a rig recorded on disk (for `npm run local -- down` from a new process). */
+  static async downByName(
+    name: string,
+    log: (message: string) => void = () => undefined,
+  ): Promise<boolean> {
+    const host = RigHost.load(RigCluster.stateDir(name), log);
+    rmSync(join(REPO_ROOT, `cdk.out.rig-${name}`), { recursive: true, force: true });
+    if (!host) return false;
+    await host.destroy();
+    return true;
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * Rig nodes: one network namespace per node on a private bridge, and inside
+ * it a PID/mount/UTS namespace whose init gives the node its own filesystem
+ * (an overlay over the host's /). Everything created is recorded in a state
+ * file first, so `destroy` works from another process and after a crash.
+ */
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import type { ExecRequest, ExecResult, NodeExec } from '../types';
+import { host, hostQuietly, isAlive, runBounded, waitFor } from './commands';
+import { assertFree, attachNode, contains, createBridge } from './network';
+
+const NODE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const RIG_NAME = /^[a-z][a-z0-9]{0,5}$/;
+
+export interface RigNodeSpec {
+  readonly name: string;
+  readonly address: string;
+  /** An EBS-like data volume: a loop device shown under its volume id. */
+  readonly dataDisk?: { readonly volumeId: string; readonly sizeMiB: number };
+}
+
+interface NodeRecord extends RigNodeSpec {
+  readonly netns: string;
+  readonly veth: string;
+  readonly dir: string;
+  initPid?: number;
+  loopDevice?: string;
+}
+
+interface HostState {
+  readonly rigName: string;
+  readonly bridge: string;
+  readonly cidr: string;
+  readonly hostAddress: string;
+  readonly nodes: NodeRecord[];
+}
+
+export type Log = (message: string) => void;
+
+export class RigHost {
+  private constructor(
+    private readonly stateDir: string,
+    private readonly state: HostState,
+    private readonly log: Log,
+  ) {}
+
+  /** Creates the bridge of a new rig; refuses a CIDR the host already routes. */
+  static async create(
+    stateDir: string,
+    network: { readonly rigName: string; readonly cidr: string; readonly hostAddress: string },
+    log: Log = () => undefined,
+  ): Promise<RigHost> {
+    if (!RIG_NAME.test(network.rigName)) {
+      throw new Error(
+        `rig name must be 1-6 lowercase letters and digits, starting with a letter; got ${network.rigName}`,
+      );
+    }
+    if (existsSync(join(stateDir, 'host.json'))) {
+      throw new Error(`a rig already exists in ${stateDir}; run down first`);
+    }
+    const bridge = `phr${network.rigName}`;
+    await assertFree(network.cidr, bridge);
+    const prefix = Number(network.cidr.split('/')[1]);
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const rig = new RigHost(stateDir, { ...network, bridge, nodes: [] }, log);
+    rig.save();
+    log(`creating bridge ${bridge} (${network.hostAddress}/${prefix})`);
+    await createBridge(bridge, network.hostAddress, prefix);
+    return rig;
+  }
+
+  /** The rig recorded in `stateDir`, for status and teardown from another process. */
+  static load(stateDir: string, log: Log = () => undefined): RigHost | undefined {
+    const file = join(stateDir, 'host.json');
+    if (!existsSync(file)) return undefined;
+    return new RigHost(stateDir, JSON.parse(readFileSync(file, 'utf8')) as HostState, log);
+  }
+
+  get hostAddress(): string {
+    return this.state.hostAddress;
+  }
+
+  get nodeNames(): string[] {
+    return this.state.nodes.map((node) => node.name);
+  }
+
+  initPid(name: string): number | undefined {
+    return this.record(name).initPid;
+  }
+
+  isRunning(name: string): boolean {
+    const pid = this.record(name).initPid;
+    return pid !== undefined && isAlive(pid);
+  }
+
+  async addNode(spec: RigNodeSpec): Promise<void> {
+    const { state } = this;
+    if (!contains(state.cidr, spec.address)) {
+      throw new Error(
+        `node ${spec.name}: address ${spec.address} is outside the rig network ${state.cidr}`,
+      );
+    }
+    const index = state.nodes.length + 1;
+    const node: NodeRecord = {
+      ...spec,
+      netns: `pemha-${state.rigName}-${spec.name}`,
+      veth: `ph${state.rigName}${index}`,
+      dir: join(this.stateDir, 'nodes', spec.name),
+    };
+    state.nodes.push(node);
+    this.save();
+    this.log(`creating node ${spec.name} (${spec.address})`);
+    for (const sub of ['upper/usr/local/sbin', 'work', 'root'])
+      mkdirSync(join(node.dir, sub), { recursive: true });
+    copyFileSync(join(__dirname, 'systemctl'), join(node.dir, 'upper/usr/local/sbin/systemctl'));
+    if (spec.dataDisk) {
+      const file = join(node.dir, 'data-volume.img');
+      await host('truncate', ['-s', `${spec.dataDisk.sizeMiB}M`, file]);
+      node.loopDevice = (await host('losetup', ['-f', '--show', file])).trim();
+      this.save();
+    }
+    await host('ip', ['netns', 'add', node.netns]);
+    await attachNode(
+      state.bridge,
+      node.netns,
+      node.veth,
+      spec.address,
+      Number(state.cidr.split('/')[1]),
+      state.hostAddress,
+    );
+    await this.startInit(node);
+  }
+
+  private async startInit(node: NodeRecord): Promise<void> {
+    const args = [
+      'netns',
+      'exec',
+      node.netns,
+      'unshare',
+      '--mount',
+      '--uts',
+      '--ipc',
+      '--pid',
+      '--fork',
+      '--propagation',
+      'private',
+      join(__dirname, 'node-init.sh'),
+      node.name,
+      node.dir,
+      ...(node.loopDevice && node.dataDisk ? [node.loopDevice, node.dataDisk.volumeId] : []),
+    ];
+    const log = join(node.dir, 'init.log');
+    writeFileSync(log, '');
+    const { openSync } = await import('node:fs');
+    const out = openSync(log, 'a');
+    const unshare = spawn('ip', args, { detached: true, stdio: ['ignore', out, out] });
+    unshare.unref();
+    const ready = await waitFor(() => {
+      node.initPid = childOf(unshare.pid!);
+      return (
+        node.initPid !== undefined && existsSync(`/proc/${node.initPid}/root/run/rig-node-ready`)
+      );
+    }, 15_000);
+    this.save();
+    if (!ready) {
+      throw new Error(
+        `node ${node.name} did not come up in 15 s: ${readFileSync(log, 'utf8').trim() || 'no output'}`,
+      );
+    }
+  }
+
+  /** Runs a command inside a node with a clean environment, as {@link NodeExec}. */
+  readonly exec: NodeExec = (name: string, request: ExecRequest): Promise<ExecResult> => {
+    const pid = this.record(name).initPid;
+    if (pid === undefined || !isAlive(pid)) throw new Error(`node ${name} is not running`);
+    const env = Object.entries(request.env ?? {}).map(([key, value]) => `${key}=${value}`);
+    return runBounded(
+      'nsenter',
+      [
+        '-t',
+        String(pid),
+        '-a',
+        'env',
+        '-i',
+        `PATH=${NODE_PATH}`,
+        'HOME=/root',
+        ...env,
+        ...request.argv,
+      ],
+      {
+        stdin: request.stdin,
+        timeoutMs: request.timeoutMs,
+      },
+    );
+  };
+
+  /** Stops every node's services, then removes every node, the bridge and the state. Idempotent. */
+  async destroy(): Promise<void> {
+    for (const node of [...this.state.nodes].reverse()) await this.removeNode(node);
+    this.log(`removing bridge ${this.state.bridge}`);
+    await hostQuietly('ip', ['link', 'del', this.state.bridge]);
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+
+  /** Kills a node's init (the kernel then ends its whole PID namespace): a crash. */
+  async kill(name: string): Promise<void> {
+    const pid = this.record(name).initPid;
+    if (pid !== undefined && isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await waitFor(() => pid === undefined || !isAlive(pid), 10_000);
+  }
+
+  /** Cuts or restores a node's only link (a network partition). */
+  async setLink(name: string, up: boolean): Promise<void> {
+    await host('ip', ['link', 'set', this.record(name).veth, up ? 'up' : 'down']);
+  }
+
+  private async removeNode(node: NodeRecord): Promise<void> {
+    this.log(`removing node ${node.name}`);
+    if (node.initPid !== undefined && isAlive(node.initPid)) {
+      await this.exec(node.name, { argv: ['systemctl', 'stop-all'], timeoutMs: 60_000 }).catch(
+        () => undefined,
+      );
+      await this.kill(node.name);
+    }
+    if (node.loopDevice) await hostQuietly('losetup', ['-d', node.loopDevice]);
+    await hostQuietly('ip', ['link', 'del', node.veth]);
+    await hostQuietly('ip', ['netns', 'del', node.netns]);
+  }
+
+  private record(name: string): NodeRecord {
+    const node = this.state.nodes.find((candidate) => candidate.name === name);
+    if (!node) throw new Error(`no rig node named ${name}; nodes: ${this.nodeNames.join(', ')}`);
+    return node;
+  }
+
+  private save(): void {
+    writeFileSync(join(this.stateDir, 'host.json'), JSON.stringify(this.state, null, 2), {
+      mode: 0o600,
+    });
+  }
+}
+
+/** The first child of a process (the init `unshare --fork` starts). */
+function childOf(pid: number): number | undefined {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/);
+    return children[0] ? Number(children[0]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
