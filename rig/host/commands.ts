@@ -22,6 +22,7 @@ export async function host(
     const { stderr } = error as { stderr?: string };
     throw new Error(
       `${command} ${args.join(' ')} failed: ${(stderr || (error as Error).message).trim()}`,
+      { cause: error },
     );
   }
 }
