@@ -24,6 +24,17 @@ import {
 } from './template';
 
 export const STATE_ROOT = '/var/lib/pem-ha-rig';
+/** Reads HAProxy's CSV statistics from its admin socket: proxy, server, status. */
+const READ_HAPROXY_STATS = [
+  'import socket',
+  's = socket.socket(socket.AF_UNIX)',
+  "s.connect('/run/haproxy-admin.sock')",
+  "s.sendall(b'show stat\\n')",
+  "data = b''",
+  'while chunk := s.recv(65536): data += chunk',
+  "rows = [r.split(',') for r in data.decode().splitlines() if r and not r.startswith('#')]",
+  "print('\\n'.join(f'{r[0]},{r[1]},{r[17]}' for r in rows))",
+].join('\n');
 const REQUIRED = [
   '/usr/bin/patroni',
   '/usr/bin/etcd',
@@ -218,10 +229,56 @@ export class RigCluster {
     ].join('\n');
     await this.writeFile('nlb', '/etc/systemd/system/pem-ha-nlb.service', unit, '0644');
     await this.execOk('nlb', ['systemctl', 'start', 'pem-ha-nlb']);
+    this.options.log?.('waiting for the NLB stand-in to find the primary and the replicas');
+    await this.waitForEndpoints();
     writeFileSync(
       join(RigCluster.stateDir(this.name), 'pgpass'),
       `*:*:*:patroni_super:${this.superuserPassword()}\n`,
       { mode: 0o600 },
+    );
+  }
+
+  /**
+   * Health of each listener's targets as HAProxy sees them (the rig's
+   * DescribeTargetHealth): port -> node -> UP / DOWN.
+   */
+  async targetHealth(): Promise<Record<number, Record<string, string>>> {
+    const csv = await this.execOk('nlb', ['python3', '-c', READ_HAPROXY_STATS]);
+    const health: Record<number, Record<string, string>> = {};
+    for (const line of csv.split('\n')) {
+      const [proxy, server, status] = line.split(',');
+      const port = Number(proxy?.replace('port_', ''));
+      if (
+        !port ||
+        !server ||
+        server.endsWith('-fail-open') ||
+        ['FRONTEND', 'BACKEND'].includes(server)
+      )
+        continue;
+      (health[port] ??= {})[server] = status.split(' ')[0];
+    }
+    return health;
+  }
+
+  /**
+   * Waits (bounded) until the write endpoint has exactly one healthy target and
+   * the read endpoint every other backend: HAProxy starts servers UP, an NLB
+   * starts targets unhealthy, so only a settled state is a fair start.
+   */
+  async waitForEndpoints(timeoutMs = 120_000): Promise<Record<number, Record<string, string>>> {
+    const backends = this.plan.nodes.filter((n) => n.tier === 'backend').length;
+    const deadline = Date.now() + timeoutMs;
+    let health: Record<number, Record<string, string>> = {};
+    while (Date.now() < deadline) {
+      // Until HAProxy has opened its socket there is nothing to read yet.
+      health = await this.targetHealth().catch(() => ({}));
+      const up = (port: number) =>
+        Object.values(health[port] ?? {}).filter((s) => s === 'UP').length;
+      if (up(5432) === 1 && up(5433) === backends - 1) return health;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    throw new Error(
+      `the endpoints did not settle in ${timeoutMs / 1000} s: ${JSON.stringify(health)}`,
     );
   }
 
