@@ -315,8 +315,10 @@ suite('local cluster from the synthesized artifacts', () => {
     } finally {
       await rig.host.setLink(isolated, true);
     }
-    expect(await endpointQuery(5432, 'SELECT count(*)::int AS n FROM acked WHERE id = -1')).toEqual(
-      [{ n: 0 }],
+    // The old primary rejoins as the link comes back: allow the endpoint to settle.
+    const rows = await eventually('a serving write endpoint', 60_000, () =>
+      endpointQuery(5432, 'SELECT count(*)::int AS n FROM acked WHERE id = -1'),
     );
+    expect(rows).toEqual([{ n: 0 }]);
   }, 300_000);
 });
