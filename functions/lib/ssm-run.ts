@@ -33,14 +33,6 @@ export type PollResult =
   | { readonly state: 'running'; readonly status: string }
   | { readonly state: 'succeeded'; readonly stdoutTail: string };
 
-export interface WaitOptions {
-  readonly pollIntervalMs: number;
-  readonly maxWaitMs: number;
-  readonly sleep: (ms: number) => Promise<void>;
-  /** Clock for the time bound; defaults to `Date.now`. */
-  readonly now?: () => number;
-}
-
 /** A request is malformed; raised before any AWS call. */
 export class InvalidRequestError extends Error {
   constructor(message: string) {
@@ -219,28 +211,4 @@ export async function pollCommand(ssm: SSMClient, ref: CommandRef): Promise<Poll
     default:
       throw new Error(`${ref.nodeName}: command ${CommandId} has unknown status ${status}`);
   }
-}
-
-/** Sends and waits; `maxWaitMs` bounds both the number of polls and the elapsed time. */
-export async function runCommand(
-  ssm: SSMClient,
-  request: CommandRequest,
-  options: WaitOptions,
-): Promise<CommandRef & { readonly stdoutTail: string }> {
-  const { pollIntervalMs, maxWaitMs, sleep, now = Date.now } = options;
-  for (const [field, ms] of Object.entries({ pollIntervalMs, maxWaitMs })) {
-    check(field, Number.isFinite(ms) && ms > 0, 'a positive number of milliseconds', ms);
-  }
-  const ref = await startCommand(ssm, request);
-  const started = now();
-  const maxPolls = Math.ceil(maxWaitMs / pollIntervalMs);
-  let status = 'Pending';
-  for (let poll = 0; poll < maxPolls && now() - started < maxWaitMs; poll++) {
-    await sleep(pollIntervalMs);
-    const result = await pollCommand(ssm, ref);
-    if (result.state === 'succeeded') return { ...ref, stdoutTail: result.stdoutTail };
-    status = result.status;
-  }
-  const what = `was still running when our ${maxWaitMs} ms wait bound ran out`;
-  throw new CommandTimedOutError(ref, { status, stderrTail: '' }, what);
 }

@@ -44,21 +44,9 @@ ETCD_AUTO_COMPACTION_MODE="periodic"
 ETCD_AUTO_COMPACTION_RETENTION="1h"
 CONF
 touch /etc/pem-ha/etcd.managed
-systemctl enable etcd >/dev/null 2>&1
-
-if service_running etcd; then
-  if [[ " ${CHANGED_FILES[*]} " == *" /etc/default/etcd "* ]]; then
-    log "configuration changed: restarting etcd"
-    systemctl restart etcd
-  else
-    log "etcd already running with this configuration"
-  fi
-else
-  # --no-block: start only returns once a quorum exists, and the other
-  # members are starting right now in their own documents.
-  log "starting etcd"
-  systemctl start --no-block etcd
-fi
+# --no-block: a new member reports ready only once a quorum exists, and the
+# other members are starting right now in their own documents.
+apply_service etcd /etc/default/etcd restart --no-block
 
 etcd_ctl() {
   ETCDCTL_API=3 etcdctl --endpoints="https://${MEMBER_ADDRESS}:2379" --cacert="$TLS/ca.crt" \

@@ -100,3 +100,21 @@ local_psql() {
 
 # service_running UNIT: true when systemd reports the unit active.
 service_running() { systemctl is-active --quiet "$1"; }
+
+# apply_service UNIT CONFIG_FILE reload|restart [start options]: enables UNIT,
+# starts it when stopped, and applies a CONFIG_FILE that install_file changed
+# this run with a reload or a restart; otherwise leaves it alone.
+apply_service() {
+  local unit=$1 config=$2 apply=$3
+  shift 3
+  systemctl enable "$unit" >/dev/null 2>&1
+  if ! service_running "$unit"; then
+    log "starting ${unit}"
+    systemctl start "$@" "$unit"
+  elif [[ " ${CHANGED_FILES[*]} " == *" ${config} "* ]]; then
+    log "${config} changed: ${apply}ing ${unit}"
+    systemctl "$apply" "$unit"
+  else
+    log "${unit} already running with this configuration"
+  fi
+}

@@ -218,19 +218,8 @@ WantedBy=multi-user.target
 UNIT
 touch /etc/pem-ha/patroni.managed
 systemctl daemon-reload
-systemctl enable patroni >/dev/null 2>&1
-
-if service_running patroni; then
-  if [[ " ${CHANGED_FILES[*]} " == *" ${CONFIG} "* ]]; then
-    log "patroni.yml changed: reloading Patroni (SIGHUP, no restart)"
-    systemctl reload patroni
-  else
-    log "Patroni already running with this configuration"
-  fi
-else
-  log "starting Patroni"
-  systemctl start patroni
-fi
+# SIGHUP: Patroni re-reads patroni.yml and reloads PostgreSQL, never restarts it.
+apply_service patroni "$CONFIG" reload
 
 rest() { curl -fsS --max-time 5 --cacert "$TLS/ca.crt" "https://${MEMBER_ADDRESS}:8008/$1"; }
 member_running() {

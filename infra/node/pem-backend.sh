@@ -8,12 +8,7 @@ MARKER=/var/lib/pem-ha/pem-backend-configured
 DONE_COMMENT='pem-ha: PEM server configured on the primary'
 TLS=/etc/pem-ha/tls/current
 
-if [[ -f $MARKER ]]; then
-  log "PEM backend already configured on this node ($(cat "$MARKER")); nothing to do"
-  exit 0
-fi
-[[ -r $TLS/pem-agent.crt && -r $TLS/pem-agent.key ]] ||
-  die "missing ${TLS}/pem-agent.crt or .key: the certificates step must run before pem-backend"
+pem_run_once "$MARKER" "the PEM backend"
 
 install_pem_packages edb-pem
 

@@ -31,3 +31,15 @@ install_pem_packages() {
   apt_install "$@"
   [[ -x $PEM_CONFIGURE ]] || die "installing $* did not provide ${PEM_CONFIGURE}"
 }
+
+# pem_run_once MARKER WHAT: stops the document when MARKER says it ran here;
+# otherwise checks that the agent certificate it configures PEM with exists.
+pem_run_once() {
+  local marker=$1 what=$2 tls=/etc/pem-ha/tls/current
+  if [[ -f $marker ]]; then
+    log "${what} already configured on this node ($(cat "$marker")); nothing to do"
+    exit 0
+  fi
+  [[ -r $tls/pem-agent.crt && -r $tls/pem-agent.key ]] ||
+    die "missing ${tls}/pem-agent.crt or .key: the certificates step must run before PEM"
+}

@@ -7,12 +7,7 @@
 MARKER=/var/lib/pem-ha/pem-web-configured
 TLS=/etc/pem-ha/tls/current
 
-if [[ -f $MARKER ]]; then
-  log "PEM web application already configured on this node ($(cat "$MARKER")); nothing to do"
-  exit 0
-fi
-[[ -r $TLS/pem-agent.crt && -r $TLS/pem-agent.key ]] ||
-  die "missing ${TLS}/pem-agent.crt or .key: the certificates step must run before pem-web"
+pem_run_once "$MARKER" "the PEM web application"
 
 install_pem_packages edb-pem
 

@@ -15,7 +15,6 @@ import {
   InvalidRequestError,
   NodeNotManagedError,
   pollCommand,
-  runCommand,
   startCommand,
   tail,
   TAIL_CHARS,
@@ -34,7 +33,6 @@ const request: CommandRequest = {
   comment: 'bootstrap patroni',
 };
 const ref = { commandId: 'cmd-1', instanceId: INSTANCE, nodeName: 'backend-2' };
-const noSleep = () => Promise.resolve();
 
 beforeEach(() => ssm.reset());
 
@@ -185,47 +183,5 @@ describe('tail', () => {
     expect(kept).toHaveLength(TAIL_CHARS);
     expect(kept.endsWith('[31mred[0m\tend\n')).toBe(true);
     expect(kept).not.toContain('\x1b');
-  });
-});
-
-describe('runCommand', () => {
-  test('Given a command that takes two polls, when run, then it resolves with its output', async () => {
-    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
-    ssm
-      .on(GetCommandInvocationCommand)
-      .resolvesOnce({ Status: 'InProgress', ResponseCode: -1 })
-      .resolves({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'done' });
-
-    const result = await runCommand(client, request, {
-      pollIntervalMs: 1000,
-      maxWaitMs: 10_000,
-      sleep: noSleep,
-    });
-
-    expect(result).toEqual({ ...ref, stdoutTail: 'done' });
-    expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 2);
-  });
-
-  test('Given a command that never ends, when run, then it stops polling at the bound with CommandTimedOutError', async () => {
-    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
-    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress', ResponseCode: -1 });
-
-    const error = await runCommand(client, request, {
-      pollIntervalMs: 1000,
-      maxWaitMs: 5000,
-      sleep: noSleep,
-    }).catch((e: unknown) => e);
-
-    expect(error).toBeInstanceOf(CommandTimedOutError);
-    expect((error as Error).message).toContain('still running when our 5000 ms wait bound ran out');
-    expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 5);
-  });
-
-  test('Given a zero poll interval, when run, then it is refused before anything is sent', async () => {
-    const options = { pollIntervalMs: 0, maxWaitMs: 5000, sleep: noSleep };
-    await expect(runCommand(client, request, options)).rejects.toThrow(
-      'pollIntervalMs must be a positive number of milliseconds; given 0',
-    );
-    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
   });
 });

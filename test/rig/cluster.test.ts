@@ -37,8 +37,8 @@ async function endpointQuery(port: number, text: string, values: unknown[] = [])
 }
 
 /** psql inside a node over its local socket (the documents' own way in). */
-async function nodeQuery(node: string, text: string): Promise<string> {
-  const result = await rig.host.exec(node, {
+function nodePsql(node: string, text: string) {
+  return rig.host.exec(node, {
     argv: [
       'runuser',
       '-u',
@@ -57,6 +57,10 @@ async function nodeQuery(node: string, text: string): Promise<string> {
     ],
     timeoutMs: 10_000,
   });
+}
+
+async function nodeQuery(node: string, text: string): Promise<string> {
+  const result = await nodePsql(node, text);
   if (result.exitCode !== 0) throw new Error(`${node}: ${result.stderr.trim()}`);
   return result.stdout.trim();
 }
@@ -250,10 +254,12 @@ suite('local cluster from the synthesized artifacts', () => {
     let resumedAt = 0;
     const writer = (async () => {
       for (let i = 0; !stop && i < 2000; i++) {
+        const startedAt = Date.now();
         try {
           await endpointQuery(5432, 'INSERT INTO acked VALUES ($1)', [next]);
           acknowledged.push(next);
-          if (killedAt && !resumedAt) resumedAt = Date.now();
+          // Only a write begun after the primary died shows the endpoint is back.
+          if (killedAt && startedAt > killedAt && !resumedAt) resumedAt = Date.now();
         } catch {
           await sleep(200);
         }
@@ -263,8 +269,8 @@ suite('local cluster from the synthesized artifacts', () => {
     await eventually('some writes', 20_000, async () =>
       expect(acknowledged.length).toBeGreaterThan(10),
     );
-    killedAt = Date.now();
     await rig.host.kill(oldLeader);
+    killedAt = Date.now();
     await eventually('writes on a new leader', 120_000, async () => {
       expect(resumedAt).toBeGreaterThan(0);
       expect(await writeNode()).not.toBe(oldLeader);
@@ -290,25 +296,7 @@ suite('local cluster from the synthesized artifacts', () => {
       });
       // From now on the isolated node must refuse every write.
       for (let attempt = 0; attempt < 5; attempt++) {
-        const result = await rig.host.exec(isolated, {
-          argv: [
-            'runuser',
-            '-u',
-            'postgres',
-            '--',
-            'psql',
-            '-h',
-            '/var/run/postgresql',
-            '-U',
-            'patroni_super',
-            '-XAtq',
-            '-d',
-            'postgres',
-            '-c',
-            'INSERT INTO acked VALUES (-1)',
-          ],
-          timeoutMs: 10_000,
-        });
+        const result = await nodePsql(isolated, 'INSERT INTO acked VALUES (-1)');
         expect(result.exitCode).not.toBe(0);
         await sleep(1000);
       }
