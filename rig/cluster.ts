@@ -207,17 +207,6 @@ export class RigCluster {
   /** HAProxy in its own node, as a unit, from the synthesized target groups. */
   private async startNlb(): Promise<void> {
     await this.host.addNode({ name: 'nlb', address: this.plan.nlbAddress });
-    const config = haproxyConfig(nlbListeners(this.template), {
-      bindAddress: this.plan.nlbAddress,
-      targets: this.plan.nodes.map((n) => ({
-        instanceLogicalId: n.logicalId,
-        name: n.name,
-        address: n.address,
-      })),
-      intervalScale: this.options.checkScale,
-      statsSocket: '/run/haproxy-admin.sock',
-    });
-    await this.writeFile('nlb', '/etc/haproxy/pem-ha-nlb.cfg', config, '0644');
     const unit = [
       '[Unit]',
       'Description=pem-ha NLB stand-in',
@@ -228,14 +217,46 @@ export class RigCluster {
       '',
     ].join('\n');
     await this.writeFile('nlb', '/etc/systemd/system/pem-ha-nlb.service', unit, '0644');
-    await this.execOk('nlb', ['systemctl', 'start', 'pem-ha-nlb']);
-    this.options.log?.('waiting for the NLB stand-in to find the primary and the replicas');
-    await this.waitForEndpoints();
+    await this.setCheckScale(this.options.checkScale ?? 1);
     writeFileSync(
       join(RigCluster.stateDir(this.name), 'pgpass'),
       `*:*:*:patroni_super:${this.superuserPassword()}\n`,
       { mode: 0o600 },
     );
+  }
+
+  /**
+   * (Re)generates HAProxy from the target groups with every health-check
+   * interval scaled (1 = the template's timing), restarts it and waits for
+   * the endpoints to settle.
+   */
+  async setCheckScale(scale: number): Promise<void> {
+    const config = haproxyConfig(nlbListeners(this.template), {
+      bindAddress: this.plan.nlbAddress,
+      targets: this.plan.nodes.map((n) => ({
+        instanceLogicalId: n.logicalId,
+        name: n.name,
+        address: n.address,
+      })),
+      intervalScale: scale,
+      statsSocket: '/run/haproxy-admin.sock',
+    });
+    await this.writeFile('nlb', '/etc/haproxy/pem-ha-nlb.cfg', config, '0644');
+    await this.execOk('nlb', ['systemctl', 'restart', 'pem-ha-nlb']);
+    this.options.log?.('waiting for the NLB stand-in to find the primary and the replicas');
+    await this.waitForEndpoints();
+  }
+
+  /** Brings a killed node back as an instance reboot does: its layer, its volume, pem-ha's services. */
+  async reboot(node: string): Promise<void> {
+    await this.host.restart(node);
+    for (const unit of ['etcd', 'patroni']) {
+      await this.execOk(node, [
+        'sh',
+        '-c',
+        `[ ! -f /etc/pem-ha/${unit}.managed ] || systemctl start --no-block ${unit}`,
+      ]);
+    }
   }
 
   /**
@@ -269,12 +290,16 @@ export class RigCluster {
     const backends = this.plan.nodes.filter((n) => n.tier === 'backend').length;
     const deadline = Date.now() + timeoutMs;
     let health: Record<number, Record<string, string>> = {};
+    let previous: string | undefined;
     while (Date.now() < deadline) {
       // Until HAProxy has opened its socket there is nothing to read yet.
       health = await this.targetHealth().catch(() => ({}));
       const up = (port: number) =>
         Object.values(health[port] ?? {}).filter((s) => s === 'UP').length;
-      if (up(5432) === 1 && up(5433) === backends - 1) return health;
+      const settled = up(5432) === 1 && up(5433) === backends - 1;
+      // HAProxy lists servers UP until their first checks fail: trust a view seen twice.
+      if (settled && JSON.stringify(health) === previous) return health;
+      previous = settled ? JSON.stringify(health) : undefined;
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
     throw new Error(

@@ -211,6 +211,17 @@ export class RigHost {
     await waitFor(() => pid === undefined || !isAlive(pid), 10_000);
   }
 
+  /**
+   * Starts a killed node again with its own layer and data volume, as an
+   * instance reboots; its services stay down until something starts them.
+   */
+  async restart(name: string): Promise<void> {
+    const node = this.record(name);
+    if (node.initPid !== undefined && isAlive(node.initPid)) await this.kill(name);
+    this.log(`restarting node ${name}`);
+    await this.startInit(node);
+  }
+
   /** Cuts or restores a node's only link (a network partition). */
   async setLink(name: string, up: boolean): Promise<void> {
     await host('ip', ['link', 'set', this.record(name).veth, up ? 'up' : 'down']);
