@@ -90,6 +90,16 @@ describe('signNodeRequests', () => {
       { encoding: 'utf8' },
     );
   const names = 'DNS:etcd-2,DNS:localhost,IP:10.40.4.10,IP:127.0.0.1';
+  const sign = () =>
+    signNodeRequests(
+      ssmClient,
+      secretsClient,
+      { node, command },
+      {
+        intermediateSecretId: CA.intermediateSecretId,
+        validityDays: 90,
+      },
+    );
 
   test('Given CSRs in the command output, when signed, then the bundle holds the root and a chain per identity', async () => {
     secretStore();
@@ -99,12 +109,7 @@ describe('signNodeRequests', () => {
       .on(GetCommandInvocationCommand)
       .resolves({ Status: 'Success', StandardOutputContent: stdout });
 
-    const result = await signNodeRequests(
-      ssmClient,
-      secretsClient,
-      { node, command },
-      { intermediateSecretId: CA.intermediateSecretId, validityDays: 90 },
-    );
+    const result = await sign();
 
     expect(result).toMatchObject({ count: 2, identities: ['etcd-server', 'etcd-peer'] });
     const bundle = JSON.parse(Buffer.from(result.bundle, 'base64').toString());
@@ -122,14 +127,7 @@ describe('signNodeRequests', () => {
       Status: 'Success',
       StandardOutputContent: `csr=postgres-server\n${csrFor('/CN=etcd-2', names)}`,
     });
-    await expect(
-      signNodeRequests(
-        ssmClient,
-        secretsClient,
-        { node, command },
-        { intermediateSecretId: CA.intermediateSecretId, validityDays: 90 },
-      ),
-    ).rejects.toThrow(
+    await expect(sign()).rejects.toThrow(
       'etcd-2: certificate request for postgres-server refused: a etcd node may only request etcd-server, etcd-peer',
     );
   });
@@ -138,14 +136,7 @@ describe('signNodeRequests', () => {
     ssm
       .on(GetCommandInvocationCommand)
       .resolves({ Status: 'Success', StandardOutputContent: 'all valid\n' });
-    await expect(
-      signNodeRequests(
-        ssmClient,
-        secretsClient,
-        { node, command },
-        { intermediateSecretId: CA.intermediateSecretId, validityDays: 90 },
-      ),
-    ).resolves.toEqual({ count: 0, identities: [], bundle: '-' });
+    await expect(sign()).resolves.toEqual({ count: 0, identities: [], bundle: '-' });
     expect(secrets).not.toHaveReceivedCommand(GetSecretValueCommand);
   });
 
@@ -155,13 +146,6 @@ describe('signNodeRequests', () => {
       Status: 'Success',
       StandardOutputContent: `csr=etcd-server\n${csrFor('/CN=etcd-2', names)}`,
     });
-    await expect(
-      signNodeRequests(
-        ssmClient,
-        secretsClient,
-        { node, command },
-        { intermediateSecretId: CA.intermediateSecretId, validityDays: 90 },
-      ),
-    ).rejects.toBeInstanceOf(ClusterCaMissingError);
+    await expect(sign()).rejects.toBeInstanceOf(ClusterCaMissingError);
   });
 });
