@@ -18,6 +18,12 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { RigCluster } from '../rig/cluster';
+import {
+  describeMembers,
+  healPartition,
+  patroniMembers,
+  waitForHealthyReplication,
+} from '../rig/patroni';
 
 const CHECKS = [
   { label: 'template NLB checks (5 s x 2)', scale: 1 },
@@ -51,6 +57,8 @@ class Prober {
         connectionTimeoutMillis: 1000,
         query_timeout: 2000,
       });
+      // A server killed mid-session emits 'error' on the idle client: expected here.
+      client.on('error', () => undefined);
       try {
         await client.connect();
         await client.query('INSERT INTO bench_probe DEFAULT VALUES');
@@ -64,12 +72,26 @@ class Prober {
     }
   }
 
-  /** Seconds from `since` to the first successful write begun after it (bounded wait). */
-  async recoveredAfter(since: number, timeoutMs = 180_000): Promise<number> {
+  /**
+   * Write unavailability around an event that began at `since` and finished
+   * at `eventDone`: the longest gap between the starts of consecutive
+   * successful writes, from the last one before `since` to the first one begun
+   * after `eventDone` (a switchover request returns only once it is done, and
+   * writes keep landing on the old primary until it demotes). Bounded wait.
+   */
+  async unavailability(since: number, eventDone: number, timeoutMs = 180_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      const first = this.successes.find((s) => s.startedAt > since);
-      if (first) return (first.startedAt - since) / 1000;
+      const last = this.successes.findIndex((s) => s.startedAt > eventDone);
+      if (last >= 0) {
+        let first = this.successes.findIndex((s) => s.startedAt > since);
+        first = Math.max(first - 1, 0);
+        let gap = 0;
+        for (let i = first; i < last; i++) {
+          gap = Math.max(gap, this.successes[i + 1].startedAt - this.successes[i].startedAt);
+        }
+        return gap / 1000;
+      }
       await sleep(100);
     }
     throw new Error(`writes did not come back within ${timeoutMs / 1000} s`);
@@ -81,29 +103,12 @@ class Prober {
   }
 }
 
-/** The leader as Patroni reports it (GET /cluster on the first backend that answers). */
+/** The leader as Patroni reports it. */
 async function leader(rig: RigCluster): Promise<string> {
-  for (const node of rig.plan.nodes.filter((n) => n.tier === 'backend')) {
-    if (!rig.host.isRunning(node.name)) continue;
-    const result = await rig.host.exec(node.name, {
-      argv: [
-        'curl',
-        '-fsS',
-        '--max-time',
-        '5',
-        '--cacert',
-        '/etc/pem-ha/tls/current/ca.crt',
-        `https://${node.address}:8008/cluster`,
-      ],
-      timeoutMs: 10_000,
-    });
-    if (result.exitCode !== 0) continue;
-    const members = (JSON.parse(result.stdout) as { members: { name: string; role: string }[] })
-      .members;
-    const found = members.find((m) => m.role === 'leader');
-    if (found) return found.name;
-  }
-  throw new Error('no backend reports a leader');
+  const members = await patroniMembers(rig);
+  const found = members?.find((m) => m.role === 'leader');
+  if (!found) throw new Error(`no backend reports a leader: ${describeMembers(members)}`);
+  return found.name;
 }
 
 async function measure(
@@ -111,13 +116,20 @@ async function measure(
   event: (leader: string) => Promise<void>,
   recover: (leader: string) => Promise<void>,
 ) {
+  // Synchronous mode promotes only the recorded standby: start from a cluster that has one.
+  await waitForHealthyReplication(rig);
   const current = await leader(rig);
   const prober = new Prober(rig);
   await sleep(1000);
   const at = Date.now();
   await event(current);
   try {
-    return await prober.recoveredAfter(at);
+    return await prober.unavailability(at, Date.now());
+  } catch (error) {
+    throw new Error(
+      `${(error as Error).message}; Patroni: ${describeMembers(await patroniMembers(rig))}`,
+      { cause: error },
+    );
   } finally {
     await prober.stop();
     await recover(current);
@@ -129,20 +141,10 @@ async function switchover(rig: RigCluster, current: string): Promise<void> {
   const password = JSON.parse(rig.aws.secretValue('pem-ha/patroniRestApi')!).password;
   const address = rig.plan.nodes.find((n) => n.name === current)!.address;
   // In synchronous mode only the synchronous standby may take over.
-  const cluster = JSON.parse(
-    await rig.execOk(current, [
-      'curl',
-      '-fsS',
-      '--cacert',
-      '/etc/pem-ha/tls/current/ca.crt',
-      `https://${address}:8008/cluster`,
-    ]),
-  ) as { members: { name: string; role: string }[] };
+  const members = (await patroniMembers(rig)) ?? [];
   const candidate =
-    cluster.members.find((m) => m.role === 'sync_standby') ??
-    cluster.members.find((m) => m.role === 'replica');
-  if (!candidate)
-    throw new Error(`no standby to switch over to: ${JSON.stringify(cluster.members)}`);
+    members.find((m) => m.role === 'sync_standby') ?? members.find((m) => m.role === 'replica');
+  if (!candidate) throw new Error(`no standby to switch over to: ${describeMembers(members)}`);
   // curl reads its options on stdin, so the password is on no command line.
   const config = [
     `url = "https://${address}:8008/switchover"`,
@@ -156,8 +158,10 @@ async function switchover(rig: RigCluster, current: string): Promise<void> {
 }
 
 async function benchmarkRun(fast: boolean, results: Map<string, number[]>) {
-  const record = (key: string, value: number) =>
+  const record = (key: string, value: number) => {
+    console.log(`  ${key}: ${value.toFixed(1)} s`);
     results.set(key, [...(results.get(key) ?? []), value]);
+  };
   await RigCluster.downByName('bench');
   const started = Date.now();
   const rig = await RigCluster.up({ name: 'bench', fastPatroni: fast, vpcCidr: '10.44.0.0/16' });
@@ -195,7 +199,7 @@ async function benchmarkRun(fast: boolean, results: Map<string, number[]>) {
       await gap(
         'partition of the primary (link cut)',
         (l) => rig.host.setLink(l, false),
-        (l) => rig.host.setLink(l, true),
+        (l) => healPartition(rig, l),
       );
     }
   } finally {

@@ -6,9 +6,10 @@ import { parseArgs } from 'node:util';
 import { RigCluster } from './cluster';
 import { RigHost } from './host/host';
 
-const USAGE = `usage: npm run local -- <up|status|down> [--name NAME] [--fast] [--vpc-cidr CIDR]
+const USAGE = `usage: npm run local -- <up|status|rotate|down> [--name NAME] [--fast] [--vpc-cidr CIDR] [--renew-before-days N]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB stand-in
   status  nodes, services and Patroni's view of the cluster
+  rotate  run the certificate rotation runbook (as its schedule does; --renew-before-days 3650 renews everything)
   down    stop every process the rig started and remove its namespaces and files
   --name      rig name, 1-6 lowercase letters/digits (default dev)
   --fast      Patroni ttl 10 / loop_wait 2 / retry_timeout 3 instead of the defaults
@@ -46,6 +47,21 @@ pem-ha local cluster "${name}" is up in ${((Date.now() - started) / 1000).toFixe
   read endpoint   ${host}:5433   (replicas: ${up(5433).join(', ') || 'none yet'})
   psql            PGPASSFILE=${RigCluster.stateDir(name)}/pgpass psql "host=${host} port=5432 user=patroni_super dbname=postgres sslmode=require"
   stop it with    npm run local -- down${name === 'dev' ? '' : ` --name ${name}`}`);
+}
+
+async function rotate(name: string, renewBeforeDays?: string): Promise<void> {
+  const started = Date.now();
+  const rig = await RigCluster.attach({
+    name,
+    log: (m) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${m}`),
+  });
+  try {
+    const input = renewBeforeDays === undefined ? {} : { renewBeforeDays: Number(renewBeforeDays) };
+    const { durationMs } = await rig.rotateCertificates({ input });
+    console.log(`certificate rotation finished in ${(durationMs / 1000).toFixed(1)} s`);
+  } finally {
+    await rig.detach();
+  }
 }
 
 async function status(name: string): Promise<void> {
@@ -91,6 +107,7 @@ async function main(): Promise<number> {
       name: { type: 'string', default: 'dev' },
       fast: { type: 'boolean', default: false },
       'vpc-cidr': { type: 'string' },
+      'renew-before-days': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -106,6 +123,9 @@ async function main(): Promise<number> {
       return 0;
     case 'status':
       await status(name);
+      return 0;
+    case 'rotate':
+      await rotate(name, values['renew-before-days']);
       return 0;
     case 'down':
       console.log(

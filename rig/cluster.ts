@@ -6,22 +6,14 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { StateMachine } from 'aws-local-stepfunctions';
-import './polyfills';
 import { RigHost } from './host/host';
-import { bindLambdaTasks, allStates } from './lambdas';
 import { ACCOUNT, LocalAws, REGION } from './local-aws/server';
 import type { CommandDocument } from './local-aws/documents';
 import { haproxyConfig, nlbListeners } from './nlb';
 import { planCluster, RigPlan, seedSecrets } from './plan';
+import { RunbookRun, runRunbook } from './runbook';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
-import {
-  readTemplate,
-  resolveIntrinsics,
-  resourcesOfType,
-  stateMachineDefinition,
-  SynthesizedTemplate,
-} from './template';
+import { readTemplate, resourcesOfType, SynthesizedTemplate } from './template';
 
 export const STATE_ROOT = '/var/lib/pem-ha-rig';
 /** Reads HAProxy's CSV statistics from its admin socket: proxy, server, status. */
@@ -99,6 +91,30 @@ export class RigCluster {
     return rig;
   }
 
+  /** A rig that `up` left running (from another process): its nodes, template and secrets. */
+  static async attach(options: RigOptions = {}): Promise<RigCluster> {
+    const name = options.name ?? 'dev';
+    const host = RigHost.load(RigCluster.stateDir(name), options.log);
+    const assemblyDir = join(REPO_ROOT, `cdk.out.rig-${name}`);
+    const templatePath = join(assemblyDir, 'PemHa.template.json');
+    if (!host || !existsSync(templatePath)) {
+      throw new Error(`no local cluster named ${name} (start one with: npm run local -- up)`);
+    }
+    const template = readTemplate(templatePath);
+    const aws = new LocalAws(host.exec, join(RigCluster.stateDir(name), 'secrets.json'));
+    const rig = new RigCluster(
+      name,
+      host,
+      aws,
+      planCluster(template),
+      template,
+      assemblyDir,
+      options,
+    );
+    await rig.startAws();
+    return rig;
+  }
+
   private async createNodes(): Promise<void> {
     for (const node of this.plan.nodes) {
       await this.host.addNode({
@@ -126,6 +142,8 @@ export class RigCluster {
     Object.assign(process.env, credentials, endpoints);
     // Their per-call INFO lines would drown the rig's own progress.
     process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+    // No CloudWatch here to read the metrics' EMF lines from stdout.
+    process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
     for (const [, document] of resourcesOfType(this.template, 'AWS::SSM::Document')) {
       this.aws.ssm.registerDocument(
         String(document.Properties?.Name),
@@ -147,38 +165,30 @@ export class RigCluster {
 
   /** Runs the synthesized bootstrap runbook; again and again if asked (it is idempotent). */
   async bootstrap(): Promise<{ readonly durationMs: number }> {
-    const started = Date.now();
-    const resources = this.resourceValues();
-    const pseudo = { region: REGION, accountId: ACCOUNT };
-    const definition = stateMachineDefinition(
-      this.template,
-      'BootstrapStateMachineArn',
-      resources,
-      pseudo,
-    );
-    const handlers = bindLambdaTasks(definition, this.template, {
-      assemblyDir: this.assemblyDir,
-      resolveEnvironment: (variables) =>
-        resolveIntrinsics(variables, resources, pseudo) as Record<string, string>,
-      onInvoke: (state) => {
-        if (/: send$|^Ensure|^Sign/.test(state)) this.options.log?.(`  ${state}`);
-      },
-    });
-    const waits = Object.fromEntries(
-      allStates(definition.States)
-        .filter(([, state]) => state.Type === 'Wait')
-        .map(([state]) => [state, this.options.pollMs ?? 1000]),
-    );
     this.options.log?.('running the bootstrap runbook (synthesized state machine)');
-    const machine = new StateMachine(
-      definition as never,
-      { validationOptions: { checkPaths: false } } as never,
+    return this.runRunbook('BootstrapStateMachineArn');
+  }
+
+  /** Runs the synthesized certificate rotation, as the schedule or an operator starts it. */
+  async rotateCertificates(run: RunbookRun = {}): Promise<{ readonly durationMs: number }> {
+    this.options.log?.('running the certificate rotation (synthesized state machine)');
+    return this.runRunbook('RotationStateMachineArn', run);
+  }
+
+  /** Runs the state machine a stack output names, tasks bound to the assembly's bundles. */
+  runRunbook(output: string, run: RunbookRun = {}) {
+    return runRunbook(
+      {
+        template: this.template,
+        assemblyDir: this.assemblyDir,
+        resources: this.resourceValues(),
+        pseudo: { region: REGION, accountId: ACCOUNT },
+        pollMs: this.options.pollMs ?? 1000,
+        log: this.options.log,
+      },
+      output,
+      run,
     );
-    await machine.run(
-      {},
-      { overrides: { taskResourceLocalHandlers: handlers as never, waitTimeOverrides: waits } },
-    ).result;
-    return { durationMs: Date.now() - started };
   }
 
   private resourceValues() {

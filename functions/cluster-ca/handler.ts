@@ -16,6 +16,7 @@ export const handler = async () => {
     clusterName: setting('CLUSTER_NAME'),
     rootSecretId: setting('ROOT_CA_SECRET'),
     intermediateSecretId: setting('INTERMEDIATE_CA_SECRET'),
+    trustSecretId: setting('TRUST_SECRET'),
   });
   logger.info(created ? 'cluster CA created' : 'cluster CA already exists');
   return { created };

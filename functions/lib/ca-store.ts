@@ -40,9 +40,29 @@ export async function readIntermediate(
   ]);
 }
 
+/** The public half of the PKI: what clients of the cluster trust and what the issuer serves. */
+export interface StoredTrust {
+  /** Every root a node's trust file holds (two only during a root rollover). */
+  readonly roots: readonly string[];
+  readonly intermediateCertificatePem: string;
+}
+
+export async function readTrust(
+  secrets: SecretsManagerClient,
+  secretId: string,
+): Promise<StoredTrust | undefined> {
+  const trust = await readJson<StoredTrust>(secrets, secretId, ['intermediateCertificatePem']);
+  if (trust && (!Array.isArray(trust.roots) || trust.roots.length === 0)) {
+    throw new Error(`secret ${secretId} lacks roots`);
+  }
+  return trust;
+}
+
 export interface ClusterCaSettings {
   readonly rootSecretId: string;
   readonly intermediateSecretId: string;
+  /** Where the public certificates go for readers that must not see any key. */
+  readonly trustSecretId: string;
   readonly clusterName: string;
   /** @default 3650 */
   readonly rootValidityDays?: number;
@@ -59,7 +79,13 @@ export async function ensureClusterCa(
   settings: ClusterCaSettings,
 ): Promise<{ readonly rootCertificatePem: string; readonly created: boolean }> {
   const existing = await readIntermediate(secrets, settings.intermediateSecretId);
-  if (existing) return { rootCertificatePem: existing.rootCertificatePem, created: false };
+  if (existing) {
+    // A CA made before the trust secret existed gets it filled in once.
+    if (!(await readTrust(secrets, settings.trustSecretId))) {
+      await writeTrust(secrets, settings.trustSecretId, existing);
+    }
+    return { rootCertificatePem: existing.rootCertificatePem, created: false };
+  }
 
   let root = await readJson<CaMaterial>(secrets, settings.rootSecretId, [
     'certificatePem',
@@ -88,5 +114,20 @@ export async function ensureClusterCa(
       SecretString: JSON.stringify(stored),
     }),
   );
+  await writeTrust(secrets, settings.trustSecretId, stored);
   return { rootCertificatePem: root.certificatePem, created: true };
+}
+
+async function writeTrust(
+  secrets: SecretsManagerClient,
+  secretId: string,
+  intermediate: StoredIntermediate,
+): Promise<void> {
+  const trust: StoredTrust = {
+    roots: [intermediate.rootCertificatePem],
+    intermediateCertificatePem: intermediate.certificatePem,
+  };
+  await secrets.send(
+    new PutSecretValueCommand({ SecretId: secretId, SecretString: JSON.stringify(trust) }),
+  );
 }

@@ -92,6 +92,11 @@ export function entitlementsOf(node: NodeFacts): Entitlement[] {
   }
 }
 
+/** When a PEM certificate expires. */
+export function notAfterOf(certificatePem: string): Date {
+  return new x509.X509Certificate(certificatePem).notAfter;
+}
+
 /** The `csr=<identity>` blocks the certificates document prints on request. */
 export function parseCsrBlocks(stdout: string): Map<string, string> {
   const blocks = new Map<string, string>();

@@ -62,6 +62,13 @@ export interface PemHaConfig {
     readonly unhealthyThreshold: number;
     readonly replicaMaxLagBytes: number;
   };
+  readonly certificates: {
+    readonly validityDays: number;
+    readonly renewBeforeDays: number;
+    readonly expiryAlarmDays: number;
+    /** An EventBridge schedule expression. */
+    readonly rotationSchedule: string;
+  };
   /** Present only when PEM is enabled: without PEM there is nothing for a web tier to serve. */
   readonly pem?: {
     readonly edbRepoTokenSecretName: string;
@@ -164,6 +171,13 @@ function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaCo
     );
   }
   checkOsPackages(get, problems);
+  const certificates = {
+    validityDays: get<number>('certificateValidityDays'),
+    renewBeforeDays: get<number>('certificateRenewBeforeDays'),
+    expiryAlarmDays: get<number>('certificateExpiryAlarmDays'),
+    rotationSchedule: get<string>('certificateRotationSchedule'),
+  };
+  checkCertificateTimings(certificates, problems);
   const pemEnabled = get<boolean>('pemEnabled');
   checkPinnedImageArchitecture(get, pemEnabled, problems);
   if (get<boolean>('webInternetFacing') && network.kind === 'imported' && pemEnabled) {
@@ -200,6 +214,7 @@ function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaCo
       unhealthyThreshold: get('healthCheckUnhealthyThreshold'),
       replicaMaxLagBytes: get('replicaMaxLagBytes'),
     },
+    certificates,
     pem: pemEnabled
       ? {
           edbRepoTokenSecretName: get('edbRepoTokenSecretName'),
@@ -213,6 +228,23 @@ function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaCo
         }
       : undefined,
   };
+}
+
+/** Renewal must come before the alarm, and both within a certificate's life. */
+function checkCertificateTimings(
+  timings: { validityDays: number; renewBeforeDays: number; expiryAlarmDays: number },
+  problems: string[],
+) {
+  if (timings.renewBeforeDays >= timings.validityDays) {
+    problems.push(
+      `certificateRenewBeforeDays: must be less than certificateValidityDays (${timings.validityDays}), or every run renews everything; got ${timings.renewBeforeDays}`,
+    );
+  }
+  if (timings.expiryAlarmDays >= timings.renewBeforeDays) {
+    problems.push(
+      `certificateExpiryAlarmDays: must be less than certificateRenewBeforeDays (${timings.renewBeforeDays}), so a renewal is due before the alarm; got ${timings.expiryAlarmDays}`,
+    );
+  }
 }
 
 /** The operating system's own repositories carry one PostgreSQL major. */

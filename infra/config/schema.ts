@@ -243,6 +243,35 @@ export const SETTINGS = {
     max: 1099511627776,
     unit: 'bytes',
   }),
+  certificateValidityDays: integer({
+    description: 'Lifetime of every node TLS certificate the cluster CA issues.',
+    defaultValue: 90,
+    min: 2,
+    max: 825,
+    unit: 'days',
+  }),
+  certificateRenewBeforeDays: integer({
+    description:
+      'Rotation renews a certificate with fewer days left than this (less than certificateValidityDays).',
+    defaultValue: 30,
+    min: 1,
+    max: 824,
+    unit: 'days',
+  }),
+  certificateExpiryAlarmDays: integer({
+    description:
+      'The expiry alarm fires when any certificate has fewer days left (less than certificateRenewBeforeDays).',
+    defaultValue: 21,
+    min: 1,
+    max: 823,
+    unit: 'days',
+  }),
+  certificateRotationSchedule: text({
+    description: 'When certificate rotation runs: an EventBridge rate or cron expression.',
+    defaultValue: 'rate(1 day)',
+    pattern: /^(rate\(([1-9]\d{0,3}) (minute|minutes|hour|hours|day|days)\)|cron\([^()]{9,200}\))$/,
+    allowed: 'an EventBridge schedule such as rate(1 day), rate(12 hours) or cron(0 3 * * ? *)',
+  }),
   pemEnabled: boolean({
     description:
       "Deploy the PEM web tier and install PEM from EDB's repositories. false gives a plain HA PostgreSQL cluster.",

@@ -100,6 +100,11 @@ export class BackendTier extends Construct implements ec2.IConnectable {
     );
   }
 
+  /** Admits a reader of Patroni's REST API (the runbooks' cluster status function). */
+  allowPatroniClient(peer: ec2.IConnectable, description: string): void {
+    this.connections.allowFrom(peer, ec2.Port.tcp(PATRONI_REST_PORT), description);
+  }
+
   /** Admits a database client (web tier, client CIDRs) to PostgreSQL. */
   allowDatabaseClient(peer: ec2.IConnectable, description: string): void {
     this.connections.allowFrom(peer, ec2.Port.tcp(POSTGRES_PORT), description);

@@ -1,21 +1,20 @@
-import { CfnElement, CustomResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
+import { CustomResource, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
-import { Construct, IConstruct, IDependable } from 'constructs';
+import { Construct, IDependable } from 'constructs';
 import { BootstrapInventory, bootstrapDefinition } from '../workflows/bootstrap-definition';
-import { ClusterPki } from './cluster-pki';
 import { NodeDocumentKind, NodeDocuments } from './node-documents';
+import { acknowledge, arnOf, Finding, functionVersions, logicalIdOf } from './nag';
+import { RunbookFunctions } from './runbook-functions';
 import { TaskFunction } from './task-function';
 
 export interface BootstrapFlowProps {
   readonly clusterName: string;
   readonly documents: NodeDocuments;
-  readonly pki: ClusterPki;
+  readonly functions: RunbookFunctions;
   readonly inventory: BootstrapInventory;
-  /** Leaf certificate lifetime. @default 90 */
-  readonly leafValidityDays?: number;
   /** Resources the first run needs in place (instances, volume attachments, secrets). */
   readonly dependsOn?: readonly IDependable[];
   /** @default true: run on every deploy that changes the documents or the nodes */
@@ -38,31 +37,7 @@ export class BootstrapFlow extends Construct {
         'BootstrapFlow: inventory must name at least one etcd and one backend node; got none',
       );
     }
-    const nodeCommand = new TaskFunction(this, 'NodeCommand', {
-      handlerFolder: 'node-command',
-      description: 'pem-ha: sends a node document through SSM and polls it',
-    });
-    documents.grantRun(nodeCommand, props.clusterName);
-    const clusterCa = new TaskFunction(this, 'ClusterCa', {
-      handlerFolder: 'cluster-ca',
-      description: 'pem-ha: makes the cluster CA once',
-      environment: {
-        CLUSTER_NAME: props.clusterName,
-        ROOT_CA_SECRET: props.pki.rootSecretName,
-        INTERMEDIATE_CA_SECRET: props.pki.intermediateSecretName,
-      },
-    });
-    props.pki.grantManage(clusterCa);
-    const signCertificates = new TaskFunction(this, 'SignCertificates', {
-      handlerFolder: 'sign-certificates',
-      description: "pem-ha: checks nodes' certificate requests and signs them",
-      environment: {
-        INTERMEDIATE_CA_SECRET: props.pki.intermediateSecretName,
-        LEAF_VALIDITY_DAYS: String(props.leafValidityDays ?? 90),
-      },
-    });
-    props.pki.grantIssue(signCertificates);
-    documents.grantReadResults(signCertificates);
+    const { nodeCommand, clusterCa, signCertificates, recordExpiry } = props.functions;
 
     const run = (kind: NodeDocumentKind) => ({
       name: documents.documentName(kind),
@@ -88,6 +63,7 @@ export class BootstrapFlow extends Construct {
           nodeCommand: nodeCommand.function,
           clusterCa: clusterCa.function,
           signCertificates: signCertificates.function,
+          recordExpiry: recordExpiry.function,
         }),
       ),
       timeout: Duration.hours(3),
@@ -95,19 +71,9 @@ export class BootstrapFlow extends Construct {
       // Execution data stays out of the logs; state holds only names, ids and certificates.
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
-    const getInvocation =
-      'ssm:GetCommandInvocation takes no resource ARN (command ids are unknown before SendCommand).';
-    acknowledge(nodeCommand.role, [
-      ['Resource::*', getInvocation],
-      [
-        `Resource::${arnOf(this, 'ec2', 'instance/*')}`,
-        `SendCommand reaches only instances tagged pem-ha:cluster=${props.clusterName} (ssm:resourceTag condition).`,
-      ],
-    ]);
-    acknowledge(signCertificates.role, [['Resource::*', getInvocation]]);
     acknowledge(this.stateMachine.role, [
       ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
-      ...[nodeCommand, clusterCa, signCertificates].map((fn): Finding => [
+      ...[nodeCommand, clusterCa, signCertificates, recordExpiry].map((fn): Finding => [
         functionVersions(fn),
         'The runbook may invoke any version of its own task functions.',
       ]),
@@ -197,35 +163,6 @@ export class BootstrapFlow extends Construct {
     Validations.of(provider).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
       reason: "The CDK Provider framework's own functions write their logs with this policy.",
-    });
-  }
-}
-
-type Finding = readonly [resource: string, reason: string];
-
-function logicalIdOf(resource: IConstruct | undefined): string {
-  if (!resource) throw new Error('BootstrapFlow: a construct has no CloudFormation resource');
-  return Stack.of(resource).getLogicalId(resource as CfnElement);
-}
-
-/** An ARN as cdk-nag prints it: literal region and account when the stack has them. */
-function arnOf(scope: IConstruct, service: string, resource: string): string {
-  const { region, account } = Stack.of(scope);
-  const literal = (value: string, token: string) => (Token.isUnresolved(value) ? token : value);
-  return `arn:<AWS::Partition>:${service}:${literal(region, '<AWS::Region>')}:${literal(account, '<AWS::AccountId>')}:${resource}`;
-}
-
-/** The `<Function.Arn>:*` resource cdk-nag names when a role may invoke every version. */
-function functionVersions(fn: TaskFunction): string {
-  return `Resource::<${logicalIdOf(fn.function.node.defaultChild)}.Arn>:*`;
-}
-
-/** Acknowledges IAM5 (wildcard) findings on one role's policy, each resource with its reason. */
-function acknowledge(role: IConstruct, findings: readonly Finding[]): void {
-  for (const [resource, reason] of findings) {
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions::AwsSolutions-IAM5[${resource}]`,
-      reason,
     });
   }
 }

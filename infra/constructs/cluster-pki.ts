@@ -21,11 +21,15 @@ export class ClusterPki extends Construct {
   /** Literal names (the secrets' own `secretName` is a token parsed from the ARN). */
   readonly rootSecretName: string;
   readonly intermediateSecretName: string;
+  /** The roots and the intermediate certificate, no key: for clients of the cluster's TLS. */
+  readonly trustSecret: secretsmanager.Secret;
+  readonly trustSecretName: string;
 
   constructor(scope: Construct, id: string, props: ClusterPkiProps) {
     super(scope, id);
     this.rootSecretName = `${props.clusterName}/pki/root`;
     this.intermediateSecretName = `${props.clusterName}/pki/intermediate`;
+    this.trustSecretName = `${props.clusterName}/pki/trust`;
     const secret = (id: string, secretName: string, description: string) => {
       const created = new secretsmanager.Secret(this, id, {
         secretName,
@@ -51,6 +55,16 @@ export class ClusterPki extends Construct {
       this.intermediateSecretName,
       `${props.clusterName}: issuing CA certificate and key, and the root certificate`,
     );
+    this.trustSecret = secret(
+      'Trust',
+      this.trustSecretName,
+      `${props.clusterName}: trusted root certificates and the issuing CA certificate (no keys)`,
+    );
+  }
+
+  /** Lets `grantee` verify the cluster's TLS: the certificates, no key. */
+  grantReadTrust(grantee: iam.IGrantable): void {
+    this.trustSecret.grantRead(grantee);
   }
 
   /** Lets `grantee` sign certificates: read the intermediate, nothing above it. */
@@ -60,7 +74,7 @@ export class ClusterPki extends Construct {
 
   /** Lets `grantee` make the CA: read and write both secrets. */
   grantManage(grantee: iam.IGrantable): void {
-    for (const secret of [this.rootSecret, this.intermediateSecret]) {
+    for (const secret of [this.rootSecret, this.intermediateSecret, this.trustSecret]) {
       secret.grantRead(grantee);
       secret.grantWrite(grantee);
     }

@@ -289,6 +289,13 @@ function documentSpecs(
           'Renewal threshold',
           P.integer,
         ),
+        // Patroni handles SIGHUP between HA loop cycles, so allow two of them.
+        cluster(
+          'ServeWaitSeconds',
+          String(2 * props.patroni.loopWait + 30),
+          'How long a reloaded service may take to serve its new certificate',
+          P.integer,
+        ),
         {
           name: 'Bundle',
           description: 'base64 JSON of root and chains',

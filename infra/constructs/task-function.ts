@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { Duration } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -15,16 +16,24 @@ export interface TaskFunctionProps {
   readonly environment?: Record<string, string>;
   /** @default 60 seconds */
   readonly timeout?: Duration;
+  /**
+   * Run inside the VPC (to reach nodes directly), egress limited to HTTPS
+   * for AWS APIs; grant node ports through `connections`.
+   * @default - outside any VPC
+   */
+  readonly vpc?: { readonly vpc: ec2.IVpc; readonly subnets: ec2.SubnetSelection };
 }
 
 /**
  * A pem-ha Lambda: bundled from functions/<folder>/handler.ts, its own log
  * group and an explicit role that may write only there (no managed policy).
  */
-export class TaskFunction extends Construct implements iam.IGrantable {
+export class TaskFunction extends Construct implements iam.IGrantable, ec2.IConnectable {
   readonly function: nodejs.NodejsFunction;
   readonly role: iam.Role;
   readonly grantPrincipal: iam.IPrincipal;
+  /** Empty unless the function runs in the VPC. */
+  readonly connections: ec2.Connections;
 
   constructor(scope: Construct, id: string, props: TaskFunctionProps) {
     super(scope, id);
@@ -36,6 +45,30 @@ export class TaskFunction extends Construct implements iam.IGrantable {
     });
     this.grantPrincipal = this.role;
     logGroup.grantWrite(this.role);
+    let securityGroups: ec2.ISecurityGroup[] | undefined;
+    if (props.vpc) {
+      const group = new ec2.SecurityGroup(this, 'SecurityGroup', {
+        vpc: props.vpc.vpc,
+        description: `pem-ha ${props.handlerFolder} function`,
+        allowAllOutbound: false,
+      });
+      group.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'HTTPS: AWS APIs');
+      securityGroups = [group];
+      // The network interfaces a VPC function needs, without the broad managed policy.
+      this.role.addToPolicy(
+        new iam.PolicyStatement({
+          actions: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          resources: ['*'],
+        }),
+      );
+    }
+    this.connections = new ec2.Connections({ securityGroups });
     this.function = new nodejs.NodejsFunction(this, 'Function', {
       description: props.description,
       entry: path.join(__dirname, '..', '..', 'functions', props.handlerFolder, 'handler.ts'),
@@ -46,6 +79,7 @@ export class TaskFunction extends Construct implements iam.IGrantable {
       timeout: props.timeout ?? Duration.seconds(60),
       role: this.role,
       logGroup,
+      ...(props.vpc && { vpc: props.vpc.vpc, vpcSubnets: props.vpc.subnets, securityGroups }),
       environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
       bundling: {
         minify: true,

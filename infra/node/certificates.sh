@@ -5,9 +5,13 @@
 #     its CSR between `csr=<identity>` and the PEM end line.
 #   Action=install: verify the chains in BUNDLE (base64 JSON: root and one
 #     chain per identity) against the root and the pending keys, then switch
-#     the `current` generation with one atomic rename and reload what serves it.
+#     the `current` generation with one atomic rename, reload what serves it
+#     and check that the running services present the new certificates; if
+#     one does not within SERVE_WAIT_SECONDS, switch back and fail.
+# Both actions end with `not-after=<identity>=<epoch seconds>` for every
+# identity of the current generation (what the expiry metrics are made from).
 # Parameters: ACTION, MEMBER_NAME, MEMBER_ADDRESS, IDENTITIES, AGENT_ID,
-# RENEW_BEFORE_DAYS, BUNDLE.
+# RENEW_BEFORE_DAYS, SERVE_WAIT_SECONDS, BUNDLE.
 
 TLS_ROOT=/etc/pem-ha/tls
 CURRENT=${TLS_ROOT}/current
@@ -31,7 +35,43 @@ sans_of() {
     *) echo "DNS:${MEMBER_NAME},DNS:localhost,IP:${MEMBER_ADDRESS},IP:127.0.0.1" ;;
   esac
 }
+# The unit and port that serve an identity to the network (none for client certificates).
+unit_of() {
+  case "$1" in
+    etcd-server | etcd-peer) echo etcd ;;
+    postgres-server | patroni-rest) echo patroni ;;
+    *) echo "" ;;
+  esac
+}
+port_of() {
+  case "$1" in
+    etcd-server) echo 2379 ;;
+    etcd-peer) echo 2380 ;;
+    postgres-server) echo 5432 ;;
+    patroni-rest) echo 8008 ;;
+    *) echo "" ;;
+  esac
+}
 for identity in "${identities[@]}"; do owner_of "$identity" >/dev/null; done
+
+serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
+
+# served_serial IDENTITY: the serial of the certificate its port presents now
+# (PostgreSQL after its SSLRequest), or nothing when the handshake fails.
+served_serial() {
+  local starttls=()
+  [[ $1 != postgres-server ]] || starttls=(-starttls postgres)
+  timeout 10 openssl s_client -connect "${MEMBER_ADDRESS}:$(port_of "$1")" "${starttls[@]}" \
+    </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null | cut -d= -f2 || true
+}
+
+print_expiry() {
+  local identity
+  for identity in "${identities[@]}"; do
+    [[ -s ${CURRENT}/${identity}.crt ]] || continue
+    echo "not-after=${identity}=$(date -u -d "$(openssl x509 -in "${CURRENT}/${identity}.crt" -noout -enddate | cut -d= -f2)" +%s)"
+  done
+}
 
 # needs_certificate IDENTITY: why a new certificate is needed, or nothing.
 needs_certificate() {
@@ -82,7 +122,17 @@ verify_pair() {
   openssl x509 -in "$leaf" -noout -checkend 0 >/dev/null || die "${identity}: the certificate has expired"
   [[ $(openssl x509 -in "$leaf" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p') == "$(subject_of "$identity")" ]] ||
     die "${identity}: the certificate is not for CN=$(subject_of "$identity")"
+  local want got
+  want=$(sans_of "$identity" | tr , '\n' | sed 's/^IP:/IP Address:/' | sort | paste -sd,)
+  got=$(openssl x509 -in "$leaf" -noout -ext subjectAltName 2>/dev/null | sed 1d | tr -d ' ' | tr , '\n' |
+    sed 's/^IPAddress:/IP Address:/' | sort | paste -sd,)
+  [[ $got == "$want" ]] || die "${identity}: the certificate names [${got}]; this node needs [${want}]"
   rm -f "$leaf" "$intermediates"
+  # The services' own TLS stack (Python's ssl for Patroni, OpenSSL for the
+  # rest) must accept the pair: a pair it refuses would stop the REST API.
+  /usr/bin/python3 -c 'import ssl, sys; ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(sys.argv[1], sys.argv[2])' \
+    "${dir}/${identity}.crt" "${dir}/${identity}.key" 2>/dev/null ||
+    die "${identity}: Python's ssl refuses the certificate and key as a pair"
 }
 
 install_bundle() {
@@ -122,20 +172,70 @@ PY
     chmod 0644 "${staging}/${identity}.crt"
   done
   chmod 0644 "${staging}/ca.crt"
-  ln -sfn "$generation" "${TLS_ROOT}/current.next"
-  mv -T "${TLS_ROOT}/current.next" "$CURRENT"
+  local previous
+  previous=$(readlink "$CURRENT" 2>/dev/null || true)
+  switch_to "$generation"
   trap - EXIT
+  for identity in "${installed[@]}"; do rm -f "${PENDING}/${identity}.key" "${PENDING}/${identity}.csr"; done
+  log "installed ${#installed[@]} certificate(s) as ${generation}"
+  reload_services
+  local failed
+  failed=$(check_served "$staging")
+  if [[ -n $failed ]]; then
+    if [[ -n $previous ]]; then
+      switch_to "$previous"
+      reload_services
+      die "${failed}; switched back to ${previous}"
+    fi
+    die "$failed"
+  fi
   # Keep the two newest earlier generations for inspection; drop the rest.
   find "$TLS_ROOT" -mindepth 1 -maxdepth 1 -type d -name 'gen-*' ! -name "$generation" -printf '%f\n' |
     sort -r | tail -n +3 | while read -r old; do rm -rf "${TLS_ROOT:?}/${old}"; done
-  for identity in "${installed[@]}"; do rm -f "${PENDING}/${identity}.key" "${PENDING}/${identity}.csr"; done
-  log "installed ${#installed[@]} certificate(s) as ${generation}"
-  # Serving processes pick the new files up without a restart: etcd reads them
-  # per handshake; Patroni on SIGHUP rebuilds its REST server and reloads PostgreSQL.
+}
+
+# switch_to GENERATION: points `current` at it with one atomic rename.
+switch_to() {
+  ln -sfn "$1" "${TLS_ROOT}/current.next"
+  mv -T "${TLS_ROOT}/current.next" "$CURRENT"
+  log "current -> $1"
+}
+
+# Serving processes pick the new files up without a restart: etcd reads them
+# on every handshake; PostgreSQL on a configuration reload; Patroni rebuilds
+# its REST server on SIGHUP (not `patronictl reload`, which itself needs TLS).
+reload_services() {
   if service_running patroni; then
-    log "reloading Patroni (SIGHUP) so the REST API and PostgreSQL serve the new certificates"
+    if local_psql -qAt -c 'SELECT pg_reload_conf()' >/dev/null; then
+      log "PostgreSQL reloaded its configuration (pg_reload_conf)"
+    else
+      log "PostgreSQL is not accepting connections; Patroni's reload covers it"
+    fi
+    log "reloading Patroni (SIGHUP) so the REST API serves the new certificate"
     systemctl reload patroni
   fi
+}
+
+# check_served GENERATION_DIR: waits (bounded) until every running service of
+# this node presents the generation's certificate; prints what did not.
+check_served() {
+  local dir=$1 identity unit want got deadline
+  for identity in "${identities[@]}"; do
+    unit=$(unit_of "$identity")
+    if [[ -z $unit ]] || ! service_running "$unit"; then continue; fi
+    want=$(serial_of "${dir}/${identity}.crt")
+    deadline=$((SECONDS + SERVE_WAIT_SECONDS))
+    got=$(served_serial "$identity")
+    while [[ $got != "$want" ]] && ((SECONDS < deadline)); do
+      sleep 1
+      got=$(served_serial "$identity")
+    done
+    if [[ $got != "$want" ]]; then
+      echo "${identity}: port $(port_of "$identity") still serves serial ${got:-none} after ${SERVE_WAIT_SECONDS} s, not ${want}"
+      return 0
+    fi
+    log "${identity}: port $(port_of "$identity") serves serial ${want}" >&2
+  done
 }
 
 case "$ACTION" in
@@ -146,3 +246,4 @@ case "$ACTION" in
     ;;
   *) die "Action must be request or install; got ${ACTION}" ;;
 esac
+print_expiry

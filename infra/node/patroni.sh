@@ -16,6 +16,17 @@ for file in ca.crt postgres-server.crt postgres-server.key patroni-rest.crt patr
   [[ -r $TLS/$file ]] || die "missing ${TLS}/${file}: the certificates step must run before patroni"
 done
 
+# Patroni rebuilds its REST server when its certificate changes, inside the
+# HA loop, and Python's HTTP server looks the listen address up in reverse DNS
+# while binding: with a slow resolver the leader misses its TTL (10 s stalls
+# were measured). The node's own name and address in /etc/hosts answer at once.
+if ! grep -Eq "^${MEMBER_ADDRESS//./\\.}[[:space:]]" /etc/hosts; then
+  log "adding ${MEMBER_ADDRESS} ${MEMBER_NAME} to /etc/hosts (no DNS in the HA loop)"
+  printf '%s %s\n' "$MEMBER_ADDRESS" "$MEMBER_NAME" >>/etc/hosts
+else
+  log "/etc/hosts already maps ${MEMBER_ADDRESS}"
+fi
+
 # On Nitro instances an EBS volume appears as an NVMe device whose id carries
 # the volume id; older instance types show the attachment's device name.
 find_data_device() {

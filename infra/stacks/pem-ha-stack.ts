@@ -1,14 +1,17 @@
-import { CfnOutput, Duration, Size, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, CfnOutput, Duration, Size, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as events from 'aws-cdk-lib/aws-events';
 import { Construct } from 'constructs';
 import type { PemHaConfig } from '../config/load-config';
 import { BackendTier } from '../constructs/backend-tier';
 import { BootstrapFlow } from '../constructs/bootstrap-flow';
+import { CertificateRotation } from '../constructs/certificate-rotation';
 import { ClusterPki } from '../constructs/cluster-pki';
 import { ClusterSecrets, CredentialPurpose } from '../constructs/cluster-secrets';
 import { DatabaseEndpoints, READ_PORT, WRITE_PORT } from '../constructs/database-endpoints';
 import { EtcdTier } from '../constructs/etcd-tier';
 import { Network } from '../constructs/network';
+import { RunbookFunctions } from '../constructs/runbook-functions';
 import { NodeDocuments } from '../constructs/node-documents';
 import { WebTier } from '../constructs/web-tier';
 import { clusterInventory } from '../workflows/inventory';
@@ -25,10 +28,17 @@ export class PemHaStack extends Stack {
   readonly web?: WebTier;
   readonly documents: NodeDocuments;
   readonly bootstrap: BootstrapFlow;
+  readonly rotation: CertificateRotation;
 
   constructor(scope: Construct, id: string, props: PemHaStackProps) {
     super(scope, id, props);
     const { config } = props;
+    if (config.backend.packageSource === 'os' && config.amiFamily === 'debian-12') {
+      Annotations.of(this).addWarningV2(
+        'pem-ha:debian-12-patroni',
+        "Debian 12's own Patroni is 3.0.2: a leader cut off from etcd that reconnects just after a failover can take the leader key back (fixed in Patroni 3.0.3, patroni/patroni#2689); after a network partition, restart Patroni on the old primary before it reconnects, or use postgresPackageSource=pgdg.",
+      );
+    }
     const secrets = new ClusterSecrets(this, 'Secrets', {
       clusterName: config.clusterName,
       edbRepoTokenSecretName: config.pem?.edbRepoTokenSecretName,
@@ -112,26 +122,54 @@ export class PemHaStack extends Stack {
       patroni: config.patroni,
       secretPrefix: config.clusterName,
       edbRepoTokenSecretName: config.pem?.edbRepoTokenSecretName,
+      renewBeforeDays: config.certificates.renewBeforeDays,
     });
     const pki = new ClusterPki(this, 'Pki', {
       clusterName: config.clusterName,
       encryptionKey: secrets.key,
     });
-    this.bootstrap = new BootstrapFlow(this, 'Bootstrap', {
+    const functions = new RunbookFunctions(this, 'Runbooks', {
       clusterName: config.clusterName,
       documents: this.documents,
       pki,
-      inventory: clusterInventory({
-        etcd: this.etcd.nodes,
-        backend: this.backend.nodes,
-        web: this.web?.group.nodes ?? [],
-        pemEnabled: config.pem !== undefined,
-      }),
+      vpc: network.vpc,
+      subnets: { subnets: [...network.privateSubnets] },
+      leafValidityDays: config.certificates.validityDays,
+    });
+    this.backend.allowPatroniClient(functions.clusterStatus, 'runbooks reading the cluster state');
+    const inventory = clusterInventory({
+      etcd: this.etcd.nodes,
+      backend: this.backend.nodes,
+      web: this.web?.group.nodes ?? [],
+      pemEnabled: config.pem !== undefined,
+    });
+    this.bootstrap = new BootstrapFlow(this, 'Bootstrap', {
+      clusterName: config.clusterName,
+      documents: this.documents,
+      functions,
+      inventory,
       dependsOn: [this.etcd, this.backend, ...(this.web ? [this.web] : []), secrets, pki],
     });
     new CfnOutput(this, 'BootstrapStateMachineArn', {
       value: this.bootstrap.stateMachine.stateMachineArn,
       description: 'Bootstrap runbook: start it again by hand with an empty input',
+    });
+    this.rotation = new CertificateRotation(this, 'CertificateRotation', {
+      clusterName: config.clusterName,
+      documents: this.documents,
+      functions,
+      inventory,
+      schedule: events.Schedule.expression(config.certificates.rotationSchedule),
+      renewBeforeDays: config.certificates.renewBeforeDays,
+      expiryAlarmDays: config.certificates.expiryAlarmDays,
+    });
+    new CfnOutput(this, 'RotationStateMachineArn', {
+      value: this.rotation.stateMachine.stateMachineArn,
+      description:
+        'Certificate rotation (scheduled); start by hand with {} or {"renewBeforeDays": N}',
+    });
+    new CfnOutput(this, 'CertificateExpiryAlarmName', {
+      value: this.rotation.expiryAlarm.alarmName,
     });
 
     const nlbDns = this.endpoints.loadBalancer.loadBalancerDnsName;

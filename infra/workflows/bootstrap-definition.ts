@@ -3,6 +3,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { caExpiryState, certificateStates } from './certificate-states';
 import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
 
 export type InventoryTier = 'etcd' | 'backend' | 'web';
@@ -42,6 +43,7 @@ export interface BootstrapDefinitionProps {
   readonly nodeCommand: lambda.IFunction;
   readonly clusterCa: lambda.IFunction;
   readonly signCertificates: lambda.IFunction;
+  readonly recordExpiry: lambda.IFunction;
   /** @default 10 seconds */
   readonly pollInterval?: Duration;
 }
@@ -54,7 +56,7 @@ const NODE = {
 
 /**
  * The bootstrap runbook: cluster CA, then on every node OS preparation and
- * certificates, then etcd (all members at once), the Patroni leader, the
+ * certificates (with their expiry published), then etcd (all members at once), the Patroni leader, the
  * replicas one by one, PEM on the backends and the web tier. Every step is
  * idempotent, so a second execution changes nothing. Any failure ends in
  * `Bootstrap failed` with the task's named error and cause.
@@ -118,35 +120,15 @@ export function bootstrapDefinition(
     Tier: sfn.JsonPath.stringAt('$.node.tier'),
   });
 
-  const identity = { MemberName: NODE.name, MemberAddress: NODE.address, AgentId: NODE.agentId };
-  const request = run('Request certificates', documents.certificates, {
-    Action: 'request',
-    ...identity,
-    Identities: sfn.JsonPath.stringAt('$.node.identities'),
-  });
-  const sign = new tasks.LambdaInvoke(scope, 'Sign certificates', {
-    lambdaFunction: props.signCertificates,
-    payload: sfn.TaskInput.fromObject({
-      node: { ...NODE, tier: sfn.JsonPath.stringAt('$.node.tier') },
-      command: sfn.JsonPath.objectAt('$.run.command'),
-    }),
-    resultSelector: { 'count.$': '$.Payload.count', 'bundle.$': '$.Payload.bundle' },
-    resultPath: '$.signed',
-    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
-  });
-  const install = run('Install certificates', documents.certificates, {
-    Action: 'install',
-    ...identity,
-    Identities: sfn.JsonPath.stringAt('$.node.identities'),
-    Bundle: sfn.JsonPath.stringAt('$.signed.bundle'),
-  });
-  const certificates = request.start;
-  request.end.next(sign);
-  sign.next(
-    new sfn.Choice(scope, 'Anything signed?')
-      .when(sfn.Condition.numberGreaterThan('$.signed.count', 0), install.start)
-      .otherwise(new sfn.Pass(scope, 'Certificates still valid')),
-  );
+  const certificates = certificateStates(scope, {
+    nodeCommand: props.nodeCommand,
+    signCertificates: props.signCertificates,
+    recordExpiry: props.recordExpiry,
+    document: documents.certificates,
+    pollInterval: props.pollInterval,
+  }).start;
+  const caExpiry = caExpiryState(scope, props.recordExpiry);
+  caExpiry.addCatch(failed, { resultPath: '$.failure' });
 
   const etcd = run('Start etcd member', documents.etcd, {
     MemberName: NODE.name,
@@ -163,6 +145,7 @@ export function bootstrapDefinition(
     .next(ensureCa)
     .next(forEach('Prepare every node', 'all', prepare.start))
     .next(forEach('Certificates for every node', 'all', certificates))
+    .next(caExpiry)
     .next(forEach('etcd members', 'etcd', etcd.start))
     .next(forEach('Patroni leader', 'leader', patroni('Start Patroni leader', true).start))
     .next(

@@ -98,6 +98,10 @@ const BAD_VALUES: Record<SettingName, { raw: unknown; given: string }> = {
   replicaMaxLagBytes: { raw: 'lots', given: '"lots"' },
   pemEnabled: { raw: 'no', given: '"no"' },
   edbRepoTokenSecretName: { raw: 'edb repo token', given: '"edb repo token"' },
+  certificateValidityDays: { raw: 1000, given: '1000' },
+  certificateRenewBeforeDays: { raw: 0, given: '0' },
+  certificateExpiryAlarmDays: { raw: 0, given: '0' },
+  certificateRotationSchedule: { raw: 'daily', given: '"daily"' },
 };
 
 describe('loadConfig', () => {
@@ -134,6 +138,12 @@ describe('loadConfig', () => {
           unhealthyThreshold: 2,
           replicaMaxLagBytes: 16777216,
         },
+        certificates: {
+          validityDays: 90,
+          renewBeforeDays: 30,
+          expiryAlarmDays: 21,
+          rotationSchedule: 'rate(1 day)',
+        },
         pem: {
           edbRepoTokenSecretName: 'pem-ha/edb-repo-token',
           web: { nodeCount: 2, instanceType: 't3.medium', internetFacing: false, clientCidrs: [] },
@@ -167,6 +177,34 @@ describe('loadConfig', () => {
       const config = load({ etcdNodeCount: null });
       // Then the default applies
       expect(config.etcd.nodeCount).toBe(3);
+    });
+  });
+
+  describe('certificate timings', () => {
+    it('refuses a renewal threshold that is not below the validity', () => {
+      // Given certificates valid 30 days renewed at 30 days left
+      const error = configErrorOf({
+        certificateValidityDays: 30,
+        certificateRenewBeforeDays: 30,
+        certificateExpiryAlarmDays: 7,
+      });
+      // Then the renewal threshold is named with the validity and the given value
+      expect(error.problems).toEqual([
+        'certificateRenewBeforeDays: must be less than certificateValidityDays (30), or every run renews everything; got 30',
+      ]);
+    });
+
+    it('refuses an alarm threshold that is not below the renewal threshold', () => {
+      const error = configErrorOf({ certificateExpiryAlarmDays: 30 });
+      expect(error.problems).toEqual([
+        'certificateExpiryAlarmDays: must be less than certificateRenewBeforeDays (30), so a renewal is due before the alarm; got 30',
+      ]);
+    });
+
+    it.each(['rate(12 hours)', 'cron(0 3 * * ? *)'])('accepts the schedule %s', (schedule) => {
+      expect(load({ certificateRotationSchedule: schedule }).certificates.rotationSchedule).toBe(
+        schedule,
+      );
     });
   });
 

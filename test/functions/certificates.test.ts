@@ -19,6 +19,7 @@ const CA = {
   clusterName: 'pem-ha',
   rootSecretId: 'pem-ha/pki/root',
   intermediateSecretId: 'pem-ha/pki/intermediate',
+  trustSecretId: 'pem-ha/pki/trust',
 };
 
 /** An in-memory Secrets Manager holding the CA secrets as CloudFormation leaves them: `{}`. */
@@ -26,6 +27,7 @@ function secretStore() {
   const values = new Map<string, string>([
     [CA.rootSecretId, '{}'],
     [CA.intermediateSecretId, '{}'],
+    [CA.trustSecretId, '{}'],
   ]);
   secrets
     .on(GetSecretValueCommand)
@@ -52,8 +54,33 @@ describe('ensureClusterCa', () => {
     expect(first.created).toBe(true);
     expect(second).toEqual({ rootCertificatePem: first.rootCertificatePem, created: false });
     expect(values.get(CA.intermediateSecretId)).toBe(stored);
-    expect(secrets).toHaveReceivedCommandTimes(PutSecretValueCommand, 2);
+    expect(secrets).toHaveReceivedCommandTimes(PutSecretValueCommand, 3);
     expect(JSON.parse(values.get(CA.rootSecretId)!).certificatePem).toBe(first.rootCertificatePem);
+  });
+
+  test('Given the CA, then the trust secret holds the root and the intermediate certificate and no key', async () => {
+    const values = secretStore();
+    const { rootCertificatePem } = await ensureClusterCa(secretsClient, CA);
+
+    const trust = JSON.parse(values.get(CA.trustSecretId)!);
+    expect(trust.roots).toEqual([rootCertificatePem]);
+    expect(trust.intermediateCertificatePem).toBe(
+      JSON.parse(values.get(CA.intermediateSecretId)!).certificatePem,
+    );
+    expect(values.get(CA.trustSecretId)).not.toContain('PRIVATE KEY');
+  });
+
+  test('Given a CA made before the trust secret existed, when ensured, then only the trust secret is filled in', async () => {
+    const values = secretStore();
+    await ensureClusterCa(secretsClient, CA);
+    const intermediate = values.get(CA.intermediateSecretId);
+    values.set(CA.trustSecretId, '{}');
+
+    const again = await ensureClusterCa(secretsClient, CA);
+
+    expect(again.created).toBe(false);
+    expect(values.get(CA.intermediateSecretId)).toBe(intermediate);
+    expect(JSON.parse(values.get(CA.trustSecretId)!).roots).toEqual([again.rootCertificatePem]);
   });
 
   test('Given a damaged CA secret, then it is reported, not overwritten', async () => {

@@ -68,11 +68,12 @@ describe('network exposure', () => {
     ]);
   });
 
-  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier and peers', () => {
+  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier, the cluster status function and peers', () => {
     const { template } = synthStack();
     const backend = groupIdOf(template, 'Patroni/PostgreSQL');
     const nlb = groupIdOf(template, 'database endpoints');
     const web = groupIdOf(template, 'PEM web instances');
+    const clusterStatus = groupIdOf(template, 'pem-ha cluster-status function');
     const intoBackend = ingressRules(template)
       .filter((rule) => rule.group === backend)
       .map((rule) => `${rule.FromPort} from ${sourceOf(rule) ?? rule.CidrIp}`)
@@ -84,6 +85,7 @@ describe('network exposure', () => {
         `5432 from ${backend}`,
         `8008 from ${nlb}`,
         `8008 from ${backend}`,
+        `8008 from ${clusterStatus}`,
       ].sort(),
     );
   });

@@ -1,4 +1,4 @@
-import { Match } from 'aws-cdk-lib/assertions';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { resourcesOf, synthStack } from '../helpers/synth';
 
 type Statement = { Action: string | string[]; Resource: unknown };
@@ -47,13 +47,14 @@ describe('secrets and keys', () => {
     }
   });
 
-  it('keeps the cluster CA in two secrets that start empty and that no node can read', () => {
+  it('keeps the cluster CA in three secrets that start empty and that no node can read', () => {
     const pki = Object.values(resourcesOf(template, 'AWS::SecretsManager::Secret'))
       .map((s) => s.Properties)
       .filter((s) => String(s.Name).includes('/pki/'));
     expect(pki.map((s) => [s.Name, s.SecretString])).toEqual([
       ['pem-ha/pki/root', '{}'],
       ['pem-ha/pki/intermediate', '{}'],
+      ['pem-ha/pki/trust', '{}'],
     ]);
     for (const tier of ['Etcd', 'Backend', 'Web']) {
       expect(secretsReadableBy(template, tier).filter((arn) => arn.includes('Pki'))).toEqual([]);
@@ -241,3 +242,22 @@ function imageParametersOf(template: ReturnType<typeof synthStack>['template']):
     .map((parameter) => parameter.Default ?? '')
     .filter((value) => value.startsWith('/aws/service/'));
 }
+
+describe('package source warnings', () => {
+  it("warns at synth that Debian 12's own Patroni predates the etcd3 leader-key fix", () => {
+    const { stack } = synthStack({
+      amiFamily: 'debian-12',
+      postgresPackageSource: 'os',
+      postgresMajorVersion: 15,
+    });
+    Annotations.fromStack(stack).hasWarning(
+      '*',
+      Match.stringLikeRegexp("Debian 12's own Patroni is 3.0.2"),
+    );
+  });
+
+  it('does not warn with PGDG packages', () => {
+    const { stack } = synthStack({ amiFamily: 'debian-12' });
+    Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('Patroni is 3.0.2'));
+  });
+});

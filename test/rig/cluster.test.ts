@@ -4,8 +4,9 @@
  * by the bootstrap runbook through the shipped Lambda bundles.
  */
 import { join } from 'node:path';
-import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
+import { healPartition, patroniMembers } from '../../rig/patroni';
+import { endpointQueryOn, eventually, nodePsqlOn, nodeQueryOn } from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -17,78 +18,14 @@ const address = (node: string) => rig.plan.nodes.find((n) => n.name === node)!.a
 const nodeAt = (ip: string) => rig.plan.nodes.find((n) => n.address === ip)?.name;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function endpointQuery(port: number, text: string, values: unknown[] = []) {
-  const client = new Client({
-    host: rig.plan.nlbAddress,
-    port,
-    user: 'patroni_super',
-    password: rig.superuserPassword(),
-    database: 'postgres',
-    ssl: { rejectUnauthorized: false },
-    connectionTimeoutMillis: 3000,
-    query_timeout: 5000,
-  });
-  await client.connect();
-  try {
-    return (await client.query(text, values)).rows;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-/** psql inside a node over its local socket (the documents' own way in). */
-function nodePsql(node: string, text: string) {
-  return rig.host.exec(node, {
-    argv: [
-      'runuser',
-      '-u',
-      'postgres',
-      '--',
-      'psql',
-      '-h',
-      '/var/run/postgresql',
-      '-U',
-      'patroni_super',
-      '-XAtq',
-      '-d',
-      'postgres',
-      '-c',
-      text,
-    ],
-    timeoutMs: 10_000,
-  });
-}
-
-async function nodeQuery(node: string, text: string): Promise<string> {
-  const result = await nodePsql(node, text);
-  if (result.exitCode !== 0) throw new Error(`${node}: ${result.stderr.trim()}`);
-  return result.stdout.trim();
-}
+const endpointQuery = (port: number, text: string, values: unknown[] = []) =>
+  endpointQueryOn(rig, port, text, values);
+const nodePsql = (node: string, text: string) => nodePsqlOn(rig, node, text);
+const nodeQuery = (node: string, text: string) => nodeQueryOn(rig, node, text);
 
 async function writeNode(): Promise<string> {
   const [row] = await endpointQuery(5432, 'SELECT host(inet_server_addr()) AS ip');
   return nodeAt(row.ip)!;
-}
-
-/** Retries `attempt` until it succeeds or `timeoutMs` passes (bounded). */
-async function eventually<T>(
-  what: string,
-  timeoutMs: number,
-  attempt: () => Promise<T>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (let i = 0; Date.now() < deadline && i < timeoutMs / 250; i++) {
-    try {
-      return await attempt();
-    } catch (error) {
-      last = error;
-      await sleep(500);
-    }
-  }
-  throw new Error(
-    `${what} did not happen within ${timeoutMs / 1000} s: ${(last as Error)?.message}`,
-  );
 }
 
 /** What a second run must leave alone: Patroni's process, its config and the live certificates. */
@@ -128,15 +65,7 @@ suite('local cluster from the synthesized artifacts', () => {
 
   test('the cluster forms: one leader, every replica streaming', async () => {
     const leader = await writeNode();
-    const members = JSON.parse(
-      await rig.execOk('backend-1', [
-        'curl',
-        '-fsS',
-        '--cacert',
-        '/etc/pem-ha/tls/current/ca.crt',
-        `https://${address('backend-1')}:8008/cluster`,
-      ]),
-    ).members as { name: string; role: string }[];
+    const members = (await patroniMembers(rig)) ?? [];
     expect(members.filter((m) => m.role === 'leader').map((m) => m.name)).toEqual([leader]);
     expect(
       await nodeQuery(leader, "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'"),
@@ -301,9 +230,9 @@ suite('local cluster from the synthesized artifacts', () => {
         await sleep(1000);
       }
     } finally {
-      await rig.host.setLink(isolated, true);
+      await healPartition(rig, isolated);
     }
-    // The old primary rejoins as the link comes back: allow the endpoint to settle.
+    // The old primary rejoins as a replica: allow the endpoint to settle.
     const rows = await eventually('a serving write endpoint', 60_000, () =>
       endpointQuery(5432, 'SELECT count(*)::int AS n FROM acked WHERE id = -1'),
     );

@@ -1,151 +1,16 @@
-import { StateMachine } from 'aws-local-stepfunctions';
 import { allStates } from '../../rig/lambdas';
-import { resolveIntrinsics, stateMachineDefinition } from '../../rig/template';
-import { synthStack } from '../helpers/synth';
+import { resolveIntrinsics } from '../../rig/template';
+import {
+  definitionOf,
+  documentOf,
+  execute,
+  fakeCluster,
+  pseudo,
+  resources,
+} from '../helpers/fake-runbook';
 
-/** Instance ids and volume ids become recognisable names; function ARNs keep their logical id. */
-const resources = {
-  ref: (logicalId: string) => `ref:${logicalId}`,
-  getAtt: (logicalId: string, attribute: string) =>
-    attribute === 'Arn'
-      ? `arn:aws:lambda:local-1:000000000000:function:${logicalId}`
-      : `${logicalId}.${attribute}`,
-};
-const pseudo = { region: 'local-1', accountId: '000000000000' };
-
-function bootstrapDefinitionOf(settings: Record<string, unknown> = {}) {
-  const { template } = synthStack(settings);
-  return stateMachineDefinition(
-    template.toJSON() as never,
-    'BootstrapStateMachineArn',
-    resources,
-    pseudo,
-  );
-}
-
-type LocalHandlers = NonNullable<
-  NonNullable<
-    NonNullable<Parameters<StateMachine['run']>[1]>['overrides']
-  >['taskResourceLocalHandlers']
->;
-
-class NamedError extends Error {
-  constructor(name: string, message: string) {
-    super(message);
-    this.name = name;
-  }
-}
-
-interface Sent {
-  readonly document: string;
-  readonly node: string;
-  readonly parameters: Record<string, string>;
-}
-
-const documentOf = (sent: Sent) =>
-  sent.document.replace(/^ref:NodeDocuments/, '').replace(/[0-9A-F]{8}$/, '');
-
-/**
- * Fake task handlers standing in for the Lambdas: commands finish on their
- * second poll; `failOn` makes one document fail on one node.
- */
-function fakeCluster(
-  options: {
-    failOn?: { document: string; node: string };
-    signCount?: number;
-    notManagedOnce?: string;
-  } = {},
-) {
-  const sent: Sent[] = [];
-  const running = new Map<string, Sent & { polls: number }>();
-  let nextId = 0;
-  let notManaged = options.notManagedOnce;
-  interface Payload {
-    action: 'start' | 'poll';
-    node: { name: string; instanceId: string };
-    document: string;
-    parameters: Record<string, string>;
-    command: { commandId: string };
-  }
-  const nodeCommand = async (payload: Payload) => {
-    if (payload.action === 'start') {
-      if (notManaged === payload.node.name) {
-        notManaged = undefined;
-        throw new NamedError('NodeNotManagedError', `${payload.node.name}: not managed yet`);
-      }
-      const record = {
-        document: payload.document,
-        node: payload.node.name,
-        parameters: payload.parameters,
-      };
-      sent.push(record);
-      const commandId = `cmd-${++nextId}`;
-      running.set(commandId, { ...record, polls: 0 });
-      return {
-        commandId,
-        instanceId: payload.node.instanceId,
-        nodeName: payload.node.name,
-        deadline: 0,
-      };
-    }
-    const command = running.get(payload.command.commandId)!;
-    command.polls += 1;
-    if (command.polls < 2) return { state: 'running', status: 'InProgress' };
-    const { failOn } = options;
-    if (failOn && documentOf(command) === failOn.document && command.node === failOn.node) {
-      throw new NamedError(
-        'CommandFailedError',
-        `${command.node} (i-0): failed; status Failed, exit code 1; stderr tail:\npatroni would not start`,
-      );
-    }
-    return { state: 'succeeded', stdoutTail: '' };
-  };
-  const handlers: LocalHandlers = {};
-  const definitionStates = (definition: { States: Record<string, Record<string, unknown>> }) =>
-    allStates(definition.States).filter(([, state]) => state.Type === 'Task');
-  const bind = (definition: { States: Record<string, Record<string, unknown>> }) => {
-    for (const [name] of definitionStates(definition)) {
-      handlers[name] = (async (input: unknown) => {
-        const { Payload } = input as { Payload: Payload };
-        if (name === 'Ensure cluster CA') return { Payload: { created: true } };
-        if (name === 'Sign certificates') {
-          const count = options.signCount ?? 1;
-          return { Payload: { count, identities: [], bundle: count ? 'YnVuZGxl' : '-' } };
-        }
-        return { Payload: await nodeCommand(Payload) };
-      }) as unknown as LocalHandlers[string];
-    }
-    return handlers;
-  };
-  return { sent, bind };
-}
-
-async function execute(
-  definition: ReturnType<typeof bootstrapDefinitionOf>,
-  cluster: ReturnType<typeof fakeCluster>,
-) {
-  const waits = Object.fromEntries(
-    allStates(definition.States)
-      .filter(([, s]) => s.Type === 'Wait')
-      .map(([n]) => [n, 0]),
-  );
-  const retries = Object.fromEntries(
-    allStates(definition.States)
-      .filter(([, s]) => s.Retry)
-      .map(([n]) => [n, 0]),
-  );
-  const machine = new StateMachine(definition as never);
-  return machine.run(
-    {},
-    {
-      overrides: {
-        taskResourceLocalHandlers: cluster.bind(definition),
-        waitTimeOverrides: waits,
-        retryIntervalOverrides: retries,
-      },
-    },
-  ).result;
-}
+const bootstrapDefinitionOf = (settings: Record<string, unknown> = {}) =>
+  definitionOf('BootstrapStateMachineArn', settings);
 
 const DEFAULT = bootstrapDefinitionOf();
 

@@ -1,0 +1,112 @@
+import { PatroniCluster, PatroniGet, readPatroniCluster } from '../lib/patroni';
+
+/** A node as the runbooks carry it (the inventory's strings). */
+export interface RunbookNode {
+  readonly name: string;
+  readonly tier: 'etcd' | 'backend' | 'web';
+  readonly address: string;
+  readonly [field: string]: unknown;
+}
+
+export interface RunbookInventory {
+  readonly etcd: readonly RunbookNode[];
+  readonly backend: readonly RunbookNode[];
+  readonly web: readonly RunbookNode[];
+}
+
+/** Leader and timeline: what must not change while certificates are rotated. */
+export interface LeaderSnapshot {
+  readonly leader: string;
+  readonly timeline: number;
+}
+
+export interface RotationPlan extends LeaderSnapshot {
+  /** etcd members, replicas, the primary, web hosts: one at a time in this order. */
+  readonly order: readonly RunbookNode[];
+}
+
+/** The cluster is not in a state to start from: nothing was touched. */
+export class ClusterUnhealthyError extends Error {
+  constructor(detail: string) {
+    super(`the cluster is not healthy: ${detail}`);
+    this.name = 'ClusterUnhealthyError';
+  }
+}
+
+/** Leader or timeline differ from the snapshot taken before: a failover happened. */
+export class LeaderChangedError extends Error {
+  constructor(before: LeaderSnapshot, after: LeaderSnapshot) {
+    super(
+      `the leader changed during the run: before ${before.leader} on timeline ${before.timeline}, ` +
+        `now ${after.leader} on timeline ${after.timeline}`,
+    );
+    this.name = 'LeaderChangedError';
+  }
+}
+
+const describe = (cluster: PatroniCluster) =>
+  cluster.members.map((m) => `${m.name} ${m.role}/${m.state}`).join(', ') || 'no members';
+
+/** One leader, every inventory backend a running member: the snapshot of it. */
+function healthySnapshot(
+  cluster: PatroniCluster,
+  backends: readonly RunbookNode[],
+): LeaderSnapshot {
+  const leaders = cluster.members.filter((m) => m.role === 'leader');
+  if (leaders.length !== 1) {
+    throw new ClusterUnhealthyError(`${leaders.length} leaders (${describe(cluster)})`);
+  }
+  for (const node of backends) {
+    const member = cluster.members.find((m) => m.name === node.name);
+    // Patroni 3.0 reports replicas as "running", later releases as "streaming".
+    if (!member || !['running', 'streaming'].includes(member.state)) {
+      throw new ClusterUnhealthyError(
+        `${node.name} is not a running member (${describe(cluster)})`,
+      );
+    }
+  }
+  const timeline = leaders[0].timeline;
+  if (typeof timeline !== 'number') {
+    throw new ClusterUnhealthyError(`the leader ${leaders[0].name} reports no timeline`);
+  }
+  return { leader: leaders[0].name, timeline };
+}
+
+/** Reads the cluster before a rolling change and orders the nodes: the primary last of the backends. */
+export async function planRotation(
+  get: PatroniGet,
+  inventory: RunbookInventory,
+): Promise<RotationPlan> {
+  const cluster = await readPatroniCluster(
+    get,
+    inventory.backend.map((n) => n.address),
+  );
+  const snapshot = healthySnapshot(cluster, inventory.backend);
+  const replicas = inventory.backend.filter((n) => n.name !== snapshot.leader);
+  const leader = inventory.backend.filter((n) => n.name === snapshot.leader);
+  if (leader.length !== 1) {
+    throw new ClusterUnhealthyError(`the leader ${snapshot.leader} is not in the inventory`);
+  }
+  return { ...snapshot, order: [...inventory.etcd, ...replicas, ...leader, ...inventory.web] };
+}
+
+/** After the change: same leader, same timeline, every backend running again. */
+export async function confirmLeaderUnchanged(
+  get: PatroniGet,
+  inventory: RunbookInventory,
+  before: LeaderSnapshot,
+): Promise<LeaderSnapshot> {
+  const cluster = await readPatroniCluster(
+    get,
+    inventory.backend.map((n) => n.address),
+  );
+  const leaders = cluster.members.filter((m) => m.role === 'leader');
+  const now = {
+    leader: leaders.map((m) => m.name).join('+') || 'none',
+    timeline: leaders[0]?.timeline ?? -1,
+  };
+  if (now.leader !== before.leader || now.timeline !== before.timeline) {
+    throw new LeaderChangedError(before, now);
+  }
+  return healthySnapshot(cluster, inventory.backend);
+}

@@ -1,0 +1,81 @@
+import { request } from 'node:https';
+
+/** One member as Patroni's GET /cluster lists it. */
+export interface PatroniMember {
+  readonly name: string;
+  readonly role: string;
+  readonly state: string;
+  readonly host?: string;
+  readonly timeline?: number;
+  readonly lag?: number | string;
+}
+
+export interface PatroniCluster {
+  readonly members: readonly PatroniMember[];
+  readonly pause?: boolean;
+  readonly scheduled_switchover?: unknown;
+}
+
+/** Reads a Patroni REST path; the caller supplies the transport (tests, other clients). */
+export type PatroniGet = (address: string, path: string) => Promise<unknown>;
+
+/** No backend answered GET /cluster. */
+export class PatroniUnreachableError extends Error {
+  constructor(detail: string) {
+    super(`no backend's Patroni REST API answered GET /cluster: ${detail}`);
+    this.name = 'PatroniUnreachableError';
+  }
+}
+
+/**
+ * GET over HTTPS verified against the cluster's roots (the REST certificate
+ * names the node's address), bounded by `timeoutMs`.
+ */
+export function httpsPatroniGet(
+  roots: readonly string[],
+  { port = 8008, timeoutMs = 5000 } = {},
+): PatroniGet {
+  return (address, path) =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        { host: address, port, path, method: 'GET', ca: [...roots], timeout: timeoutMs },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            const body = Buffer.concat(chunks).toString('utf8');
+            if (res.statusCode !== 200) {
+              reject(new Error(`${address}:${port}${path} answered ${res.statusCode}`));
+              return;
+            }
+            try {
+              resolve(JSON.parse(body));
+            } catch {
+              reject(new Error(`${address}:${port}${path} did not answer JSON`));
+            }
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${address}:${port}${path} timed out`)));
+      req.on('error', reject);
+      req.end();
+    });
+}
+
+/** GET /cluster from the first of `addresses` that answers. */
+export async function readPatroniCluster(
+  get: PatroniGet,
+  addresses: readonly string[],
+): Promise<PatroniCluster> {
+  const failures: string[] = [];
+  for (const address of addresses) {
+    try {
+      const cluster = (await get(address, '/cluster')) as PatroniCluster;
+      if (!Array.isArray(cluster?.members)) throw new Error(`${address}: no members in /cluster`);
+      return cluster;
+    } catch (error) {
+      failures.push((error as Error).message);
+    }
+  }
+  throw new PatroniUnreachableError(failures.join('; ') || 'no addresses given');
+}

@@ -1,0 +1,162 @@
+import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { CERTIFICATE_METRICS } from '../../functions/lib/metric-names';
+import type { BootstrapInventory } from '../workflows/bootstrap-definition';
+import { MAX_RENEW_BEFORE_DAYS, rotationDefinition } from '../workflows/rotation-definition';
+import { acknowledge, Finding, functionVersions } from './nag';
+import { NodeDocuments } from './node-documents';
+import { RunbookFunctions } from './runbook-functions';
+
+export interface CertificateRotationProps {
+  readonly clusterName: string;
+  readonly documents: NodeDocuments;
+  readonly functions: RunbookFunctions;
+  readonly inventory: BootstrapInventory;
+  /** When rotation runs. @default once a day */
+  readonly schedule?: events.Schedule;
+  /** Certificates with fewer days left are renewed. @default 30 */
+  readonly renewBeforeDays?: number;
+  /** The expiry alarm fires below this many days left on any certificate. @default 21 */
+  readonly expiryAlarmDays?: number;
+}
+
+/**
+ * Scheduled certificate rotation: a state machine that renews, one node at a
+ * time and with no restart, every certificate close to expiry; an alarm on the
+ * fewest days left on any certificate (missing data counts as breaching: no
+ * data means no rotation ran) and one on failed runs.
+ */
+export class CertificateRotation extends Construct {
+  readonly stateMachine: sfn.StateMachine;
+  readonly expiryAlarm: cloudwatch.Alarm;
+  readonly failureAlarm: cloudwatch.Alarm;
+  private readonly clusterName: string;
+
+  constructor(scope: Construct, id: string, props: CertificateRotationProps) {
+    super(scope, id);
+    const renewBeforeDays = props.renewBeforeDays ?? 30;
+    const expiryAlarmDays = props.expiryAlarmDays ?? 21;
+    if (
+      !Number.isInteger(renewBeforeDays) ||
+      renewBeforeDays < 1 ||
+      renewBeforeDays > MAX_RENEW_BEFORE_DAYS
+    ) {
+      throw new Error(
+        `CertificateRotation: renewBeforeDays must be a whole number from 1 to ${MAX_RENEW_BEFORE_DAYS}; got ${renewBeforeDays}`,
+      );
+    }
+    if (
+      !Number.isInteger(expiryAlarmDays) ||
+      expiryAlarmDays < 1 ||
+      expiryAlarmDays >= renewBeforeDays
+    ) {
+      throw new Error(
+        `CertificateRotation: expiryAlarmDays must be a whole number from 1 to renewBeforeDays - 1 (${renewBeforeDays - 1}), so a renewal is due before the alarm; got ${expiryAlarmDays}`,
+      );
+    }
+    this.clusterName = props.clusterName;
+    const fns = props.functions;
+    const logGroup = new logs.LogGroup(this, 'LogGroup', {
+      retention: logs.RetentionDays.ONE_YEAR,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      comment: `pem-ha ${props.clusterName}: renew certificates close to expiry, one node at a time, no restarts`,
+      definitionBody: sfn.DefinitionBody.fromChainable(
+        rotationDefinition(this, {
+          inventory: props.inventory,
+          certificates: {
+            name: props.documents.documentName('certificates'),
+            runTimeoutSeconds: props.documents.runTimeoutSeconds('certificates'),
+          },
+          nodeCommand: fns.nodeCommand.function,
+          signCertificates: fns.signCertificates.function,
+          recordExpiry: fns.recordExpiry.function,
+          clusterStatus: fns.clusterStatus.function,
+          defaultRenewBeforeDays: renewBeforeDays,
+        }),
+      ),
+      timeout: Duration.hours(6),
+      tracingEnabled: true,
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+    });
+    acknowledge(this.stateMachine.role, [
+      ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
+      ...[fns.nodeCommand, fns.signCertificates, fns.recordExpiry, fns.clusterStatus].map(
+        (fn): Finding => [
+          functionVersions(fn),
+          'The runbook may invoke any version of its own task functions.',
+        ],
+      ),
+    ]);
+
+    new events.Rule(this, 'Schedule', {
+      description: `pem-ha ${props.clusterName}: start certificate rotation`,
+      schedule: props.schedule ?? events.Schedule.rate(Duration.days(1)),
+      targets: [
+        new targets.SfnStateMachine(this.stateMachine, {
+          input: events.RuleTargetInput.fromObject({}),
+        }),
+      ],
+    });
+
+    this.expiryAlarm = new cloudwatch.Alarm(this, 'ExpiryAlarm', {
+      alarmDescription: `pem-ha ${props.clusterName}: a certificate expires in fewer than ${expiryAlarmDays} days, or no rotation has reported for a day`,
+      metric: this.metricDaysToExpiry(),
+      threshold: expiryAlarmDays,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
+      alarmDescription: `pem-ha ${props.clusterName}: a certificate rotation failed, timed out or was aborted`,
+      metric: this.metricFailures(),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  }
+
+  /**
+   * Days left on the certificate closest to expiry in the cluster (nodes and
+   * CA), as published by each rotation and bootstrap. Per node and
+   * certificate the same metric carries `Node` and `Certificate` dimensions.
+   */
+  metricDaysToExpiry(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: CERTIFICATE_METRICS.namespace,
+      metricName: CERTIFICATE_METRICS.daysToExpiry,
+      dimensionsMap: { service: CERTIFICATE_METRICS.service, ClusterName: this.clusterName },
+      statistic: cloudwatch.Stats.MINIMUM,
+      period: Duration.days(1),
+      ...props,
+    });
+  }
+
+  /** Rotation executions that failed, timed out or were aborted. */
+  metricFailures(props?: cloudwatch.MathExpressionOptions): cloudwatch.MathExpression {
+    const period = props?.period ?? Duration.days(1);
+    return new cloudwatch.MathExpression({
+      expression: 'FILL(failed, 0) + FILL(timedOut, 0) + FILL(aborted, 0)',
+      usingMetrics: {
+        failed: this.stateMachine.metricFailed({ period, statistic: cloudwatch.Stats.SUM }),
+        timedOut: this.stateMachine.metricTimedOut({ period, statistic: cloudwatch.Stats.SUM }),
+        aborted: this.stateMachine.metricAborted({ period, statistic: cloudwatch.Stats.SUM }),
+      },
+      label: 'failed certificate rotations',
+      ...props,
+      period,
+    });
+  }
+
+  /** Lets `grantee` start a rotation by hand. */
+  grantStartExecution(grantee: iam.IGrantable): iam.Grant {
+    return this.stateMachine.grantStartExecution(grantee);
+  }
+}

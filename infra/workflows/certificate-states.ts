@@ -1,0 +1,98 @@
+import { Duration } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
+
+export interface CertificateStatesProps {
+  readonly nodeCommand: lambda.IFunction;
+  readonly signCertificates: lambda.IFunction;
+  readonly recordExpiry: lambda.IFunction;
+  readonly document: DocumentRun;
+  /** JsonPath to the renewal threshold (a string), or undefined for the document's default. */
+  readonly renewBeforeDaysPath?: string;
+  /** @default 10 seconds */
+  readonly pollInterval?: Duration;
+}
+
+/**
+ * One node's certificates, the same in the bootstrap and the rotation: the
+ * node makes keys and CSRs for what is missing or expiring, the signer checks
+ * and signs them, the node verifies, switches and checks what it serves, and
+ * the expiry of what the node now holds is published. Expects `$.node`.
+ */
+export function certificateStates(
+  scope: Construct,
+  props: CertificateStatesProps,
+): { readonly start: sfn.State; readonly end: sfn.INextable } {
+  const node = {
+    name: sfn.JsonPath.stringAt('$.node.name'),
+    address: sfn.JsonPath.stringAt('$.node.address'),
+    agentId: sfn.JsonPath.stringAt('$.node.agentId'),
+  };
+  const identity = {
+    MemberName: node.name,
+    MemberAddress: node.address,
+    AgentId: node.agentId,
+    Identities: sfn.JsonPath.stringAt('$.node.identities'),
+    ...(props.renewBeforeDaysPath && {
+      RenewBeforeDays: sfn.JsonPath.stringAt(props.renewBeforeDaysPath),
+    }),
+  };
+  const run = (label: string, parameters: Record<string, string>) =>
+    nodeCommandStates(scope, label, {
+      nodeCommand: props.nodeCommand,
+      document: props.document,
+      parameters,
+      pollInterval: props.pollInterval,
+    });
+  const request = run('Request certificates', { Action: 'request', ...identity });
+  const sign = new tasks.LambdaInvoke(scope, 'Sign certificates', {
+    lambdaFunction: props.signCertificates,
+    payload: sfn.TaskInput.fromObject({
+      node: { ...node, tier: sfn.JsonPath.stringAt('$.node.tier') },
+      command: sfn.JsonPath.objectAt('$.run.command'),
+    }),
+    resultSelector: { 'count.$': '$.Payload.count', 'bundle.$': '$.Payload.bundle' },
+    resultPath: '$.signed',
+    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+  });
+  const install = run('Install certificates', {
+    Action: 'install',
+    ...identity,
+    Bundle: sfn.JsonPath.stringAt('$.signed.bundle'),
+  });
+  // Both commands end by listing the expiry of every certificate the node holds.
+  const record = new tasks.LambdaInvoke(scope, 'Record certificate expiry', {
+    lambdaFunction: props.recordExpiry,
+    payload: sfn.TaskInput.fromObject({
+      source: 'node',
+      command: sfn.JsonPath.objectAt('$.run.command'),
+    }),
+    resultSelector: { 'minDaysToExpiry.$': '$.Payload.minDaysToExpiry' },
+    resultPath: '$.expiry',
+    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+  });
+  request.end.next(sign);
+  sign.next(
+    new sfn.Choice(scope, 'Anything signed?')
+      .when(sfn.Condition.numberGreaterThan('$.signed.count', 0), install.start)
+      .otherwise(record),
+  );
+  install.end.next(record);
+  return { start: request.start, end: record };
+}
+
+/** The task that publishes the CA certificates' expiry. */
+export function caExpiryState(
+  scope: Construct,
+  recordExpiry: lambda.IFunction,
+): tasks.LambdaInvoke {
+  return new tasks.LambdaInvoke(scope, 'Record CA expiry', {
+    lambdaFunction: recordExpiry,
+    payload: sfn.TaskInput.fromObject({ source: 'ca' }),
+    resultPath: sfn.JsonPath.DISCARD,
+    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+  });
+}

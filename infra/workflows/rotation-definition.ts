@@ -1,0 +1,149 @@
+import { Duration } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import type { BootstrapInventory } from './bootstrap-definition';
+import { caExpiryState, certificateStates } from './certificate-states';
+import { DocumentRun, TASK_TIMEOUT } from './node-command-states';
+
+/** The widest renewal threshold an execution may ask for (forcing a renewal of everything). */
+export const MAX_RENEW_BEFORE_DAYS = 3650;
+
+export interface RotationDefinitionProps {
+  readonly inventory: BootstrapInventory;
+  readonly certificates: DocumentRun;
+  readonly nodeCommand: lambda.IFunction;
+  readonly signCertificates: lambda.IFunction;
+  readonly recordExpiry: lambda.IFunction;
+  readonly clusterStatus: lambda.IFunction;
+  /** Used when the execution input has no `renewBeforeDays` (the schedule's runs). */
+  readonly defaultRenewBeforeDays: number;
+  /** @default 10 seconds */
+  readonly pollInterval?: Duration;
+}
+
+/**
+ * Certificate rotation: check the cluster (one leader, every backend
+ * running), then one node at a time (etcd members, replicas, the primary,
+ * web hosts) renew what expires within the threshold, verified on the node
+ * before and after the switch; finally the same leader on the same timeline
+ * must be in charge. Input: `{}` or `{ "renewBeforeDays": N }`.
+ */
+export function rotationDefinition(
+  scope: Construct,
+  props: RotationDefinitionProps,
+): sfn.IChainable {
+  const failed = new sfn.Fail(scope, 'Rotation failed', {
+    errorPath: '$.failure.Error',
+    causePath: '$.failure.Cause',
+  });
+  const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
+    state.addCatch(failed, { resultPath: '$.failure' });
+    return state;
+  };
+  // The message carries the given value; the run then fails like any other.
+  const invalid = new sfn.Pass(scope, 'Invalid input', {
+    parameters: {
+      Error: 'InvalidInput',
+      Cause: sfn.JsonPath.format(
+        `renewBeforeDays must be a whole number of days from 1 to ${MAX_RENEW_BEFORE_DAYS}; got {}`,
+        sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$.renewBeforeDays')),
+      ),
+    },
+    resultPath: '$.failure',
+  }).next(failed);
+
+  const inventory = new sfn.Pass(scope, 'Inventory', {
+    result: sfn.Result.fromObject(props.inventory),
+    resultPath: '$.inventory',
+  });
+  const defaultThreshold = new sfn.Pass(scope, 'Default renewal threshold', {
+    result: sfn.Result.fromObject({ renewBeforeDays: String(props.defaultRenewBeforeDays) }),
+    resultPath: '$.settings',
+  });
+  const givenThreshold = new sfn.Pass(scope, 'Given renewal threshold', {
+    parameters: { 'renewBeforeDays.$': "States.Format('{}', $.renewBeforeDays)" },
+    resultPath: '$.settings',
+  });
+  const wholeDays = new sfn.Choice(scope, 'Whole days?').when(
+    sfn.Condition.stringMatches('$.settings.renewBeforeDays', '*.*'),
+    invalid,
+  );
+  givenThreshold.next(wholeDays);
+
+  const plan = catchInto(
+    new tasks.LambdaInvoke(scope, 'Plan rotation', {
+      lambdaFunction: props.clusterStatus,
+      payload: sfn.TaskInput.fromObject({
+        action: 'plan',
+        inventory: sfn.JsonPath.objectAt('$.inventory'),
+      }),
+      resultSelector: {
+        'leader.$': '$.Payload.leader',
+        'timeline.$': '$.Payload.timeline',
+        'order.$': '$.Payload.order',
+      },
+      resultPath: '$.plan',
+      taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+    }),
+  );
+  const eachNode = catchInto(
+    new sfn.Map(scope, 'Rotate node by node', {
+      itemsPath: '$.plan.order',
+      itemSelector: {
+        'node.$': '$$.Map.Item.Value',
+        'renewBeforeDays.$': '$.settings.renewBeforeDays',
+      },
+      maxConcurrency: 1,
+      resultPath: sfn.JsonPath.DISCARD,
+    }),
+  );
+  eachNode.itemProcessor(
+    certificateStates(scope, {
+      nodeCommand: props.nodeCommand,
+      signCertificates: props.signCertificates,
+      recordExpiry: props.recordExpiry,
+      document: props.certificates,
+      renewBeforeDaysPath: '$.renewBeforeDays',
+      pollInterval: props.pollInterval,
+    }).start,
+  );
+  const confirm = catchInto(
+    new tasks.LambdaInvoke(scope, 'Confirm leader unchanged', {
+      lambdaFunction: props.clusterStatus,
+      payload: sfn.TaskInput.fromObject({
+        action: 'confirm',
+        inventory: sfn.JsonPath.objectAt('$.inventory'),
+        before: {
+          leader: sfn.JsonPath.stringAt('$.plan.leader'),
+          timeline: sfn.JsonPath.numberAt('$.plan.timeline'),
+        },
+      }),
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+    }),
+  );
+  plan
+    .next(eachNode)
+    .next(confirm)
+    .next(catchInto(caExpiryState(scope, props.recordExpiry)))
+    .next(new sfn.Succeed(scope, 'Certificates current'));
+  defaultThreshold.next(plan);
+  wholeDays.otherwise(plan);
+
+  return inventory.next(
+    new sfn.Choice(scope, 'Renewal threshold given?')
+      .when(
+        sfn.Condition.and(
+          sfn.Condition.isPresent('$.renewBeforeDays'),
+          sfn.Condition.isNumeric('$.renewBeforeDays'),
+          sfn.Condition.numberGreaterThanEquals('$.renewBeforeDays', 1),
+          sfn.Condition.numberLessThanEquals('$.renewBeforeDays', MAX_RENEW_BEFORE_DAYS),
+        ),
+        givenThreshold,
+      )
+      .when(sfn.Condition.isPresent('$.renewBeforeDays'), invalid)
+      .otherwise(defaultThreshold),
+  );
+}

@@ -1,0 +1,93 @@
+/**
+ * Patroni's own view of the rig's cluster (GET /cluster), asked inside a
+ * backend node the way an operator would, over HTTPS with the cluster CA.
+ */
+import type { RigCluster } from './cluster';
+
+export interface PatroniMember {
+  readonly name: string;
+  readonly role: string;
+  readonly state: string;
+  readonly timeline?: number;
+  readonly lag?: number | string;
+}
+
+/** GET a Patroni REST path on the first backend that answers; undefined when none answers. */
+export async function patroniGet(rig: RigCluster, path: string): Promise<unknown> {
+  for (const node of rig.plan.nodes.filter((n) => n.tier === 'backend')) {
+    if (!rig.host.isRunning(node.name)) continue;
+    const result = await rig.host.exec(node.name, {
+      argv: [
+        'curl',
+        '-fsS',
+        '--max-time',
+        '5',
+        '--cacert',
+        '/etc/pem-ha/tls/current/ca.crt',
+        `https://${node.address}:8008${path}`,
+      ],
+      timeoutMs: 10_000,
+    });
+    if (result.exitCode === 0) return JSON.parse(result.stdout);
+  }
+  return undefined;
+}
+
+/** The members as the first answering backend reports them. */
+export async function patroniMembers(rig: RigCluster): Promise<PatroniMember[] | undefined> {
+  return ((await patroniGet(rig, '/cluster')) as { members: PatroniMember[] } | undefined)?.members;
+}
+
+export const describeMembers = (members: readonly PatroniMember[] | undefined): string =>
+  members
+    ? members
+        .map((m) => `${m.name}=${m.role}/${m.state}/tl${m.timeline ?? '?'}/lag ${m.lag ?? '-'}`)
+        .join(', ')
+    : 'no backend answers';
+
+/**
+ * Waits (bounded) until every backend is a running member on the leader's
+ * timeline with no lag and, in synchronous mode, one is the synchronous
+ * standby. Until then a failure of the leader cannot fail over (synchronous
+ * mode promotes only the recorded standby), so a fair experiment starts here.
+ */
+export async function waitForHealthyReplication(
+  rig: RigCluster,
+  timeoutMs = 180_000,
+): Promise<PatroniMember[]> {
+  const backends = rig.plan.nodes.filter((n) => n.tier === 'backend').length;
+  const deadline = Date.now() + timeoutMs;
+  let members: PatroniMember[] | undefined;
+  while (Date.now() < deadline) {
+    members = await patroniMembers(rig);
+    const config = (await patroniGet(rig, '/config')) as { synchronous_mode?: boolean } | undefined;
+    const synchronous = config?.synchronous_mode === true;
+    const leaders = members?.filter((m) => m.role === 'leader') ?? [];
+    const healthy =
+      members !== undefined &&
+      members.length === backends &&
+      leaders.length === 1 &&
+      members.every(
+        (m) => m.state === 'running' && m.timeline === leaders[0].timeline && (m.lag ?? 0) === 0,
+      ) &&
+      (!synchronous || members.some((m) => m.role === 'sync_standby'));
+    if (healthy) return members!;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  throw new Error(
+    `replication did not become healthy in ${timeoutMs / 1000} s: ${describeMembers(members)}`,
+  );
+}
+
+/**
+ * Ends a network partition of `node` the way an operator must with Patroni
+ * before 3.0.3 (Debian 12 ships 3.0.2): Patroni stopped while still cut off,
+ * the link restored, Patroni started. Reconnecting a running 3.0.2 that was
+ * the leader can overwrite the new leader's key (patroni/patroni#2689,
+ * #2693) and demote the new primary; a fresh start reads the DCS first.
+ */
+export async function healPartition(rig: RigCluster, node: string): Promise<void> {
+  await rig.execOk(node, ['systemctl', 'stop', 'patroni'], undefined, 120_000);
+  await rig.host.setLink(node, true);
+  await rig.execOk(node, ['systemctl', 'start', '--no-block', 'patroni']);
+}

@@ -1,0 +1,194 @@
+/**
+ * Runs a synthesized runbook definition with aws-local-stepfunctions and fake
+ * task handlers standing in for the Lambdas (the cluster-status logic is the
+ * real one, over a fake Patroni), recording every document sent.
+ */
+import { StateMachine } from 'aws-local-stepfunctions';
+import {
+  confirmLeaderUnchanged,
+  LeaderSnapshot,
+  planRotation,
+  RunbookInventory,
+} from '../../functions/cluster-status/status';
+import type { PatroniGet } from '../../functions/lib/patroni';
+import { allStates } from '../../rig/lambdas';
+import { stateMachineDefinition } from '../../rig/template';
+import { synthStack } from './synth';
+
+/** Instance ids and volume ids become recognisable names; function ARNs keep their logical id. */
+export const resources = {
+  ref: (logicalId: string) => `ref:${logicalId}`,
+  getAtt: (logicalId: string, attribute: string) =>
+    attribute === 'Arn'
+      ? `arn:aws:lambda:local-1:000000000000:function:${logicalId}`
+      : `${logicalId}.${attribute}`,
+};
+export const pseudo = { region: 'local-1', accountId: '000000000000' };
+
+/** A runbook's definition from the synthesized template (an output names its state machine). */
+export function definitionOf(output: string, settings: Record<string, unknown> = {}) {
+  const { template } = synthStack(settings);
+  return stateMachineDefinition(template.toJSON() as never, output, resources, pseudo);
+}
+
+export type RunbookDefinition = ReturnType<typeof definitionOf>;
+
+type LocalHandlers = NonNullable<
+  NonNullable<
+    NonNullable<Parameters<StateMachine['run']>[1]>['overrides']
+  >['taskResourceLocalHandlers']
+>;
+
+export class NamedError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+export interface Sent {
+  readonly document: string;
+  readonly node: string;
+  readonly parameters: Record<string, string>;
+}
+
+export const documentOf = (sent: Sent) =>
+  sent.document.replace(/^ref:NodeDocuments/, '').replace(/[0-9A-F]{8}$/, '');
+
+/**
+ * Fake task handlers standing in for the Lambdas: commands finish on their
+ * second poll; `failOn` makes one document fail on one node.
+ */
+export function fakeCluster(
+  options: {
+    failOn?: { document: string; action?: string; node: string };
+    signCount?: number;
+    notManagedOnce?: string;
+    /** Patroni's view: the leader when the run starts, and when it ends. @default backend-1 */
+    leader?: string;
+    leaderAfter?: string;
+    /** Members Patroni reports as stopped. */
+    stopped?: readonly string[];
+  } = {},
+) {
+  const sent: Sent[] = [];
+  const running = new Map<string, Sent & { polls: number }>();
+  let nextId = 0;
+  let notManaged = options.notManagedOnce;
+  interface Payload {
+    action: 'start' | 'poll';
+    node: { name: string; instanceId: string };
+    document: string;
+    parameters: Record<string, string>;
+    command: { commandId: string };
+  }
+  const nodeCommand = async (payload: Payload) => {
+    if (payload.action === 'start') {
+      if (notManaged === payload.node.name) {
+        notManaged = undefined;
+        throw new NamedError('NodeNotManagedError', `${payload.node.name}: not managed yet`);
+      }
+      const record = {
+        document: payload.document,
+        node: payload.node.name,
+        parameters: payload.parameters,
+      };
+      sent.push(record);
+      const commandId = `cmd-${++nextId}`;
+      running.set(commandId, { ...record, polls: 0 });
+      return {
+        commandId,
+        instanceId: payload.node.instanceId,
+        nodeName: payload.node.name,
+        deadline: 0,
+      };
+    }
+    const command = running.get(payload.command.commandId)!;
+    command.polls += 1;
+    if (command.polls < 2) return { state: 'running', status: 'InProgress' };
+    const { failOn } = options;
+    if (
+      failOn &&
+      documentOf(command) === failOn.document &&
+      command.node === failOn.node &&
+      (failOn.action === undefined || command.parameters.Action === failOn.action)
+    ) {
+      throw new NamedError(
+        'CommandFailedError',
+        `${command.node} (i-0): failed; status Failed, exit code 1; stderr tail:\npatroni would not start`,
+      );
+    }
+    return { state: 'succeeded', stdoutTail: '' };
+  };
+  // The real cluster-status logic over a fake Patroni: the state the options describe.
+  let statusCalls = 0;
+  const patroni: PatroniGet = async () => {
+    const leader =
+      statusCalls++ > 0 && options.leaderAfter
+        ? options.leaderAfter
+        : (options.leader ?? 'backend-1');
+    return {
+      members: ['backend-1', 'backend-2', 'backend-3'].map((name) => ({
+        name,
+        role: name === leader ? 'leader' : 'replica',
+        state: options.stopped?.includes(name) ? 'stopped' : 'running',
+        timeline: name === leader && statusCalls > 1 && options.leaderAfter ? 2 : 1,
+      })),
+    };
+  };
+  const clusterStatus = (event: {
+    action: string;
+    inventory: RunbookInventory;
+    before: LeaderSnapshot;
+  }) =>
+    event.action === 'plan'
+      ? planRotation(patroni, event.inventory)
+      : confirmLeaderUnchanged(patroni, event.inventory, event.before);
+  const handlers: LocalHandlers = {};
+  const definitionStates = (definition: { States: Record<string, Record<string, unknown>> }) =>
+    allStates(definition.States).filter(([, state]) => state.Type === 'Task');
+  const bind = (definition: { States: Record<string, Record<string, unknown>> }) => {
+    for (const [name] of definitionStates(definition)) {
+      handlers[name] = (async (input: unknown) => {
+        const { Payload } = input as { Payload: Payload };
+        if (name === 'Ensure cluster CA') return { Payload: { created: true } };
+        if (name.startsWith('Record')) return { Payload: { minDaysToExpiry: 89.9 } };
+        if (name === 'Plan rotation' || name === 'Confirm leader unchanged') {
+          return { Payload: await clusterStatus(Payload as never) };
+        }
+        if (name === 'Sign certificates') {
+          const count = options.signCount ?? 1;
+          return { Payload: { count, identities: [], bundle: count ? 'YnVuZGxl' : '-' } };
+        }
+        return { Payload: await nodeCommand(Payload) };
+      }) as unknown as LocalHandlers[string];
+    }
+    return handlers;
+  };
+  return { sent, bind };
+}
+
+export async function execute(
+  definition: RunbookDefinition,
+  cluster: ReturnType<typeof fakeCluster>,
+  input: Record<string, unknown> = {},
+) {
+  const waits = Object.fromEntries(
+    allStates(definition.States)
+      .filter(([, s]) => s.Type === 'Wait')
+      .map(([n]) => [n, 0]),
+  );
+  const retries = Object.fromEntries(
+    allStates(definition.States)
+      .filter(([, s]) => s.Retry)
+      .map(([n]) => [n, 0]),
+  );
+  const machine = new StateMachine(definition as never);
+  return machine.run(input as never, {
+    overrides: {
+      taskResourceLocalHandlers: cluster.bind(definition),
+      waitTimeOverrides: waits,
+      retryIntervalOverrides: retries,
+    },
+  }).result;
+}

@@ -1,0 +1,99 @@
+import { Template } from 'aws-cdk-lib/assertions';
+import { resourcesOf, synthStack } from '../helpers/synth';
+
+type Statement = { Action: string | string[]; Resource: unknown };
+
+/** Logical ids (prefix before the hash) of the roles that may read a secret. */
+function readersOf(template: Template, secretLogicalIdPrefix: string): string[] {
+  const secretId = Object.keys(resourcesOf(template, 'AWS::SecretsManager::Secret')).find((id) =>
+    id.startsWith(secretLogicalIdPrefix),
+  );
+  expect(secretId).toBeDefined();
+  const readers = Object.values(resourcesOf(template, 'AWS::IAM::Policy')).filter((policy) =>
+    (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement.some(
+      (statement) =>
+        [statement.Action].flat().includes('secretsmanager:GetSecretValue') &&
+        JSON.stringify(statement.Resource).includes(`"Ref":"${secretId}"`),
+    ),
+  );
+  return readers
+    .flatMap((policy) => policy.Properties.Roles as { Ref: string }[])
+    .map((role) => role.Ref.replace(/[0-9A-F]{8}$/, ''))
+    .sort();
+}
+
+describe('certificate rotation in the template', () => {
+  const { template } = synthStack();
+
+  test('Given the PKI, then the root key is readable only by the CA function and the intermediate key not by any reader of the cluster', () => {
+    expect(readersOf(template, 'PkiRoot')).toEqual(['RunbooksClusterCaRole']);
+    expect(readersOf(template, 'PkiIntermediate')).toEqual([
+      'RunbooksClusterCaRole',
+      'RunbooksSignCertificatesRole',
+    ]);
+    expect(readersOf(template, 'PkiTrust')).toEqual([
+      'RunbooksClusterCaRole',
+      'RunbooksClusterStatusRole',
+      'RunbooksRecordExpiryRole',
+    ]);
+  });
+
+  test('Given the defaults, then rotation is scheduled daily with an empty input', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 day)',
+      State: 'ENABLED',
+      Targets: [{ Input: '{}' }],
+    });
+  });
+
+  test('Given a schedule in the config, then the rule uses it', () => {
+    const custom = synthStack({ certificateRotationSchedule: 'cron(0 3 * * ? *)' }).template;
+    custom.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'cron(0 3 * * ? *)' });
+  });
+
+  test('Given the defaults, then the expiry alarm fires below 21 days on the cluster minimum and treats missing data as breaching', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'PemHa/Certificates',
+      MetricName: 'DaysToExpiry',
+      Dimensions: [
+        { Name: 'ClusterName', Value: 'pem-ha' },
+        { Name: 'service', Value: 'pem-ha' },
+      ],
+      Statistic: 'Minimum',
+      Period: 86400,
+      Threshold: 21,
+      ComparisonOperator: 'LessThanThreshold',
+      EvaluationPeriods: 1,
+      TreatMissingData: 'breaching',
+    });
+  });
+
+  test('Given an alarm threshold in the config, then the alarm uses it', () => {
+    const custom = synthStack({ certificateExpiryAlarmDays: 10 }).template;
+    custom.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'DaysToExpiry',
+      Threshold: 10,
+    });
+  });
+
+  test('Given the defaults, then a failed, timed-out or aborted rotation raises the failure alarm', () => {
+    const alarms = Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).map(
+      (a) => a.Properties,
+    );
+    const failure = alarms.find((a) =>
+      JSON.stringify(a.Metrics ?? '').includes('ExecutionsFailed'),
+    );
+    expect(failure).toMatchObject({
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    const names = JSON.stringify(failure!.Metrics);
+    for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted'])
+      expect(names).toContain(metric);
+  });
+
+  test('Given the stack, then the rotation state machine is an output', () => {
+    template.hasOutput('RotationStateMachineArn', {});
+  });
+});

@@ -1,0 +1,236 @@
+/**
+ * Certificate rotation on a running cluster built from the synthesized
+ * artifacts: the rotation state machine from the template, its tasks bound
+ * to the shipped Lambda bundles, the certificates document on every node.
+ */
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { RigCluster } from '../../rig/cluster';
+import { patroniMembers } from '../../rig/patroni';
+import { SERVED_PORTS, servedSerial } from '../../rig/served-certificates';
+import { nodeQueryOn } from '../helpers/rig';
+
+const asRoot = process.getuid?.() === 0;
+const suite = asRoot ? describe : describe.skip;
+if (!asRoot) console.warn('test/rig/rotation.test.ts needs root (network namespaces): skipped');
+
+let rig: RigCluster;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const IDENTITIES: Record<string, readonly string[]> = {
+  etcd: ['etcd-server', 'etcd-peer'],
+  backend: ['postgres-server', 'patroni-rest'],
+  web: [],
+};
+
+/** node:port -> serial the network sees, for every served identity of every node. */
+async function servedSerials(): Promise<Record<string, string>> {
+  const serials: Record<string, string> = {};
+  for (const node of rig.plan.nodes) {
+    for (const identity of IDENTITIES[node.tier] ?? []) {
+      const port = SERVED_PORTS[identity];
+      serials[`${node.name}:${port}`] = await servedSerial(node.address, port);
+    }
+  }
+  return serials;
+}
+
+/** What a rotation must not restart: Patroni, etcd and the postmaster, per node. */
+async function processes(): Promise<Record<string, string>> {
+  const result: Record<string, string> = {};
+  for (const node of rig.plan.nodes) {
+    const units = await rig.execOk(node.name, [
+      'sh',
+      '-c',
+      'for u in etcd patroni; do [ -f /etc/pem-ha/$u.managed ] && printf "%s=%s " $u "$(systemctl show -p MainPID --value $u)"; done; true',
+    ]);
+    const postmaster =
+      node.tier === 'backend'
+        ? await nodeQueryOn(rig, node.name, 'SELECT pg_postmaster_start_time()')
+        : '';
+    result[node.name] = `${units.trim()} ${postmaster}`.trim();
+  }
+  return result;
+}
+
+/** Each node's live certificate generation. */
+async function generations(): Promise<Record<string, string>> {
+  const result: Record<string, string> = {};
+  for (const node of rig.plan.nodes) {
+    result[node.name] = (
+      await rig.execOk(node.name, ['readlink', '/etc/pem-ha/tls/current'])
+    ).trim();
+  }
+  return result;
+}
+
+async function leader(): Promise<string> {
+  const members = (await patroniMembers(rig)) ?? [];
+  return members.find((m) => m.role === 'leader')?.name ?? 'none';
+}
+
+/**
+ * A client that keeps one connection through the write endpoint open and
+ * queries it every 50 ms, and one that writes a key to etcd over a new TLS
+ * connection every 200 ms; both count failures.
+ */
+function steadyClients() {
+  const counts = { queries: 0, queryErrors: 0, etcdWrites: 0, etcdErrors: 0 };
+  let running = true;
+  const pgLoop = (async () => {
+    const client = new Client({
+      ...rig.writeEndpoint,
+      user: 'patroni_super',
+      password: rig.superuserPassword(),
+      database: 'postgres',
+      ssl: { rejectUnauthorized: false },
+      query_timeout: 5000,
+    });
+    client.on('error', () => void counts.queryErrors++);
+    await client.connect();
+    for (let i = 0; running && i < 100_000; i++) {
+      try {
+        await client.query('SELECT 1');
+        counts.queries++;
+      } catch {
+        counts.queryErrors++;
+      }
+      await sleep(50);
+    }
+    await client.end();
+  })();
+  const etcd = rig.plan.nodes.filter((n) => n.tier === 'etcd');
+  const endpoints = etcd.map((n) => `https://${n.address}:2379`).join(',');
+  const etcdLoop = (async () => {
+    for (let i = 0; running && i < 20_000; i++) {
+      const result = await rig.host.exec(etcd[0].name, {
+        argv: [
+          'etcdctl',
+          `--endpoints=${endpoints}`,
+          '--cacert=/etc/pem-ha/tls/current/ca.crt',
+          '--cert=/etc/pem-ha/tls/current/etcd-server.crt',
+          '--key=/etc/pem-ha/tls/current/etcd-server.key',
+          '--command-timeout=5s',
+          'put',
+          '/rotation-test/counter',
+          String(i),
+        ],
+        env: { ETCDCTL_API: '3' },
+        timeoutMs: 10_000,
+      });
+      if (result.exitCode === 0) counts.etcdWrites++;
+      else counts.etcdErrors++;
+      await sleep(200);
+    }
+  })();
+  return {
+    counts,
+    stop: async () => {
+      running = false;
+      await Promise.all([pgLoop, etcdLoop]);
+      return counts;
+    },
+  };
+}
+
+suite('certificate rotation on a running cluster', () => {
+  beforeAll(async () => {
+    await RigCluster.downByName('rot');
+    rig = await RigCluster.up({
+      name: 'rot',
+      vpcCidr: '10.48.0.0/16',
+      fastPatroni: true,
+      pem: true,
+      pemDouble: join(__dirname, 'doubles', 'configure-pem-server.sh'),
+      pollMs: 500,
+    });
+  }, 900_000);
+
+  afterAll(async () => {
+    await rig?.down();
+  }, 300_000);
+
+  test('Given steady clients, when every certificate is renewed, then every served serial changes with no restart, no error and no leader change', async () => {
+    const leaderBefore = await leader();
+    const serialsBefore = await servedSerials();
+    const processesBefore = await processes();
+    const clients = steadyClients();
+    let counts: Awaited<ReturnType<typeof clients.stop>>;
+    try {
+      await sleep(2000);
+      await rig.rotateCertificates({ input: { renewBeforeDays: 3650 } });
+      await sleep(2000);
+    } finally {
+      counts = await clients.stop();
+    }
+    const serialsAfter = await servedSerials();
+    for (const [port, serial] of Object.entries(serialsBefore)) {
+      expect({ port, changed: serialsAfter[port] !== serial }).toEqual({ port, changed: true });
+    }
+    expect(await processes()).toEqual(processesBefore);
+    expect(await leader()).toBe(leaderBefore);
+    expect(counts.queries).toBeGreaterThan(100);
+    expect(counts.queryErrors).toBe(0);
+    expect(counts.etcdWrites).toBeGreaterThan(20);
+    expect(counts.etcdErrors).toBe(0);
+  }, 900_000);
+
+  test('Given certificates renewed just now, when the scheduled rotation runs, then nothing changes', async () => {
+    const before = await generations();
+    const serials = await servedSerials();
+
+    await rig.rotateCertificates();
+
+    expect(await generations()).toEqual(before);
+    expect(await servedSerials()).toEqual(serials);
+  }, 600_000);
+
+  test('Given a signer that returns a certificate for another key, when a replica installs it, then the node refuses it before the switch and keeps serving the old one', async () => {
+    const primary = await leader();
+    const replica = rig.plan.nodes.find((n) => n.tier === 'backend' && n.name !== primary)!;
+    const generationsBefore = await generations();
+    const serialsBefore = await servedSerials();
+
+    // The chains of two of the replica's identities swapped: valid, right names, wrong keys.
+    const error = await rig
+      .rotateCertificates({
+        input: { renewBeforeDays: 3650 },
+        wrapTask: (state, handler) =>
+          state !== 'Sign certificates'
+            ? handler
+            : ((async (input: { Payload: { node: { name: string } } }) => {
+                const result = (await handler(input as never)) as {
+                  Payload: { bundle: string };
+                };
+                if (input.Payload.node.name !== replica.name) return result;
+                const bundle = JSON.parse(Buffer.from(result.Payload.bundle, 'base64').toString());
+                const { certificates } = bundle;
+                [certificates['postgres-server'], certificates['patroni-rest']] = [
+                  certificates['patroni-rest'],
+                  certificates['postgres-server'],
+                ];
+                const swapped = Buffer.from(JSON.stringify(bundle)).toString('base64');
+                return { Payload: { ...result.Payload, bundle: swapped } };
+              }) as never),
+      })
+      .then(
+        () => undefined,
+        (e: { cause?: Error }) => e.cause,
+      );
+
+    expect(error?.name).toBe('CommandFailedError');
+    expect(error?.message).toContain(replica.name);
+    expect(error?.message).toContain('does not match the pending key');
+    const generationsAfter = await generations();
+    expect(generationsAfter[replica.name]).toBe(generationsBefore[replica.name]);
+    for (const port of [5432, 8008]) {
+      const key = `${replica.name}:${port}`;
+      expect({ key, serial: (await servedSerials())[key] }).toEqual({
+        key,
+        serial: serialsBefore[key],
+      });
+    }
+    // The primary and the web hosts come after the replica: left as they were.
+    expect(generationsAfter[primary]).toBe(generationsBefore[primary]);
+    expect(await leader()).toBe(primary);
+  }, 900_000);
+});

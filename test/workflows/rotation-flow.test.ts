@@ -1,0 +1,105 @@
+import { allStates } from '../../rig/lambdas';
+import { definitionOf, documentOf, execute, fakeCluster } from '../helpers/fake-runbook';
+
+const ROTATION = definitionOf('RotationStateMachineArn');
+
+const failureOf = (run: Promise<unknown>) =>
+  run.then(
+    () => {
+      throw new Error('the run succeeded');
+    },
+    (e: unknown) => (e as { cause: Error }).cause,
+  );
+
+describe('certificate rotation runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
+  test('Given a healthy cluster led by backend-2, when it runs, then nodes go one at a time: etcd, replicas, the primary, web', async () => {
+    const cluster = fakeCluster({ leader: 'backend-2' });
+
+    await execute(ROTATION, cluster);
+
+    const requested = cluster.sent
+      .filter((s) => s.parameters.Action === 'request')
+      .map((s) => s.node);
+    expect(requested).toEqual([
+      'etcd-1',
+      'etcd-2',
+      'etcd-3',
+      'backend-1',
+      'backend-3',
+      'backend-2',
+      'web-1',
+      'web-2',
+    ]);
+    // The schedule's runs use the configured threshold.
+    expect(new Set(cluster.sent.map((s) => s.parameters.RenewBeforeDays))).toEqual(new Set(['30']));
+    expect(ROTATION.States['Rotate node by node']).toMatchObject({ MaxConcurrency: 1 });
+  });
+
+  test('Given a renewal threshold in the input, then every node is asked with it', async () => {
+    const cluster = fakeCluster();
+    await execute(ROTATION, cluster, { renewBeforeDays: 3650 });
+    expect(new Set(cluster.sent.map((s) => s.parameters.RenewBeforeDays))).toEqual(
+      new Set(['3650']),
+    );
+  });
+
+  test.each([[0], [3651], ['thirty'], [2.5]])(
+    'Given renewBeforeDays %p, then it fails with InvalidInput naming the field, touching no node',
+    async (value) => {
+      const cluster = fakeCluster();
+      const error = await failureOf(execute(ROTATION, cluster, { renewBeforeDays: value }));
+      expect(error.name).toBe('InvalidInput');
+      expect(error.message).toContain(
+        `renewBeforeDays must be a whole number of days from 1 to 3650; got ${JSON.stringify(value)}`,
+      );
+      expect(cluster.sent).toEqual([]);
+    },
+  );
+
+  test('Given a backend Patroni reports stopped, then it fails with ClusterUnhealthyError before touching any node', async () => {
+    const cluster = fakeCluster({ stopped: ['backend-3'] });
+    const error = await failureOf(execute(ROTATION, cluster));
+    expect(error.name).toBe('ClusterUnhealthyError');
+    expect(error.message).toContain('backend-3 is not a running member');
+    expect(cluster.sent).toEqual([]);
+  });
+
+  test('Given a failed install on a replica, then the run stops with the named error and the node, and no later node is touched', async () => {
+    const cluster = fakeCluster({
+      failOn: { document: 'Certificates', action: 'install', node: 'backend-2' },
+    });
+    const error = await failureOf(execute(ROTATION, cluster));
+    expect(error.name).toBe('CommandFailedError');
+    expect(error.message).toContain('backend-2');
+    const touched = new Set(cluster.sent.map((s) => s.node));
+    expect(touched.has('web-1')).toBe(false);
+  });
+
+  test('Given a failover during the run, then it ends with LeaderChangedError', async () => {
+    const cluster = fakeCluster({ leader: 'backend-1', leaderAfter: 'backend-2' });
+    const error = await failureOf(execute(ROTATION, cluster));
+    expect(error.name).toBe('LeaderChangedError');
+    expect(error.message).toContain('before backend-1 on timeline 1, now backend-2 on timeline 2');
+  });
+
+  test('Given nothing close to expiry, then nothing is installed', async () => {
+    const cluster = fakeCluster({ signCount: 0 });
+    await execute(ROTATION, cluster);
+    expect(cluster.sent.filter((s) => s.parameters.Action === 'install')).toEqual([]);
+    expect(cluster.sent.every((s) => documentOf(s) === 'Certificates')).toBe(true);
+  });
+
+  test('Every task has a timeout and every failure path ends in Rotation failed', () => {
+    for (const [name, state] of allStates(ROTATION.States)) {
+      if (state.Type === 'Task')
+        expect({ name, timeout: state.TimeoutSeconds }).toEqual({ name, timeout: 90 });
+    }
+    for (const [name, state] of Object.entries(ROTATION.States)) {
+      if (state.Type === 'Task' || state.Type === 'Map')
+        expect({ name, catch: state.Catch }).toEqual({
+          name,
+          catch: [expect.objectContaining({ Next: 'Rotation failed' })],
+        });
+    }
+  });
+});
