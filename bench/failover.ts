@@ -185,7 +185,7 @@ async function benchmarkRun(fast: boolean, results: Map<string, number[]>) {
         metric: string,
         event: (l: string) => Promise<void>,
         recover: (l: string) => Promise<void>,
-      ) => record(`${metric} | ${check.label}`, await measure(rig, event, recover));
+      ) => record(`${metric}, ${check.label}`, await measure(rig, event, recover));
       await gap(
         'planned switchover',
         (l) => switchover(rig, l),

@@ -6,10 +6,11 @@ import { parseArgs } from 'node:util';
 import { RigCluster } from './cluster';
 import { RigHost } from './host/host';
 
-const USAGE = `usage: npm run local -- <up|status|rotate|down> [--name NAME] [--fast] [--vpc-cidr CIDR] [--renew-before-days N]
+const USAGE = `usage: npm run local -- <up|status|rotate|rollover|down> [--name NAME] [--fast] [--vpc-cidr CIDR] [--renew-before-days N]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB stand-in
   status  nodes, services and Patroni's view of the cluster
   rotate  run the certificate rotation runbook (as its schedule does; --renew-before-days 3650 renews everything)
+  rollover  run the root CA rollover runbook
   down    stop every process the rig started and remove its namespaces and files
   --name      rig name, 1-6 lowercase letters/digits (default dev)
   --fast      Patroni ttl 10 / loop_wait 2 / retry_timeout 3 instead of the defaults
@@ -49,16 +50,19 @@ pem-ha local cluster "${name}" is up in ${((Date.now() - started) / 1000).toFixe
   stop it with    npm run local -- down${name === 'dev' ? '' : ` --name ${name}`}`);
 }
 
-async function rotate(name: string, renewBeforeDays?: string): Promise<void> {
+async function runOn(
+  name: string,
+  what: string,
+  run: (rig: RigCluster) => Promise<{ durationMs: number }>,
+): Promise<void> {
   const started = Date.now();
   const rig = await RigCluster.attach({
     name,
     log: (m) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${m}`),
   });
   try {
-    const input = renewBeforeDays === undefined ? {} : { renewBeforeDays: Number(renewBeforeDays) };
-    const { durationMs } = await rig.rotateCertificates({ input });
-    console.log(`certificate rotation finished in ${(durationMs / 1000).toFixed(1)} s`);
+    const { durationMs } = await run(rig);
+    console.log(`${what} finished in ${(durationMs / 1000).toFixed(1)} s`);
   } finally {
     await rig.detach();
   }
@@ -124,8 +128,14 @@ async function main(): Promise<number> {
     case 'status':
       await status(name);
       return 0;
-    case 'rotate':
-      await rotate(name, values['renew-before-days']);
+    case 'rotate': {
+      const days = values['renew-before-days'];
+      const input = days === undefined ? {} : { renewBeforeDays: Number(days) };
+      await runOn(name, 'certificate rotation', (rig) => rig.rotateCertificates({ input }));
+      return 0;
+    }
+    case 'rollover':
+      await runOn(name, 'root CA rollover', (rig) => rig.rolloverRoot());
       return 0;
     case 'down':
       console.log(

@@ -9,24 +9,13 @@ import { join } from 'node:path';
 import { RigHost } from './host/host';
 import { ACCOUNT, LocalAws, REGION } from './local-aws/server';
 import type { CommandDocument } from './local-aws/documents';
-import { haproxyConfig, nlbListeners } from './nlb';
-import { planCluster, RigPlan, seedSecrets } from './plan';
+import { haproxyConfig, nlbListeners, parseTargetHealth, READ_HAPROXY_STATS } from './nlb';
+import { planCluster, RigPlan, rigResourceValues, seedSecrets } from './plan';
 import { RunbookRun, runRunbook } from './runbook';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
 import { readTemplate, resourcesOfType, SynthesizedTemplate } from './template';
 
 export const STATE_ROOT = '/var/lib/pem-ha-rig';
-/** Reads HAProxy's CSV statistics from its admin socket: proxy, server, status. */
-const READ_HAPROXY_STATS = [
-  'import socket',
-  's = socket.socket(socket.AF_UNIX)',
-  "s.connect('/run/haproxy-admin.sock')",
-  "s.sendall(b'show stat\\n')",
-  "data = b''",
-  'while chunk := s.recv(65536): data += chunk',
-  "rows = [r.split(',') for r in data.decode().splitlines() if r and not r.startswith('#')]",
-  "print('\\n'.join(f'{r[0]},{r[1]},{r[17]}' for r in rows))",
-].join('\n');
 const REQUIRED = [
   '/usr/bin/patroni',
   '/usr/bin/etcd',
@@ -175,13 +164,22 @@ export class RigCluster {
     return this.runRunbook('RotationStateMachineArn', run);
   }
 
+  /** Runs the synthesized root rollover, as an operator starts it. */
+  async rolloverRoot(run: RunbookRun = {}): Promise<{ readonly durationMs: number }> {
+    this.options.log?.('running the root CA rollover (synthesized state machine)');
+    return this.runRunbook('RootRolloverStateMachineArn', run);
+  }
+
   /** Runs the state machine a stack output names, tasks bound to the assembly's bundles. */
   runRunbook(output: string, run: RunbookRun = {}) {
     return runRunbook(
       {
         template: this.template,
         assemblyDir: this.assemblyDir,
-        resources: this.resourceValues(),
+        resources: rigResourceValues(this.plan, this.template, {
+          region: REGION,
+          accountId: ACCOUNT,
+        }),
         pseudo: { region: REGION, accountId: ACCOUNT },
         pollMs: this.options.pollMs ?? 1000,
         log: this.options.log,
@@ -189,29 +187,6 @@ export class RigCluster {
       output,
       run,
     );
-  }
-
-  private resourceValues() {
-    const nodes = new Map(this.plan.nodes.map((node) => [node.logicalId, node]));
-    const volumes = new Map(
-      this.plan.nodes
-        .filter((n) => n.dataVolume)
-        .map((n) => [n.dataVolume!.logicalId, n.dataVolume!.volumeId]),
-    );
-    return {
-      ref: (logicalId: string) => {
-        const resource = this.template.Resources[logicalId];
-        if (nodes.has(logicalId)) return nodes.get(logicalId)!.instanceId;
-        if (volumes.has(logicalId)) return volumes.get(logicalId)!;
-        if (resource?.Type === 'AWS::SSM::Document') return String(resource.Properties?.Name);
-        return `rig-${logicalId}`;
-      },
-      getAtt: (logicalId: string, attribute: string) => {
-        if (attribute === 'PrivateIp' && nodes.has(logicalId)) return nodes.get(logicalId)!.address;
-        if (attribute === 'Arn') return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${logicalId}`;
-        return `rig-${logicalId}.${attribute}`;
-      },
-    };
   }
 
   /** HAProxy in its own node, as a unit, from the synthesized target groups. */
@@ -274,21 +249,7 @@ export class RigCluster {
    * DescribeTargetHealth): port -> node -> UP / DOWN.
    */
   async targetHealth(): Promise<Record<number, Record<string, string>>> {
-    const csv = await this.execOk('nlb', ['python3', '-c', READ_HAPROXY_STATS]);
-    const health: Record<number, Record<string, string>> = {};
-    for (const line of csv.split('\n')) {
-      const [proxy, server, status] = line.split(',');
-      const port = Number(proxy?.replace('port_', ''));
-      if (
-        !port ||
-        !server ||
-        server.endsWith('-fail-open') ||
-        ['FRONTEND', 'BACKEND'].includes(server)
-      )
-        continue;
-      (health[port] ??= {})[server] = status.split(' ')[0];
-    }
-    return health;
+    return parseTargetHealth(await this.execOk('nlb', ['python3', '-c', READ_HAPROXY_STATS]));
   }
 
   /**

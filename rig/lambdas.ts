@@ -73,11 +73,12 @@ export function bindLambdaTasks(
       process.env[name] = value;
     }
     const [file, exportName] = handlerName.split('.');
+    const bundle = join(options.assemblyDir, assetPath, `${file}.js`);
+    // A fresh instance per rig: bundles make their SDK clients when loaded,
+    // from the endpoints in the environment at that moment.
+    delete require.cache[require.resolve(bundle)];
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const module = require(join(options.assemblyDir, assetPath, `${file}.js`)) as Record<
-      string,
-      Handler
-    >;
+    const module = require(bundle) as Record<string, Handler>;
     const handler = module[exportName];
     if (typeof handler !== 'function')
       throw new Error(`${assetPath}/${file}.js exports no ${exportName}`);

@@ -137,3 +137,28 @@ export function haproxyConfig(listeners: readonly NlbListener[], options: Haprox
   }
   return `${lines.join('\n')}\n`;
 }
+
+/** Reads HAProxy's CSV statistics from its admin socket: proxy, server, status. */
+export const READ_HAPROXY_STATS = [
+  'import socket',
+  's = socket.socket(socket.AF_UNIX)',
+  "s.connect('/run/haproxy-admin.sock')",
+  "s.sendall(b'show stat\\n')",
+  "data = b''",
+  'while chunk := s.recv(65536): data += chunk',
+  "rows = [r.split(',') for r in data.decode().splitlines() if r and not r.startswith('#')]",
+  "print('\\n'.join(f'{r[0]},{r[1]},{r[17]}' for r in rows))",
+].join('\n');
+
+/** The rig's DescribeTargetHealth: port -> node -> UP / DOWN, from READ_HAPROXY_STATS output. */
+export function parseTargetHealth(csv: string): Record<number, Record<string, string>> {
+  const health: Record<number, Record<string, string>> = {};
+  for (const line of csv.split('\n')) {
+    const [proxy, server, status] = line.split(',');
+    const port = Number(proxy?.replace('port_', ''));
+    const target =
+      port && server && !server.endsWith('-fail-open') && !['FRONTEND', 'BACKEND'].includes(server);
+    if (target) (health[port] ??= {})[server] = status.split(' ')[0];
+  }
+  return health;
+}

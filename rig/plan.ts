@@ -4,7 +4,7 @@
  * would assign, the secrets nodes read, and the NLB's place in the network.
  */
 import { randomBytes } from 'node:crypto';
-import { resourcesOfType, SynthesizedTemplate, TemplateResource } from './template';
+import { ResourceValues, resourcesOfType, SynthesizedTemplate, TemplateResource } from './template';
 
 export type RigTier = 'etcd' | 'backend' | 'web';
 
@@ -133,4 +133,37 @@ export function seedSecrets(
     },
   );
   return [...generated, ...extra];
+}
+
+/**
+ * What Ref and GetAtt resolve to on the rig: instances to their ids and
+ * addresses, volumes to their ids, documents to their names, functions to
+ * ARNs that name their logical id (the rig binds tasks by it).
+ */
+export function rigResourceValues(
+  plan: RigPlan,
+  template: SynthesizedTemplate,
+  pseudo: { readonly region: string; readonly accountId: string },
+): ResourceValues {
+  const nodes = new Map(plan.nodes.map((node) => [node.logicalId, node]));
+  const volumes = new Map(
+    plan.nodes
+      .filter((n) => n.dataVolume)
+      .map((n) => [n.dataVolume!.logicalId, n.dataVolume!.volumeId]),
+  );
+  return {
+    ref: (logicalId: string) => {
+      const resource = template.Resources[logicalId];
+      if (nodes.has(logicalId)) return nodes.get(logicalId)!.instanceId;
+      if (volumes.has(logicalId)) return volumes.get(logicalId)!;
+      if (resource?.Type === 'AWS::SSM::Document') return String(resource.Properties?.Name);
+      return `rig-${logicalId}`;
+    },
+    getAtt: (logicalId: string, attribute: string) => {
+      if (attribute === 'PrivateIp' && nodes.has(logicalId)) return nodes.get(logicalId)!.address;
+      if (attribute === 'Arn')
+        return `arn:aws:lambda:${pseudo.region}:${pseudo.accountId}:function:${logicalId}`;
+      return `rig-${logicalId}.${attribute}`;
+    },
+  };
 }

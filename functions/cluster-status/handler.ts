@@ -3,12 +3,23 @@ import { readTrust } from '../lib/ca-store';
 import { logger } from '../lib/logger';
 import { httpsPatroniGet } from '../lib/patroni';
 import { InvalidRequestError } from '../lib/ssm-run';
-import { confirmLeaderUnchanged, LeaderSnapshot, planRotation, RunbookInventory } from './status';
+import {
+  confirmLeaderUnchanged,
+  LeaderSnapshot,
+  planRotation,
+  RootRolloverInProgressError,
+  RunbookInventory,
+} from './status';
 
 const secrets = new SecretsManagerClient({});
 
 export type ClusterStatusEvent =
-  | { readonly action: 'plan'; readonly inventory: RunbookInventory }
+  | {
+      readonly action: 'plan';
+      readonly inventory: RunbookInventory;
+      /** Set by the root rollover, the one runbook that signs while two roots are trusted. */
+      readonly duringRootRollover?: boolean;
+    }
   | {
       readonly action: 'confirm';
       readonly inventory: RunbookInventory;
@@ -31,6 +42,9 @@ export const handler = async (event: ClusterStatusEvent) => {
   const get = httpsPatroniGet(trust.roots);
   switch (event.action) {
     case 'plan': {
+      if (trust.roots.length > 1 && event.duringRootRollover !== true) {
+        throw new RootRolloverInProgressError();
+      }
       const plan = await planRotation(get, event.inventory);
       logger.info('cluster planned', { leader: plan.leader, timeline: plan.timeline });
       return plan;

@@ -33,6 +33,19 @@ export class ClusterUnhealthyError extends Error {
   }
 }
 
+/**
+ * A root rollover has begun and not finished: leaves signed now would chain
+ * to a root some nodes do not trust yet, so only the rollover itself may sign.
+ */
+export class RootRolloverInProgressError extends Error {
+  constructor() {
+    super(
+      'a root rollover is in progress (two roots trusted); run the root rollover runbook to its end first',
+    );
+    this.name = 'RootRolloverInProgressError';
+  }
+}
+
 /** Leader or timeline differ from the snapshot taken before: a failover happened. */
 export class LeaderChangedError extends Error {
   constructor(before: LeaderSnapshot, after: LeaderSnapshot) {

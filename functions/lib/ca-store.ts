@@ -5,7 +5,10 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { CaMaterial, createIntermediateCa, createRootCa } from './pki';
 
-/** The issuing CA as stored: its pair and the root certificate every trust file holds. */
+/**
+ * The issuing CA as stored: its pair and what every trust file holds (the
+ * root; during a root rollover the old and the new root, concatenated).
+ */
 export interface StoredIntermediate extends CaMaterial {
   readonly rootCertificatePem: string;
 }
@@ -27,6 +30,14 @@ async function readJson<T extends object>(
   const missing = fields.filter((field) => typeof value[field] !== 'string');
   if (missing.length > 0) throw new Error(`secret ${secretId} lacks ${missing.join(', ')}`);
   return value as T;
+}
+
+/** The root pair, or undefined before the CA exists. */
+export async function readRoot(
+  secrets: SecretsManagerClient,
+  secretId: string,
+): Promise<CaMaterial | undefined> {
+  return readJson<CaMaterial>(secrets, secretId, ['certificatePem', 'privateKeyPem']);
 }
 
 export async function readIntermediate(
@@ -82,15 +93,15 @@ export async function ensureClusterCa(
   if (existing) {
     // A CA made before the trust secret existed gets it filled in once.
     if (!(await readTrust(secrets, settings.trustSecretId))) {
-      await writeTrust(secrets, settings.trustSecretId, existing);
+      await writeTrust(secrets, settings.trustSecretId, {
+        roots: splitPem(existing.rootCertificatePem),
+        intermediateCertificatePem: existing.certificatePem,
+      });
     }
     return { rootCertificatePem: existing.rootCertificatePem, created: false };
   }
 
-  let root = await readJson<CaMaterial>(secrets, settings.rootSecretId, [
-    'certificatePem',
-    'privateKeyPem',
-  ]);
+  let root = await readRoot(secrets, settings.rootSecretId);
   if (!root) {
     root = await createRootCa({
       commonName: `${settings.clusterName} root CA`,
@@ -114,20 +125,24 @@ export async function ensureClusterCa(
       SecretString: JSON.stringify(stored),
     }),
   );
-  await writeTrust(secrets, settings.trustSecretId, stored);
+  await writeTrust(secrets, settings.trustSecretId, {
+    roots: [root.certificatePem],
+    intermediateCertificatePem: intermediate.certificatePem,
+  });
   return { rootCertificatePem: root.certificatePem, created: true };
 }
 
-async function writeTrust(
+export async function writeTrust(
   secrets: SecretsManagerClient,
   secretId: string,
-  intermediate: StoredIntermediate,
+  trust: StoredTrust,
 ): Promise<void> {
-  const trust: StoredTrust = {
-    roots: [intermediate.rootCertificatePem],
-    intermediateCertificatePem: intermediate.certificatePem,
-  };
   await secrets.send(
     new PutSecretValueCommand({ SecretId: secretId, SecretString: JSON.stringify(trust) }),
   );
+}
+
+/** The certificates of a PEM bundle, each with its own END line. */
+export function splitPem(bundle: string): string[] {
+  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
 }

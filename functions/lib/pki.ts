@@ -92,6 +92,15 @@ export function entitlementsOf(node: NodeFacts): Entitlement[] {
   }
 }
 
+/** Whether `childPem` carries a valid signature of `issuerPem`'s key. */
+export async function isIssuedBy(childPem: string, issuerPem: string): Promise<boolean> {
+  const issuer = new x509.X509Certificate(issuerPem);
+  return new x509.X509Certificate(childPem).verify({
+    publicKey: await issuer.publicKey.export(),
+    signatureOnly: true,
+  });
+}
+
 /** When a PEM certificate expires. */
 export function notAfterOf(certificatePem: string): Date {
   return new x509.X509Certificate(certificatePem).notAfter;

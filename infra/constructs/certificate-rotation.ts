@@ -8,10 +8,12 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { CERTIFICATE_METRICS } from '../../functions/lib/metric-names';
 import type { BootstrapInventory } from '../workflows/bootstrap-definition';
+import { rootRolloverDefinition } from '../workflows/root-rollover-definition';
 import { MAX_RENEW_BEFORE_DAYS, rotationDefinition } from '../workflows/rotation-definition';
 import { acknowledge, Finding, functionVersions } from './nag';
 import { NodeDocuments } from './node-documents';
 import { RunbookFunctions } from './runbook-functions';
+import type { TaskFunction } from './task-function';
 
 export interface CertificateRotationProps {
   readonly clusterName: string;
@@ -34,6 +36,8 @@ export interface CertificateRotationProps {
  */
 export class CertificateRotation extends Construct {
   readonly stateMachine: sfn.StateMachine;
+  /** Root rollover: started by hand, rarely (a new root, every trust file and leaf). */
+  readonly rootRollover: sfn.StateMachine;
   readonly expiryAlarm: cloudwatch.Alarm;
   readonly failureAlarm: cloudwatch.Alarm;
   private readonly clusterName: string;
@@ -62,38 +66,39 @@ export class CertificateRotation extends Construct {
     }
     this.clusterName = props.clusterName;
     const fns = props.functions;
-    const logGroup = new logs.LogGroup(this, 'LogGroup', {
-      retention: logs.RetentionDays.ONE_YEAR,
-    });
-    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      comment: `pem-ha ${props.clusterName}: renew certificates close to expiry, one node at a time, no restarts`,
-      definitionBody: sfn.DefinitionBody.fromChainable(
-        rotationDefinition(this, {
-          inventory: props.inventory,
-          certificates: {
-            name: props.documents.documentName('certificates'),
-            runTimeoutSeconds: props.documents.runTimeoutSeconds('certificates'),
-          },
-          nodeCommand: fns.nodeCommand.function,
-          signCertificates: fns.signCertificates.function,
-          recordExpiry: fns.recordExpiry.function,
-          clusterStatus: fns.clusterStatus.function,
-          defaultRenewBeforeDays: renewBeforeDays,
-        }),
-      ),
-      timeout: Duration.hours(6),
-      tracingEnabled: true,
-      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
-    });
-    acknowledge(this.stateMachine.role, [
-      ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
-      ...[fns.nodeCommand, fns.signCertificates, fns.recordExpiry, fns.clusterStatus].map(
-        (fn): Finding => [
-          functionVersions(fn),
-          'The runbook may invoke any version of its own task functions.',
-        ],
-      ),
-    ]);
+    const documentRun = {
+      name: props.documents.documentName('certificates'),
+      runTimeoutSeconds: props.documents.runTimeoutSeconds('certificates'),
+    };
+    const taskFunctions = {
+      nodeCommand: fns.nodeCommand.function,
+      signCertificates: fns.signCertificates.function,
+      recordExpiry: fns.recordExpiry.function,
+      clusterStatus: fns.clusterStatus.function,
+    };
+    this.stateMachine = this.runbook(
+      'StateMachine',
+      `pem-ha ${props.clusterName}: renew certificates close to expiry, one node at a time, no restarts`,
+      rotationDefinition(this, {
+        inventory: props.inventory,
+        certificates: documentRun,
+        ...taskFunctions,
+        defaultRenewBeforeDays: renewBeforeDays,
+      }),
+      [fns.nodeCommand, fns.signCertificates, fns.recordExpiry, fns.clusterStatus],
+    );
+    const rollover = new Construct(this, 'RootRollover');
+    this.rootRollover = this.runbook(
+      'RootRolloverStateMachine',
+      `pem-ha ${props.clusterName}: replace the root CA (both roots trusted, every leaf reissued, old root removed)`,
+      rootRolloverDefinition(rollover, {
+        inventory: props.inventory,
+        certificates: documentRun,
+        ...taskFunctions,
+        clusterCa: fns.clusterCa.function,
+      }),
+      [fns.nodeCommand, fns.signCertificates, fns.recordExpiry, fns.clusterStatus, fns.clusterCa],
+    );
 
     new events.Rule(this, 'Schedule', {
       description: `pem-ha ${props.clusterName}: start certificate rotation`,
@@ -153,6 +158,35 @@ export class CertificateRotation extends Construct {
       ...props,
       period,
     });
+  }
+
+  private runbook(
+    id: string,
+    comment: string,
+    definition: sfn.IChainable,
+    invoked: readonly TaskFunction[],
+  ): sfn.StateMachine {
+    const stateMachine = new sfn.StateMachine(this, id, {
+      comment,
+      definitionBody: sfn.DefinitionBody.fromChainable(definition),
+      timeout: Duration.hours(6),
+      tracingEnabled: true,
+      logs: {
+        destination: new logs.LogGroup(this, `${id}Logs`, {
+          retention: logs.RetentionDays.ONE_YEAR,
+        }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: false,
+      },
+    });
+    acknowledge(stateMachine.role, [
+      ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
+      ...invoked.map((fn): Finding => [
+        functionVersions(fn),
+        'The runbook may invoke any version of its own task functions.',
+      ]),
+    ]);
+    return stateMachine;
   }
 
   /** Lets `grantee` start a rotation by hand. */

@@ -172,19 +172,22 @@ PY
     chmod 0644 "${staging}/${identity}.crt"
   done
   chmod 0644 "${staging}/ca.crt"
-  local previous
+  local previous trust_changed=false
   previous=$(readlink "$CURRENT" 2>/dev/null || true)
+  if [[ -n $previous ]] && ! cmp -s "${TLS_ROOT}/${previous}/ca.crt" "${staging}/ca.crt"; then
+    trust_changed=true
+  fi
   switch_to "$generation"
   trap - EXIT
   for identity in "${installed[@]}"; do rm -f "${PENDING}/${identity}.key" "${PENDING}/${identity}.csr"; done
   log "installed ${#installed[@]} certificate(s) as ${generation}"
-  reload_services
+  reload_services "$trust_changed"
   local failed
   failed=$(check_served "$staging")
   if [[ -n $failed ]]; then
     if [[ -n $previous ]]; then
       switch_to "$previous"
-      reload_services
+      reload_services "$trust_changed"
       die "${failed}; switched back to ${previous}"
     fi
     die "$failed"
@@ -204,16 +207,30 @@ switch_to() {
 # Serving processes pick the new files up without a restart: etcd reads them
 # on every handshake; PostgreSQL on a configuration reload; Patroni rebuilds
 # its REST server on SIGHUP (not `patronictl reload`, which itself needs TLS).
+# Only a new trust file (a root rollover) restarts etcd, which reads it at start.
+# reload_services TRUST_CHANGED
 reload_services() {
+  if [[ $1 == true ]] && service_running etcd; then
+    log "the trust file changed and etcd reads it only at start: restarting this member"
+    systemctl restart etcd
+    wait_until 120 "this etcd member to be healthy again" etcd_member_healthy
+    log "etcd member healthy with the new trust file"
+  fi
   if service_running patroni; then
-    if local_psql -qAt -c 'SELECT pg_reload_conf()' >/dev/null; then
+    if local_psql -qAt -d postgres -c 'SELECT pg_reload_conf()' >/dev/null; then
       log "PostgreSQL reloaded its configuration (pg_reload_conf)"
     else
-      log "PostgreSQL is not accepting connections; Patroni's reload covers it"
+      log "pg_reload_conf failed (PostgreSQL not accepting connections?); Patroni's reload covers it"
     fi
     log "reloading Patroni (SIGHUP) so the REST API serves the new certificate"
     systemctl reload patroni
   fi
+}
+
+etcd_member_healthy() {
+  ETCDCTL_API=3 etcdctl --endpoints="https://${MEMBER_ADDRESS}:2379" --cacert="${CURRENT}/ca.crt" \
+    --cert="${CURRENT}/etcd-server.crt" --key="${CURRENT}/etcd-server.key" --command-timeout=5s \
+    endpoint health
 }
 
 # check_served GENERATION_DIR: waits (bounded) until every running service of

@@ -168,6 +168,10 @@ export class PemHaStack extends Stack {
       description:
         'Certificate rotation (scheduled); start by hand with {} or {"renewBeforeDays": N}',
     });
+    new CfnOutput(this, 'RootRolloverStateMachineArn', {
+      value: this.rotation.rootRollover.stateMachineArn,
+      description: 'Root CA rollover: start by hand with {} (resumes one in progress)',
+    });
     new CfnOutput(this, 'CertificateExpiryAlarmName', {
       value: this.rotation.expiryAlarm.alarmName,
     });

@@ -144,6 +144,7 @@ export function fakeCluster(
     event.action === 'plan'
       ? planRotation(patroni, event.inventory)
       : confirmLeaderUnchanged(patroni, event.inventory, event.before);
+  const caSteps: string[] = [];
   const handlers: LocalHandlers = {};
   const definitionStates = (definition: { States: Record<string, Record<string, unknown>> }) =>
     allStates(definition.States).filter(([, state]) => state.Type === 'Task');
@@ -153,7 +154,13 @@ export function fakeCluster(
         const { Payload } = input as { Payload: Payload };
         if (name === 'Ensure cluster CA') return { Payload: { created: true } };
         if (name.startsWith('Record')) return { Payload: { minDaysToExpiry: 89.9 } };
-        if (name === 'Plan rotation' || name === 'Confirm leader unchanged') {
+        if (name === 'New root and issuing CA' || name === 'Retire the old root') {
+          caSteps.push(name);
+          return {
+            Payload: { bundle: name === 'New root and issuing CA' ? 'Ym90aA==' : 'bmV3', roots: 1 },
+          };
+        }
+        if (name.startsWith('Plan ') || name === 'Confirm leader unchanged') {
           return { Payload: await clusterStatus(Payload as never) };
         }
         if (name === 'Sign certificates') {
@@ -165,7 +172,7 @@ export function fakeCluster(
     }
     return handlers;
   };
-  return { sent, bind };
+  return { sent, bind, caSteps };
 }
 
 export async function execute(

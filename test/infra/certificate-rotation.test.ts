@@ -93,7 +93,13 @@ describe('certificate rotation in the template', () => {
       expect(names).toContain(metric);
   });
 
-  test('Given the stack, then the rotation state machine is an output', () => {
+  test('Given the stack, then rotation and root rollover are outputs, and only the rotation is scheduled', () => {
     template.hasOutput('RotationStateMachineArn', {});
+    template.hasOutput('RootRolloverStateMachineArn', {});
+    const rules = Object.values(resourcesOf(template, 'AWS::Events::Rule'));
+    expect(rules).toHaveLength(1);
+    expect(JSON.stringify(rules[0].Properties.Targets)).toContain(
+      'CertificateRotationStateMachine',
+    );
   });
 });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { haproxyConfig, nlbListeners } from '../../rig/nlb';
+import { haproxyConfig, nlbListeners, parseTargetHealth } from '../../rig/nlb';
 import { planCluster } from '../../rig/plan';
 import type { SynthesizedTemplate } from '../../rig/template';
 import { synthStack } from '../helpers/synth';
@@ -96,5 +96,22 @@ describe('rig plan', () => {
     ]);
     for (const node of plan.nodes) expect(node.instanceId).toMatch(/^i-[0-9a-f]{17}$/);
     expect(plan.nlbAddress).toBe('10.40.3.100');
+  });
+});
+
+describe("reading HAProxy's statistics as target health", () => {
+  test('Given show-stat rows, then each listener lists its targets and leaves out frontends, backends and fail-open twins', () => {
+    const csv = [
+      'port_5432,FRONTEND,OPEN',
+      'port_5432,backend-1,UP',
+      'port_5432,backend-2,DOWN 1/2',
+      'port_5432,backend-1-fail-open,no check',
+      'port_5432,BACKEND,UP',
+      'port_5433,backend-2,UP',
+    ].join('\n');
+    expect(parseTargetHealth(csv)).toEqual({
+      5432: { 'backend-1': 'UP', 'backend-2': 'DOWN' },
+      5433: { 'backend-2': 'UP' },
+    });
   });
 });

@@ -6,9 +6,9 @@
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
-import { patroniMembers } from '../../rig/patroni';
+import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
 import { SERVED_PORTS, servedSerial } from '../../rig/served-certificates';
-import { nodeQueryOn } from '../helpers/rig';
+import { endpointQueryOn, nodeQueryOn } from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -61,6 +61,11 @@ async function generations(): Promise<Record<string, string>> {
     ).trim();
   }
   return result;
+}
+
+/** The roots the cluster trusts, as the PKI's public secret lists them. */
+function trustedRoots(): string[] {
+  return JSON.parse(rig.aws.secretValue('pem-ha/pki/trust') ?? '{}').roots ?? [];
 }
 
 async function leader(): Promise<string> {
@@ -231,6 +236,106 @@ suite('certificate rotation on a running cluster', () => {
     }
     // The primary and the web hosts come after the replica: left as they were.
     expect(generationsAfter[primary]).toBe(generationsBefore[primary]);
+    expect(await leader()).toBe(primary);
+  }, 900_000);
+
+  test("Given a replica's Patroni that cannot reload, when its new REST certificate is not served within the bound, then the node switches back and the run stops", async () => {
+    const primary = await leader();
+    const replica = rig.plan.nodes.find((n) => n.tier === 'backend' && n.name !== primary)!;
+    const generationsBefore = await generations();
+    const serialsBefore = await servedSerials();
+    const patroniPid = (
+      await rig.execOk(replica.name, ['systemctl', 'show', '-p', 'MainPID', '--value', 'patroni'])
+    ).trim();
+    const signal = (name: string) => rig.execOk(replica.name, ['kill', `-${name}`, patroniPid]);
+
+    let error: Error | undefined;
+    try {
+      error = await rig
+        .rotateCertificates({
+          input: { renewBeforeDays: 3650 },
+          // Patroni frozen just before this node's install: SIGHUP stays pending.
+          wrapTask: (state, handler) =>
+            state !== 'Install certificates: send'
+              ? handler
+              : ((async (input: { Payload: { node: { name: string } } }) => {
+                  if (input.Payload.node.name === replica.name) await signal('STOP');
+                  return handler(input as never);
+                }) as never),
+        })
+        .then(
+          () => undefined,
+          (e: { cause?: Error }) => e.cause,
+        );
+    } finally {
+      await signal('CONT');
+    }
+
+    expect(error?.name).toBe('CommandFailedError');
+    expect(error?.message).toContain(replica.name);
+    expect(error?.message).toMatch(/patroni-rest: port 8008 still serves serial \w+ after \d+ s/);
+    expect(error?.message).toContain('switched back');
+    expect((await generations())[replica.name]).toBe(generationsBefore[replica.name]);
+    const served = await servedSerials();
+    for (const port of [5432, 8008]) {
+      const key = `${replica.name}:${port}`;
+      expect({ key, serial: served[key] }).toEqual({ key, serial: serialsBefore[key] });
+    }
+    await waitForHealthyReplication(rig);
+    expect(await leader()).toBe(primary);
+  }, 900_000);
+
+  test('Given a writer in synchronous mode, when the root is rolled over, then no acknowledged write is lost and only the new root is trusted anywhere', async () => {
+    const oldRoot = trustedRoots();
+    expect(oldRoot).toHaveLength(1);
+    const primary = await leader();
+    const serialsBefore = await servedSerials();
+    await endpointQueryOn(
+      rig,
+      5432,
+      'CREATE TABLE IF NOT EXISTS rollover_acked (id int PRIMARY KEY)',
+    );
+    const acknowledged: number[] = [];
+    let writing = true;
+    const writer = (async () => {
+      for (let id = 1; writing && id < 100_000; id++) {
+        try {
+          await endpointQueryOn(rig, 5432, 'INSERT INTO rollover_acked VALUES ($1)', [id]);
+          acknowledged.push(id);
+        } catch {
+          // not acknowledged: not counted
+        }
+        await sleep(100);
+      }
+    })();
+    try {
+      await rig.rolloverRoot();
+    } finally {
+      writing = false;
+      await writer;
+    }
+
+    const newRoot = trustedRoots();
+    expect(newRoot).toHaveLength(1);
+    expect(newRoot[0]).not.toBe(oldRoot[0]);
+    for (const node of rig.plan.nodes) {
+      const trustFile = await rig.execOk(node.name, ['cat', '/etc/pem-ha/tls/current/ca.crt']);
+      expect({ node: node.name, trust: trustFile.trim() }).toEqual({
+        node: node.name,
+        trust: newRoot[0].trim(),
+      });
+    }
+    const serialsAfter = await servedSerials();
+    for (const [port, serial] of Object.entries(serialsBefore)) {
+      expect({ port, changed: serialsAfter[port] !== serial }).toEqual({ port, changed: true });
+    }
+    const present = new Set(
+      (await endpointQueryOn(rig, 5432, 'SELECT id FROM rollover_acked')).map(
+        (r) => r.id as number,
+      ),
+    );
+    expect(acknowledged.length).toBeGreaterThan(50);
+    expect(acknowledged.filter((id) => !present.has(id))).toEqual([]);
     expect(await leader()).toBe(primary);
   }, 900_000);
 });

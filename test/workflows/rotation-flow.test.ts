@@ -103,3 +103,57 @@ describe('certificate rotation runbook (synthesized definition, run with aws-loc
     }
   });
 });
+
+describe('root rollover runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
+  const ROLLOVER = definitionOf('RootRolloverStateMachineArn');
+
+  test('Given a healthy cluster, then every node trusts both roots, then every leaf is reissued, then every node trusts the new root only, one node at a time', async () => {
+    const cluster = fakeCluster({ leader: 'backend-3' });
+
+    await execute(ROLLOVER, cluster);
+
+    const order = [
+      'etcd-1',
+      'etcd-2',
+      'etcd-3',
+      'backend-1',
+      'backend-2',
+      'backend-3',
+      'web-1',
+      'web-2',
+    ];
+    const trustInstalls = (bundle: string) =>
+      cluster.sent.filter((s) => s.parameters.Bundle === bundle).map((s) => s.node);
+    expect(trustInstalls('Ym90aA==')).toEqual(order);
+    expect(trustInstalls('bmV3')).toEqual(order);
+    const requests = cluster.sent.filter((s) => s.parameters.Action === 'request');
+    expect(requests.map((s) => s.node)).toEqual(order);
+    expect(new Set(requests.map((s) => s.parameters.RenewBeforeDays))).toEqual(new Set(['3650']));
+    // Phases do not overlap: trust both, reissue, trust new only.
+    const index = (predicate: (s: (typeof cluster.sent)[number]) => boolean) =>
+      cluster.sent.map(predicate);
+    const lastBoth = index((s) => s.parameters.Bundle === 'Ym90aA==').lastIndexOf(true);
+    const firstRequest = index((s) => s.parameters.Action === 'request').indexOf(true);
+    const lastRequest = index((s) => s.parameters.Action === 'request').lastIndexOf(true);
+    const firstNew = index((s) => s.parameters.Bundle === 'bmV3').indexOf(true);
+    expect(lastBoth).toBeLessThan(firstRequest);
+    expect(lastRequest).toBeLessThan(firstNew);
+    expect(cluster.caSteps).toEqual(['New root and issuing CA', 'Retire the old root']);
+    for (const map of [
+      'Trust both roots',
+      'Reissue every leaf from the new root',
+      'Trust the new root only',
+    ])
+      expect(ROLLOVER.States[map]).toMatchObject({ MaxConcurrency: 1 });
+  });
+
+  test('Given a failed trust install on etcd-2, then the rollover stops there: no leaf is reissued and the old root is not retired', async () => {
+    const cluster = fakeCluster({
+      failOn: { document: 'Certificates', action: 'install', node: 'etcd-2' },
+    });
+    const error = await failureOf(execute(ROLLOVER, cluster));
+    expect(error.name).toBe('CommandFailedError');
+    expect(cluster.sent.some((s) => s.parameters.Action === 'request')).toBe(false);
+    expect(cluster.caSteps).toEqual(['New root and issuing CA']);
+  });
+});

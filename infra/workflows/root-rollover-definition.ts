@@ -1,0 +1,145 @@
+import { Duration } from 'aws-cdk-lib';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import type { BootstrapInventory } from './bootstrap-definition';
+import { caExpiryState, certificateStates } from './certificate-states';
+import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
+
+export interface RootRolloverDefinitionProps {
+  readonly inventory: BootstrapInventory;
+  readonly certificates: DocumentRun;
+  readonly nodeCommand: lambda.IFunction;
+  readonly signCertificates: lambda.IFunction;
+  readonly recordExpiry: lambda.IFunction;
+  readonly clusterStatus: lambda.IFunction;
+  readonly clusterCa: lambda.IFunction;
+  /** @default 10 seconds */
+  readonly pollInterval?: Duration;
+}
+
+/** A renewal threshold past any leaf's life: every leaf is reissued. */
+const REISSUE_EVERYTHING = '3650';
+
+/**
+ * Root rollover, started by hand: a new root and issuing CA; every trust
+ * file gets both roots (etcd members restart one at a time, each healthy
+ * before the next); every leaf is reissued under the new root; then every
+ * trust file keeps the new root only (a second rolling etcd restart). Node
+ * order as in rotation: etcd, replicas, primary, web. Running it again after
+ * a failure resumes the rollover in progress.
+ */
+export function rootRolloverDefinition(
+  scope: Construct,
+  props: RootRolloverDefinitionProps,
+): sfn.IChainable {
+  const failed = new sfn.Fail(scope, 'Root rollover failed', {
+    errorPath: '$.failure.Error',
+    causePath: '$.failure.Cause',
+  });
+  const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
+    state.addCatch(failed, { resultPath: '$.failure' });
+    return state;
+  };
+  const caStep = (label: string, action: string) =>
+    catchInto(
+      new tasks.LambdaInvoke(scope, label, {
+        lambdaFunction: props.clusterCa,
+        payload: sfn.TaskInput.fromObject({ action }),
+        resultSelector: { 'bundle.$': '$.Payload.bundle' },
+        resultPath: '$.trust',
+        taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+      }),
+    );
+  const node = (label: string, itemsPath: string, extra: Record<string, string>) =>
+    catchInto(
+      new sfn.Map(scope, label, {
+        itemsPath,
+        itemSelector: { 'node.$': '$$.Map.Item.Value', ...extra },
+        maxConcurrency: 1,
+        resultPath: sfn.JsonPath.DISCARD,
+      }),
+    );
+  const trustEveryNode = (label: string) => {
+    const map = node(label, '$.plan.order', { 'bundle.$': '$.trust.bundle' });
+    const install = nodeCommandStates(scope, `${label}: install`, {
+      nodeCommand: props.nodeCommand,
+      document: props.certificates,
+      parameters: {
+        Action: 'install',
+        MemberName: sfn.JsonPath.stringAt('$.node.name'),
+        MemberAddress: sfn.JsonPath.stringAt('$.node.address'),
+        AgentId: sfn.JsonPath.stringAt('$.node.agentId'),
+        Identities: sfn.JsonPath.stringAt('$.node.identities'),
+        Bundle: sfn.JsonPath.stringAt('$.bundle'),
+      },
+      pollInterval: props.pollInterval,
+    });
+    map.itemProcessor(install.start);
+    return map;
+  };
+
+  const reissue = node('Reissue every leaf from the new root', '$.plan.order', {
+    renewBeforeDays: REISSUE_EVERYTHING,
+  });
+  reissue.itemProcessor(
+    certificateStates(scope, {
+      nodeCommand: props.nodeCommand,
+      signCertificates: props.signCertificates,
+      recordExpiry: props.recordExpiry,
+      document: props.certificates,
+      renewBeforeDaysPath: '$.renewBeforeDays',
+      pollInterval: props.pollInterval,
+    }).start,
+  );
+  const clusterStatus = (label: string, payload: Record<string, unknown>, resultPath: string) =>
+    catchInto(
+      new tasks.LambdaInvoke(scope, label, {
+        lambdaFunction: props.clusterStatus,
+        payload: sfn.TaskInput.fromObject({
+          inventory: sfn.JsonPath.objectAt('$.inventory'),
+          ...payload,
+        }),
+        resultSelector: {
+          'leader.$': '$.Payload.leader',
+          'timeline.$': '$.Payload.timeline',
+          'order.$': '$.Payload.order',
+        },
+        resultPath,
+        taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+      }),
+    );
+
+  return new sfn.Pass(scope, 'Inventory', {
+    result: sfn.Result.fromObject(props.inventory),
+    resultPath: '$.inventory',
+  })
+    .next(
+      clusterStatus('Plan root rollover', { action: 'plan', duringRootRollover: true }, '$.plan'),
+    )
+    .next(caStep('New root and issuing CA', 'begin-root-rollover'))
+    .next(trustEveryNode('Trust both roots'))
+    .next(reissue)
+    .next(caStep('Retire the old root', 'finish-root-rollover'))
+    .next(trustEveryNode('Trust the new root only'))
+    .next(
+      catchInto(
+        new tasks.LambdaInvoke(scope, 'Confirm leader unchanged', {
+          lambdaFunction: props.clusterStatus,
+          payload: sfn.TaskInput.fromObject({
+            action: 'confirm',
+            inventory: sfn.JsonPath.objectAt('$.inventory'),
+            before: {
+              leader: sfn.JsonPath.stringAt('$.plan.leader'),
+              timeline: sfn.JsonPath.numberAt('$.plan.timeline'),
+            },
+          }),
+          resultPath: sfn.JsonPath.DISCARD,
+          taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+        }),
+      ),
+    )
+    .next(catchInto(caExpiryState(scope, props.recordExpiry)))
+    .next(new sfn.Succeed(scope, 'Only the new root is trusted'));
+}
