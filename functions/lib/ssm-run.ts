@@ -27,6 +27,8 @@ export interface CommandRequest {
 /** Serializable handle to one command on one node (Step Functions carries it between polls). */
 export type CommandRef = Pick<CommandRequest, 'instanceId' | 'nodeName' | 'pluginName'> & {
   readonly commandId: string;
+  /** The runbook step that sent it (the request's comment), named in errors. */
+  readonly step?: string;
 };
 
 export type PollResult =
@@ -41,7 +43,9 @@ export class InvalidRequestError extends Error {
   }
 }
 
-type NodeRef = Pick<CommandRef, 'nodeName' | 'instanceId'> & { readonly commandId?: string };
+type NodeRef = Pick<CommandRef, 'nodeName' | 'instanceId' | 'step'> & {
+  readonly commandId?: string;
+};
 type Outcome = Pick<SsmRunError, 'status' | 'statusDetails' | 'responseCode' | 'stderrTail'>;
 
 /** Step Functions Retry/Catch match `name`: each class sets it literally (minifier-proof). */
@@ -50,6 +54,8 @@ export abstract class SsmRunError extends Error {
   readonly instanceId: string;
   /** Absent only when SendCommand itself was refused. */
   readonly commandId?: string;
+  /** The runbook step, when the command was sent with a comment. */
+  readonly step?: string;
   readonly status: string;
   readonly statusDetails?: string;
   readonly responseCode?: number;
@@ -61,14 +67,16 @@ export abstract class SsmRunError extends Error {
     const details = outcome.statusDetails ? ` (${outcome.statusDetails})` : '';
     const code = outcome.responseCode !== undefined ? `, exit code ${outcome.responseCode}` : '';
     const stderr = outcome.stderrTail ? `\n${outcome.stderrTail}` : ' (empty)';
+    const step = node.step ? `${node.step}: ` : '';
     super(
-      `${node.nodeName} (${node.instanceId}): ${command}${what}; ` +
+      `${node.nodeName} (${node.instanceId}): ${step}${command}${what}; ` +
         `status ${outcome.status}${details}${code}; stderr tail:${stderr}`,
       cause === undefined ? undefined : { cause },
     );
     this.nodeName = node.nodeName;
     this.instanceId = node.instanceId;
     this.commandId = node.commandId;
+    this.step = node.step;
     this.status = outcome.status;
     this.statusDetails = outcome.statusDetails;
     this.responseCode = outcome.responseCode;
@@ -152,7 +160,7 @@ export function validateRequest(request: CommandRequest): void {
 /** Sends the document to one node; the node not being managed yet is a NodeNotManagedError. */
 export async function startCommand(ssm: SSMClient, request: CommandRequest): Promise<CommandRef> {
   validateRequest(request);
-  const { instanceId, nodeName, pluginName } = request;
+  const { instanceId, nodeName, pluginName, comment: step } = request;
   const sent = await ssm
     .send(
       new SendCommandCommand({
@@ -165,11 +173,17 @@ export async function startCommand(ssm: SSMClient, request: CommandRequest): Pro
     )
     .catch((error: unknown) => {
       if (errorName(error) !== 'InvalidInstanceId') throw error;
-      throw new NodeNotManagedError({ nodeName, instanceId }, error);
+      throw new NodeNotManagedError({ nodeName, instanceId, step }, error);
     });
   const commandId = sent.Command?.CommandId;
   if (!commandId) throw new Error(`SendCommand for ${nodeName} (${instanceId}) gave no CommandId`);
-  return { commandId, instanceId, nodeName, ...(pluginName !== undefined && { pluginName }) };
+  return {
+    commandId,
+    instanceId,
+    nodeName,
+    ...(pluginName !== undefined && { pluginName }),
+    ...(step !== undefined && { step }),
+  };
 }
 
 /** One GetCommandInvocation: running, succeeded, or a named error. */

@@ -42,7 +42,7 @@ describe('startCommand', () => {
 
     const started = await startCommand(client, request);
 
-    expect(started).toEqual(ref);
+    expect(started).toEqual({ ...ref, step: 'bootstrap patroni' });
     expect(ssm).toHaveReceivedCommandWith(SendCommandCommand, {
       InstanceIds: [INSTANCE],
       DocumentName: 'PemHa-Patroni-abc123',
@@ -91,7 +91,7 @@ describe('startCommand', () => {
     expect(error).toBeInstanceOf(NodeNotManagedError);
     expect(error).toMatchObject({ name: 'NodeNotManagedError', nodeName: 'backend-2' });
     expect((error as Error).message).toMatch(
-      /^backend-2 \(i-0123456789abcdef0\): is not a managed node/,
+      /^backend-2 \(i-0123456789abcdef0\): bootstrap patroni: is not a managed node/,
     );
   });
 });
@@ -147,6 +147,17 @@ describe('pollCommand', () => {
       stderrTail: 'initdb: error: directory exists\n',
     });
     expect((error as Error).message).toContain('exit code 3; stderr tail:\ninitdb: error');
+  });
+
+  test('Given a command sent by a named step, when it fails, then the error names the step', async () => {
+    ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Failed', ResponseCode: 1 });
+    const error = (await pollCommand(client, { ...ref, step: 'pem-ha Install certificates' }).catch(
+      (e: unknown) => e,
+    )) as Error;
+    expect(error).toMatchObject({ step: 'pem-ha Install certificates' });
+    expect(error.message).toMatch(
+      /^backend-2 \(i-0123456789abcdef0\): pem-ha Install certificates: command cmd-1 failed/,
+    );
   });
 
   test('Given status Success with a non-zero exit code, when polled, then it is a failure', async () => {

@@ -224,6 +224,7 @@ suite('certificate rotation on a running cluster', () => {
 
     expect(error?.name).toBe('CommandFailedError');
     expect(error?.message).toContain(replica.name);
+    expect(error?.message).toContain('pem-ha Install certificates');
     expect(error?.message).toContain('does not match the pending key');
     const generationsAfter = await generations();
     expect(generationsAfter[replica.name]).toBe(generationsBefore[replica.name]);
