@@ -164,7 +164,7 @@ suite('local cluster from the synthesized artifacts', () => {
       )) as Error & { cause?: Error };
       expect(error?.cause?.name).toBe('CommandFailedError');
       expect(error.cause!.message).toMatch(
-        /^web-2 \(i-[0-9a-f]{17}\): command .* failed; status Failed/,
+        /^web-2 \(i-[0-9a-f]{17}\): pem-ha Request certificates: command .* failed; status Failed/,
       );
       expect(error.cause!.message).toContain('openssl: broken on purpose by the test');
     } finally {
