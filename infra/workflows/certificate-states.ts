@@ -96,3 +96,50 @@ export function caExpiryState(
     taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
   });
 }
+
+/**
+ * Patroni's view before a rolling change (one leader, every backend running)
+ * and the node order, at `$.plan`: etcd, replicas, the primary, web hosts.
+ */
+export function planState(
+  scope: Construct,
+  label: string,
+  clusterStatus: lambda.IFunction,
+  extra: Record<string, unknown> = {},
+): tasks.LambdaInvoke {
+  return new tasks.LambdaInvoke(scope, label, {
+    lambdaFunction: clusterStatus,
+    payload: sfn.TaskInput.fromObject({
+      action: 'plan',
+      inventory: sfn.JsonPath.objectAt('$.inventory'),
+      ...extra,
+    }),
+    resultSelector: {
+      'leader.$': '$.Payload.leader',
+      'timeline.$': '$.Payload.timeline',
+      'order.$': '$.Payload.order',
+    },
+    resultPath: '$.plan',
+    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+  });
+}
+
+/** After the change: the leader and timeline `$.plan` recorded (LeaderChangedError otherwise). */
+export function confirmLeaderState(
+  scope: Construct,
+  clusterStatus: lambda.IFunction,
+): tasks.LambdaInvoke {
+  return new tasks.LambdaInvoke(scope, 'Confirm leader unchanged', {
+    lambdaFunction: clusterStatus,
+    payload: sfn.TaskInput.fromObject({
+      action: 'confirm',
+      inventory: sfn.JsonPath.objectAt('$.inventory'),
+      before: {
+        leader: sfn.JsonPath.stringAt('$.plan.leader'),
+        timeline: sfn.JsonPath.numberAt('$.plan.timeline'),
+      },
+    }),
+    resultPath: sfn.JsonPath.DISCARD,
+    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+  });
+}

@@ -4,7 +4,12 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { BootstrapInventory } from './bootstrap-definition';
-import { caExpiryState, certificateStates } from './certificate-states';
+import {
+  caExpiryState,
+  certificateStates,
+  confirmLeaderState,
+  planState,
+} from './certificate-states';
 import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
 
 export interface RootRolloverDefinitionProps {
@@ -93,53 +98,21 @@ export function rootRolloverDefinition(
       pollInterval: props.pollInterval,
     }).start,
   );
-  const clusterStatus = (label: string, payload: Record<string, unknown>, resultPath: string) =>
-    catchInto(
-      new tasks.LambdaInvoke(scope, label, {
-        lambdaFunction: props.clusterStatus,
-        payload: sfn.TaskInput.fromObject({
-          inventory: sfn.JsonPath.objectAt('$.inventory'),
-          ...payload,
-        }),
-        resultSelector: {
-          'leader.$': '$.Payload.leader',
-          'timeline.$': '$.Payload.timeline',
-          'order.$': '$.Payload.order',
-        },
-        resultPath,
-        taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
-      }),
-    );
-
   return new sfn.Pass(scope, 'Inventory', {
     result: sfn.Result.fromObject(props.inventory),
     resultPath: '$.inventory',
   })
     .next(
-      clusterStatus('Plan root rollover', { action: 'plan', duringRootRollover: true }, '$.plan'),
+      catchInto(
+        planState(scope, 'Plan root rollover', props.clusterStatus, { duringRootRollover: true }),
+      ),
     )
     .next(caStep('New root and issuing CA', 'begin-root-rollover'))
     .next(trustEveryNode('Trust both roots'))
     .next(reissue)
     .next(caStep('Retire the old root', 'finish-root-rollover'))
     .next(trustEveryNode('Trust the new root only'))
-    .next(
-      catchInto(
-        new tasks.LambdaInvoke(scope, 'Confirm leader unchanged', {
-          lambdaFunction: props.clusterStatus,
-          payload: sfn.TaskInput.fromObject({
-            action: 'confirm',
-            inventory: sfn.JsonPath.objectAt('$.inventory'),
-            before: {
-              leader: sfn.JsonPath.stringAt('$.plan.leader'),
-              timeline: sfn.JsonPath.numberAt('$.plan.timeline'),
-            },
-          }),
-          resultPath: sfn.JsonPath.DISCARD,
-          taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
-        }),
-      ),
-    )
+    .next(catchInto(confirmLeaderState(scope, props.clusterStatus)))
     .next(catchInto(caExpiryState(scope, props.recordExpiry)))
     .next(new sfn.Succeed(scope, 'Only the new root is trusted'));
 }

@@ -1,11 +1,15 @@
 import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { BootstrapInventory } from './bootstrap-definition';
-import { caExpiryState, certificateStates } from './certificate-states';
-import { DocumentRun, TASK_TIMEOUT } from './node-command-states';
+import {
+  caExpiryState,
+  certificateStates,
+  confirmLeaderState,
+  planState,
+} from './certificate-states';
+import type { DocumentRun } from './node-command-states';
 
 /** The widest renewal threshold an execution may ask for (forcing a renewal of everything). */
 export const MAX_RENEW_BEFORE_DAYS = 3650;
@@ -72,22 +76,7 @@ export function rotationDefinition(
   );
   givenThreshold.next(wholeDays);
 
-  const plan = catchInto(
-    new tasks.LambdaInvoke(scope, 'Plan rotation', {
-      lambdaFunction: props.clusterStatus,
-      payload: sfn.TaskInput.fromObject({
-        action: 'plan',
-        inventory: sfn.JsonPath.objectAt('$.inventory'),
-      }),
-      resultSelector: {
-        'leader.$': '$.Payload.leader',
-        'timeline.$': '$.Payload.timeline',
-        'order.$': '$.Payload.order',
-      },
-      resultPath: '$.plan',
-      taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
-    }),
-  );
+  const plan = catchInto(planState(scope, 'Plan rotation', props.clusterStatus));
   const eachNode = catchInto(
     new sfn.Map(scope, 'Rotate node by node', {
       itemsPath: '$.plan.order',
@@ -109,21 +98,7 @@ export function rotationDefinition(
       pollInterval: props.pollInterval,
     }).start,
   );
-  const confirm = catchInto(
-    new tasks.LambdaInvoke(scope, 'Confirm leader unchanged', {
-      lambdaFunction: props.clusterStatus,
-      payload: sfn.TaskInput.fromObject({
-        action: 'confirm',
-        inventory: sfn.JsonPath.objectAt('$.inventory'),
-        before: {
-          leader: sfn.JsonPath.stringAt('$.plan.leader'),
-          timeline: sfn.JsonPath.numberAt('$.plan.timeline'),
-        },
-      }),
-      resultPath: sfn.JsonPath.DISCARD,
-      taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
-    }),
-  );
+  const confirm = catchInto(confirmLeaderState(scope, props.clusterStatus));
   plan
     .next(eachNode)
     .next(confirm)
