@@ -49,11 +49,7 @@ class Prober {
     for (let i = 0; this.running && i < 20_000; i++) {
       const startedAt = Date.now();
       const client = new Client({
-        ...this.rig.writeEndpoint,
-        user: 'patroni_super',
-        password: this.rig.superuserPassword(),
-        database: 'postgres',
-        ssl: { rejectUnauthorized: false },
+        ...this.rig.superuserConnection(),
         connectionTimeoutMillis: 1000,
         query_timeout: 2000,
       });
@@ -167,13 +163,7 @@ async function benchmarkRun(fast: boolean, results: Map<string, number[]>) {
   const rig = await RigCluster.up({ name: 'bench', fastPatroni: fast, vpcCidr: '10.44.0.0/16' });
   record('bring-up (synth + nodes + bootstrap + endpoints settled)', (Date.now() - started) / 1000);
   try {
-    const client = new Client({
-      ...rig.writeEndpoint,
-      user: 'patroni_super',
-      password: rig.superuserPassword(),
-      database: 'postgres',
-      ssl: { rejectUnauthorized: false },
-    });
+    const client = new Client(rig.superuserConnection());
     await client.connect();
     await client.query(
       'CREATE TABLE IF NOT EXISTS bench_probe (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())',

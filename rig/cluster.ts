@@ -282,6 +282,21 @@ export class RigCluster {
     return JSON.parse(this.aws.secretValue('pem-ha/patroniSuperuser') ?? '{}').password;
   }
 
+  /**
+   * node-postgres settings for the Patroni superuser through an endpoint
+   * (default the write endpoint); TLS without verification, as the rig's
+   * clients only test availability.
+   */
+  superuserConnection(endpoint: { host: string; port: number } = this.writeEndpoint) {
+    return {
+      ...endpoint,
+      user: 'patroni_super',
+      password: this.superuserPassword(),
+      database: 'postgres',
+      ssl: { rejectUnauthorized: false },
+    };
+  }
+
   get writeEndpoint() {
     return { host: this.plan.nlbAddress, port: 5432 };
   }

@@ -3,7 +3,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { caExpiryState, certificateStates } from './certificate-states';
+import { caExpiryState, certificateStates, failureEnd } from './certificate-states';
 import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
 
 export type InventoryTier = 'etcd' | 'backend' | 'web';
@@ -66,10 +66,7 @@ export function bootstrapDefinition(
   props: BootstrapDefinitionProps,
 ): sfn.IChainable {
   const { inventory, documents } = props;
-  const failed = new sfn.Fail(scope, 'Bootstrap failed', {
-    errorPath: '$.failure.Error',
-    causePath: '$.failure.Cause',
-  });
+  const { catchInto } = failureEnd(scope, 'Bootstrap failed');
   const run = (label: string, document: DocumentRun, parameters: Record<string, string>) =>
     nodeCommandStates(scope, label, {
       nodeCommand: props.nodeCommand,
@@ -90,8 +87,7 @@ export function bootstrapDefinition(
       resultPath: sfn.JsonPath.DISCARD,
     });
     map.itemProcessor(processor);
-    map.addCatch(failed, { resultPath: '$.failure' });
-    return map;
+    return catchInto(map);
   };
   const [leader, ...replicas] = inventory.backend;
   const groups = {
@@ -114,7 +110,7 @@ export function bootstrapDefinition(
     resultPath: sfn.JsonPath.DISCARD,
     taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
   });
-  ensureCa.addCatch(failed, { resultPath: '$.failure' });
+  catchInto(ensureCa);
 
   const prepare = run('Prepare node', documents.common, {
     Tier: sfn.JsonPath.stringAt('$.node.tier'),
@@ -128,7 +124,7 @@ export function bootstrapDefinition(
     pollInterval: props.pollInterval,
   }).start;
   const caExpiry = caExpiryState(scope, props.recordExpiry);
-  caExpiry.addCatch(failed, { resultPath: '$.failure' });
+  catchInto(caExpiry);
 
   const etcd = run('Start etcd member', documents.etcd, {
     MemberName: NODE.name,

@@ -143,3 +143,19 @@ export function confirmLeaderState(
     taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
   });
 }
+
+/**
+ * The one failure end of a runbook: a Fail state that reports the caught
+ * error and cause (`$.failure`), and a function that routes a state's errors there.
+ */
+export function failureEnd(scope: Construct, name: string) {
+  const failed = new sfn.Fail(scope, name, {
+    errorPath: '$.failure.Error',
+    causePath: '$.failure.Cause',
+  });
+  const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
+    state.addCatch(failed, { resultPath: '$.failure' });
+    return state;
+  };
+  return { failed, catchInto };
+}

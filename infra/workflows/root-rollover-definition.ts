@@ -8,6 +8,7 @@ import {
   caExpiryState,
   certificateStates,
   confirmLeaderState,
+  failureEnd,
   planState,
 } from './certificate-states';
 import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
@@ -39,14 +40,7 @@ export function rootRolloverDefinition(
   scope: Construct,
   props: RootRolloverDefinitionProps,
 ): sfn.IChainable {
-  const failed = new sfn.Fail(scope, 'Root rollover failed', {
-    errorPath: '$.failure.Error',
-    causePath: '$.failure.Cause',
-  });
-  const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
-    state.addCatch(failed, { resultPath: '$.failure' });
-    return state;
-  };
+  const { catchInto } = failureEnd(scope, 'Root rollover failed');
   const caStep = (label: string, action: string) =>
     catchInto(
       new tasks.LambdaInvoke(scope, label, {

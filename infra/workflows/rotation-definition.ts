@@ -7,6 +7,7 @@ import {
   caExpiryState,
   certificateStates,
   confirmLeaderState,
+  failureEnd,
   planState,
 } from './certificate-states';
 import type { DocumentRun } from './node-command-states';
@@ -38,14 +39,7 @@ export function rotationDefinition(
   scope: Construct,
   props: RotationDefinitionProps,
 ): sfn.IChainable {
-  const failed = new sfn.Fail(scope, 'Rotation failed', {
-    errorPath: '$.failure.Error',
-    causePath: '$.failure.Cause',
-  });
-  const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
-    state.addCatch(failed, { resultPath: '$.failure' });
-    return state;
-  };
+  const { failed, catchInto } = failureEnd(scope, 'Rotation failed');
   // The message carries the given value; the run then fails like any other.
   const invalid = new sfn.Pass(scope, 'Invalid input', {
     parameters: {

@@ -1,6 +1,24 @@
 /** Ways into a running rig the integration tests share: SQL through endpoints and inside nodes. */
 import { Client } from 'pg';
-import type { RigCluster } from '../../rig/cluster';
+import { join } from 'node:path';
+import { RigCluster } from '../../rig/cluster';
+
+/**
+ * The cluster the integration suites run on: fast Patroni timing, PEM on with
+ * the configure-pem-server.sh test double, short Wait states. Each suite
+ * names its own rig and network so suites can run side by side.
+ */
+export async function upTestRig(name: string, vpcCidr: string): Promise<RigCluster> {
+  await RigCluster.downByName(name);
+  return RigCluster.up({
+    name,
+    vpcCidr,
+    fastPatroni: true,
+    pem: true,
+    pemDouble: join(__dirname, '..', 'rig', 'doubles', 'configure-pem-server.sh'),
+    pollMs: 500,
+  });
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -12,12 +30,7 @@ export async function endpointQueryOn(
   values: unknown[] = [],
 ) {
   const client = new Client({
-    host: rig.plan.nlbAddress,
-    port,
-    user: 'patroni_super',
-    password: rig.superuserPassword(),
-    database: 'postgres',
-    ssl: { rejectUnauthorized: false },
+    ...rig.superuserConnection({ host: rig.plan.nlbAddress, port }),
     connectionTimeoutMillis: 3000,
     query_timeout: 5000,
   });

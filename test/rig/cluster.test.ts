@@ -3,10 +3,9 @@
  * etcd, Patroni, PostgreSQL and HAProxy in network namespaces, documents run
  * by the bootstrap runbook through the shipped Lambda bundles.
  */
-import { join } from 'node:path';
 import { RigCluster } from '../../rig/cluster';
 import { healPartition, patroniMembers } from '../../rig/patroni';
-import { endpointQueryOn, eventually, nodePsqlOn, nodeQueryOn } from '../helpers/rig';
+import { endpointQueryOn, eventually, nodePsqlOn, nodeQueryOn, upTestRig } from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -48,15 +47,7 @@ async function fingerprint(nodes: readonly string[]): Promise<Record<string, str
 
 suite('local cluster from the synthesized artifacts', () => {
   beforeAll(async () => {
-    await RigCluster.downByName('itest');
-    rig = await RigCluster.up({
-      name: 'itest',
-      vpcCidr: '10.43.0.0/16',
-      fastPatroni: true,
-      pem: true,
-      pemDouble: join(__dirname, 'doubles', 'configure-pem-server.sh'),
-      pollMs: 500,
-    });
+    rig = await upTestRig('itest', '10.43.0.0/16');
   }, 900_000);
 
   afterAll(async () => {

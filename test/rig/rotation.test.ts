@@ -3,12 +3,11 @@
  * artifacts: the rotation state machine from the template, its tasks bound
  * to the shipped Lambda bundles, the certificates document on every node.
  */
-import { join } from 'node:path';
 import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
 import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
 import { SERVED_PORTS, servedSerial } from '../../rig/served-certificates';
-import { endpointQueryOn, nodeQueryOn } from '../helpers/rig';
+import { endpointQueryOn, nodeQueryOn, upTestRig } from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -82,14 +81,7 @@ function steadyClients() {
   const counts = { queries: 0, queryErrors: 0, etcdWrites: 0, etcdErrors: 0 };
   let running = true;
   const pgLoop = (async () => {
-    const client = new Client({
-      ...rig.writeEndpoint,
-      user: 'patroni_super',
-      password: rig.superuserPassword(),
-      database: 'postgres',
-      ssl: { rejectUnauthorized: false },
-      query_timeout: 5000,
-    });
+    const client = new Client({ ...rig.superuserConnection(), query_timeout: 5000 });
     client.on('error', () => void counts.queryErrors++);
     await client.connect();
     for (let i = 0; running && i < 100_000; i++) {
@@ -139,15 +131,7 @@ function steadyClients() {
 
 suite('certificate rotation on a running cluster', () => {
   beforeAll(async () => {
-    await RigCluster.downByName('rot');
-    rig = await RigCluster.up({
-      name: 'rot',
-      vpcCidr: '10.48.0.0/16',
-      fastPatroni: true,
-      pem: true,
-      pemDouble: join(__dirname, 'doubles', 'configure-pem-server.sh'),
-      pollMs: 500,
-    });
+    rig = await upTestRig('rot', '10.48.0.0/16');
   }, 900_000);
 
   afterAll(async () => {
