@@ -4,16 +4,20 @@ import { join } from 'node:path';
 import { RigCluster } from '../../rig/cluster';
 
 /**
- * The cluster the integration suites run on: fast Patroni timing, PEM on with
- * the configure-pem-server.sh test double, short Wait states. Each suite
- * names its own rig and network so suites can run side by side.
+ * The cluster the integration suites run on: PEM on with the
+ * configure-pem-server.sh test double, short Wait states, fast Patroni timing
+ * unless asked otherwise. Each suite names its own rig and network.
  */
-export async function upTestRig(name: string, vpcCidr: string): Promise<RigCluster> {
+export async function upTestRig(
+  name: string,
+  vpcCidr: string,
+  { fastPatroni = true } = {},
+): Promise<RigCluster> {
   await RigCluster.downByName(name);
   return RigCluster.up({
     name,
     vpcCidr,
-    fastPatroni: true,
+    fastPatroni,
     pem: true,
     pemDouble: join(__dirname, '..', 'rig', 'doubles', 'configure-pem-server.sh'),
     pollMs: 500,
