@@ -7,6 +7,8 @@ module.exports = {
     // Type checking is `npm run build`'s job; jest only transpiles.
     '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true } }],
   },
+  // Map iterations stop after a failure, as in Step Functions (rig/map-limit.ts).
+  moduleNameMapper: { '^p-limit$': '<rootDir>/rig/map-limit.js' },
   setupFiles: ['<rootDir>/test/helpers/setup.ts'],
   testTimeout: 60000,
 };

@@ -6,11 +6,13 @@ import { parseArgs } from 'node:util';
 import { RigCluster } from './cluster';
 import { RigHost } from './host/host';
 
-const USAGE = `usage: npm run local -- <up|status|rotate|rollover|down> [--name NAME] [--fast] [--vpc-cidr CIDR] [--renew-before-days N]
+const USAGE = `usage: npm run local -- <up|status|rotate|rollover|upgrade|down> [--name NAME] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB stand-in
   status  nodes, services and Patroni's view of the cluster
   rotate  run the certificate rotation runbook (as its schedule does; --renew-before-days 3650 renews everything)
   rollover  run the root CA rollover runbook
+  upgrade   run the rolling upgrade runbook with --upgrade '{"component":"postgresql","version":"latest"}'
+            (the rig's local apt repository offers the newer PostgreSQL 15 minor)
   down    stop every process the rig started and remove its namespaces and files
   --name      rig name, 1-6 lowercase letters/digits (default dev)
   --fast      Patroni ttl 10 / loop_wait 2 / retry_timeout 3 instead of the defaults
@@ -53,7 +55,7 @@ pem-ha local cluster "${name}" is up in ${((Date.now() - started) / 1000).toFixe
 async function runOn(
   name: string,
   what: string,
-  run: (rig: RigCluster) => Promise<{ durationMs: number }>,
+  run: (rig: RigCluster) => Promise<{ durationMs: number; output?: unknown }>,
 ): Promise<void> {
   const started = Date.now();
   const rig = await RigCluster.attach({
@@ -61,8 +63,11 @@ async function runOn(
     log: (m) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${m}`),
   });
   try {
-    const { durationMs } = await run(rig);
+    const { durationMs, output } = await run(rig);
     console.log(`${what} finished in ${(durationMs / 1000).toFixed(1)} s`);
+    if (output !== undefined && output !== null && Object.keys(output).length) {
+      console.log(JSON.stringify(output, null, 2));
+    }
   } finally {
     await rig.detach();
   }
@@ -112,6 +117,7 @@ async function main(): Promise<number> {
       fast: { type: 'boolean', default: false },
       'vpc-cidr': { type: 'string' },
       'renew-before-days': { type: 'string' },
+      upgrade: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -137,6 +143,11 @@ async function main(): Promise<number> {
     case 'rollover':
       await runOn(name, 'root CA rollover', (rig) => rig.rolloverRoot());
       return 0;
+    case 'upgrade': {
+      const input = JSON.parse(values.upgrade ?? '{}') as Record<string, unknown>;
+      await runOn(name, 'rolling upgrade', (rig) => rig.upgrade(input));
+      return 0;
+    }
     case 'down':
       console.log(
         (await RigCluster.downByName(name, console.log))

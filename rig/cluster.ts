@@ -6,10 +6,12 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { assertRigAptRepo, configureNodeApt } from './apt';
 import { RigHost } from './host/host';
-import { ACCOUNT, LocalAws, REGION } from './local-aws/server';
+import { rigLocalAws } from './local-aws/rig-view';
+import { ACCOUNT, LocalAws, localAwsEndpoints, REGION } from './local-aws/server';
 import type { CommandDocument } from './local-aws/documents';
-import { haproxyConfig, nlbListeners, parseTargetHealth, READ_HAPROXY_STATS } from './nlb';
+import { haproxyConfig, nlbListeners, readTargetHealth } from './nlb';
 import { planCluster, RigPlan, rigResourceValues, seedSecrets } from './plan';
 import { RunbookRun, runRunbook } from './runbook';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
@@ -54,6 +56,7 @@ export class RigCluster {
     const missing = REQUIRED.filter((path) => !existsSync(path));
     if (missing.length)
       throw new Error(`missing ${missing.join(', ')}: run "bash rig/setup.sh" as root first`);
+    assertRigAptRepo();
     const name = options.name ?? 'dev';
     const log = options.log ?? (() => undefined);
     const assemblyDir = join(REPO_ROOT, `cdk.out.rig-${name}`);
@@ -66,7 +69,7 @@ export class RigCluster {
       { rigName: name, cidr: plan.vpcCidr, hostAddress: `${a}.${b}.255.254` },
       log,
     );
-    const aws = new LocalAws(host.exec, join(RigCluster.stateDir(name), 'secrets.json'));
+    const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
     const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
     try {
       await rig.createNodes();
@@ -90,16 +93,9 @@ export class RigCluster {
       throw new Error(`no local cluster named ${name} (start one with: npm run local -- up)`);
     }
     const template = readTemplate(templatePath);
-    const aws = new LocalAws(host.exec, join(RigCluster.stateDir(name), 'secrets.json'));
-    const rig = new RigCluster(
-      name,
-      host,
-      aws,
-      planCluster(template),
-      template,
-      assemblyDir,
-      options,
-    );
+    const plan = planCluster(template);
+    const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
+    const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
     await rig.startAws();
     return rig;
   }
@@ -111,6 +107,7 @@ export class RigCluster {
         address: node.address,
         ...(node.dataVolume && { dataDisk: { volumeId: node.dataVolume.volumeId, sizeMiB: 1024 } }),
       });
+      await configureNodeApt(this, node.name);
       if (this.options.pemDouble && node.tier !== 'etcd') {
         const double = readFileSync(this.options.pemDouble, 'utf8');
         await this.writeFile(node.name, '/usr/edb/pem/bin/configure-pem-server.sh', double, '0755');
@@ -126,7 +123,7 @@ export class RigCluster {
       AWS_ACCESS_KEY_ID: 'rig',
       AWS_SECRET_ACCESS_KEY: 'rig',
     };
-    const endpoints = { AWS_ENDPOINT_URL_SSM: url, AWS_ENDPOINT_URL_SECRETS_MANAGER: url };
+    const endpoints = localAwsEndpoints(url);
     // The handlers run in this process: their unchanged SDK clients find the endpoint here.
     Object.assign(process.env, credentials, endpoints);
     // Their per-call INFO lines would drown the rig's own progress.
@@ -170,6 +167,14 @@ export class RigCluster {
     return this.runRunbook('RootRolloverStateMachineArn', run);
   }
 
+  /** Runs the synthesized rolling upgrade with the operator's input. */
+  async upgrade(input: Record<string, unknown>, run: RunbookRun = {}) {
+    this.options.log?.(
+      `running the rolling upgrade (synthesized state machine): ${JSON.stringify(input)}`,
+    );
+    return this.runRunbook('UpgradeStateMachineArn', { ...run, input });
+  }
+
   /** Runs the state machine a stack output names, tasks bound to the assembly's bundles. */
   runRunbook(output: string, run: RunbookRun = {}) {
     return runRunbook(
@@ -182,6 +187,7 @@ export class RigCluster {
         }),
         pseudo: { region: REGION, accountId: ACCOUNT },
         pollMs: this.options.pollMs ?? 1000,
+        executions: this.aws.executions,
         log: this.options.log,
       },
       output,
@@ -249,7 +255,7 @@ export class RigCluster {
    * DescribeTargetHealth): port -> node -> UP / DOWN.
    */
   async targetHealth(): Promise<Record<number, Record<string, string>>> {
-    return parseTargetHealth(await this.execOk('nlb', ['python3', '-c', READ_HAPROXY_STATS]));
+    return readTargetHealth(this.host.exec);
   }
 
   /**

@@ -4,6 +4,7 @@
  * one (port, health-check protocol, path, port, interval, timeout, thresholds).
  */
 import { resourcesOfType, SynthesizedTemplate } from './template';
+import type { NodeExec } from './types';
 
 export interface NlbTarget {
   /** Logical id of the instance the target group names. */
@@ -25,6 +26,8 @@ export interface NlbListener {
     readonly unhealthyThreshold: number;
   };
   readonly terminateOnUnhealthy: boolean;
+  /** Logical id of the listener's target group (its Ref is the group's ARN). */
+  readonly targetGroupLogicalId: string;
   readonly targetLogicalIds: readonly string[];
 }
 
@@ -42,7 +45,8 @@ export function nlbListeners(template: SynthesizedTemplate): NlbListener[] {
     .filter(([, listener]) => listener.Properties?.Protocol === 'TCP')
     .map(([, listener]) => {
       const actions = listener.Properties?.DefaultActions as { TargetGroupArn: unknown }[];
-      const group = groups.get(refOf(actions[0].TargetGroupArn))?.Properties ?? {};
+      const targetGroupLogicalId = refOf(actions[0].TargetGroupArn);
+      const group = groups.get(targetGroupLogicalId)?.Properties ?? {};
       const attributes = new Map(
         ((group.TargetGroupAttributes ?? []) as { Key: string; Value: string }[]).map((a) => [
           a.Key,
@@ -65,6 +69,7 @@ export function nlbListeners(template: SynthesizedTemplate): NlbListener[] {
         terminateOnUnhealthy:
           attributes.get('target_health_state.unhealthy.connection_termination.enabled') !==
           'false',
+        targetGroupLogicalId,
         targetLogicalIds: ((group.Targets ?? []) as { Id: unknown }[]).map((t) => refOf(t.Id)),
       };
     });
@@ -149,6 +154,17 @@ export const READ_HAPROXY_STATS = [
   "rows = [r.split(',') for r in data.decode().splitlines() if r and not r.startswith('#')]",
   "print('\\n'.join(f'{r[0]},{r[1]},{r[17]}' for r in rows))",
 ].join('\n');
+
+/** Target health as HAProxy sees it, read in the rig's `nlb` node: port -> node -> UP / DOWN. */
+export async function readTargetHealth(
+  exec: NodeExec,
+): Promise<Record<number, Record<string, string>>> {
+  const argv = ['python3', '-c', READ_HAPROXY_STATS];
+  const result = await exec('nlb', { argv, timeoutMs: 60_000 });
+  if (result.exitCode !== 0)
+    throw new Error(`nlb: reading HAProxy's statistics failed: ${result.stderr.trim()}`);
+  return parseTargetHealth(result.stdout);
+}
 
 /** The rig's DescribeTargetHealth: port -> node -> UP / DOWN, from READ_HAPROXY_STATS output. */
 export function parseTargetHealth(csv: string): Record<number, Record<string, string>> {

@@ -137,8 +137,9 @@ export function seedSecrets(
 
 /**
  * What Ref and GetAtt resolve to on the rig: instances to their ids and
- * addresses, volumes to their ids, documents to their names, functions to
- * ARNs that name their logical id (the rig binds tasks by it).
+ * addresses, volumes to their ids, documents to their names, functions and
+ * state machines to ARNs that name their logical id (the rig binds tasks by
+ * it, and records executions under it).
  */
 export function rigResourceValues(
   plan: RigPlan,
@@ -157,10 +158,17 @@ export function rigResourceValues(
       if (nodes.has(logicalId)) return nodes.get(logicalId)!.instanceId;
       if (volumes.has(logicalId)) return volumes.get(logicalId)!;
       if (resource?.Type === 'AWS::SSM::Document') return String(resource.Properties?.Name);
+      if (resource?.Type === 'AWS::StepFunctions::StateMachine')
+        return `arn:aws:states:${pseudo.region}:${pseudo.accountId}:stateMachine:${logicalId}`;
       return `rig-${logicalId}`;
     },
     getAtt: (logicalId: string, attribute: string) => {
       if (attribute === 'PrivateIp' && nodes.has(logicalId)) return nodes.get(logicalId)!.address;
+      if (
+        attribute === 'Name' &&
+        template.Resources[logicalId]?.Type === 'AWS::StepFunctions::StateMachine'
+      )
+        return logicalId;
       if (attribute === 'Arn')
         return `arn:aws:lambda:${pseudo.region}:${pseudo.accountId}:function:${logicalId}`;
       return `rig-${logicalId}.${attribute}`;

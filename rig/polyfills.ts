@@ -21,4 +21,19 @@ if (typeof promiseConstructor.withResolvers !== 'function') {
   };
 }
 
-export {};
+// Outside jest (which maps the module instead), patch p-limit in the require
+// cache before aws-local-stepfunctions captures it: see map-limit.ts.
+if (!process.env.JEST_WORKER_ID) {
+  const path = require.resolve('p-limit');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  require('p-limit');
+  const cached = require.cache[path];
+  if (cached && !(cached as { pemHaPatched?: boolean }).pemHaPatched) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { stopAfterFailure } = require('./map-limit.js') as {
+      stopAfterFailure: (pLimit: unknown) => unknown;
+    };
+    cached.exports = stopAfterFailure(cached.exports);
+    (cached as { pemHaPatched?: boolean }).pemHaPatched = true;
+  }
+}

@@ -3,10 +3,13 @@
  * template with aws-local-stepfunctions, its Lambda tasks bound to the cloud
  * assembly's bundles and its Wait states shortened to the rig's pace.
  */
-import { StateMachine } from 'aws-local-stepfunctions';
+import { randomUUID } from 'node:crypto';
 import './polyfills';
+import { StateMachine } from 'aws-local-stepfunctions';
 import { allStates, bindLambdaTasks, LocalTaskHandlers } from './lambdas';
+import type { ExecutionRecorder } from './local-aws/sfn';
 import {
+  outputResource,
   PseudoParameters,
   resolveIntrinsics,
   ResourceValues,
@@ -23,6 +26,11 @@ export interface RunbookContext {
   readonly pseudo: PseudoParameters;
   /** How long Wait states pause here. */
   readonly pollMs: number;
+  /**
+   * Where each execution is recorded while it runs (the LocalAws's
+   * ListExecutions); its ARN is the execution's `$$.Execution.Id`.
+   */
+  readonly executions?: ExecutionRecorder;
   readonly log?: (message: string) => void;
 }
 
@@ -75,8 +83,25 @@ export async function runRunbook(
     definition as never,
     { validationOptions: { checkPaths: false } } as never,
   );
-  const result = await machine.run((run.input ?? {}) as never, {
-    overrides: { taskResourceLocalHandlers: handlers as never, waitTimeOverrides: waits },
-  }).result;
-  return { durationMs: Date.now() - started, output: result };
+  // $$.StateMachine and $$.Execution as Step Functions fills them: the machine's ARN is its Ref.
+  const stateMachineArn = context.resources.ref(outputResource(context.template, output));
+  const stateMachineName = stateMachineArn.split(':').pop()!;
+  const name = randomUUID();
+  const executionArn =
+    context.executions?.start(stateMachineArn, name) ??
+    stateMachineArn.replace(/:stateMachine:/, ':execution:') + `:${name}`;
+  let status: 'SUCCEEDED' | 'FAILED' = 'FAILED';
+  try {
+    const result = await machine.run((run.input ?? {}) as never, {
+      overrides: { taskResourceLocalHandlers: handlers as never, waitTimeOverrides: waits },
+      context: {
+        Execution: { Id: executionArn, Name: name },
+        StateMachine: { Id: stateMachineArn, Name: stateMachineName },
+      },
+    }).result;
+    status = 'SUCCEEDED';
+    return { durationMs: Date.now() - started, output: result };
+  } finally {
+    context.executions?.stop(executionArn, status);
+  }
 }

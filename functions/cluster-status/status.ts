@@ -8,10 +8,10 @@ export interface RunbookNode {
   readonly [field: string]: unknown;
 }
 
-export interface RunbookInventory {
-  readonly etcd: readonly RunbookNode[];
-  readonly backend: readonly RunbookNode[];
-  readonly web: readonly RunbookNode[];
+export interface RunbookInventory<N extends RunbookNode = RunbookNode> {
+  readonly etcd: readonly N[];
+  readonly backend: readonly N[];
+  readonly web: readonly N[];
 }
 
 /** Leader and timeline: what must not change while certificates are rotated. */

@@ -8,6 +8,8 @@ export interface PatroniMember {
   readonly host?: string;
   readonly timeline?: number;
   readonly lag?: number | string;
+  readonly tags?: Readonly<Record<string, unknown>>;
+  readonly scheduled_restart?: unknown;
 }
 
 export interface PatroniCluster {
@@ -78,4 +80,58 @@ export async function readPatroniCluster(
     }
   }
   throw new PatroniUnreachableError(failures.join('; ') || 'no addresses given');
+}
+
+/** Patroni's answer to a request that changes something: status and text as given. */
+export interface PatroniAnswer {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** Sends a changing request (POST, DELETE, PATCH) to one member's REST API. */
+export type PatroniSend = (
+  address: string,
+  method: 'POST' | 'DELETE' | 'PATCH',
+  path: string,
+  body?: unknown,
+) => Promise<PatroniAnswer>;
+
+/**
+ * Changing requests over HTTPS verified against the cluster's roots, with
+ * the REST API's basic credentials; any status is returned, not thrown.
+ */
+export function httpsPatroniSend(
+  roots: readonly string[],
+  credentials: { readonly username: string; readonly password: string },
+  { port = 8008, timeoutMs = 30_000 } = {},
+): PatroniSend {
+  const auth = `${credentials.username}:${credentials.password}`;
+  return (address, method, path, body) =>
+    new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = request(
+        {
+          host: address,
+          port,
+          path,
+          method,
+          ca: [...roots],
+          auth,
+          timeout: timeoutMs,
+          headers: payload ? { 'content-type': 'application/json' } : {},
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+          );
+        },
+      );
+      req.on('timeout', () =>
+        req.destroy(new Error(`${method} ${address}:${port}${path} timed out`)),
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
 }

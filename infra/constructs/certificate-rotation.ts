@@ -3,17 +3,15 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { CERTIFICATE_METRICS } from '../../functions/lib/metric-names';
 import type { BootstrapInventory } from '../workflows/bootstrap-definition';
 import { rootRolloverDefinition } from '../workflows/root-rollover-definition';
 import { MAX_RENEW_BEFORE_DAYS, rotationDefinition } from '../workflows/rotation-definition';
-import { acknowledge, Finding, functionVersions } from './nag';
 import { NodeDocuments } from './node-documents';
 import { RunbookFunctions } from './runbook-functions';
-import type { TaskFunction } from './task-function';
+import { runbookStateMachine } from './runbook-state-machine';
 
 export interface CertificateRotationProps {
   readonly clusterName: string;
@@ -76,29 +74,33 @@ export class CertificateRotation extends Construct {
       recordExpiry: fns.recordExpiry.function,
       clusterStatus: fns.clusterStatus.function,
     };
-    this.stateMachine = this.runbook(
-      'StateMachine',
-      `pem-ha ${props.clusterName}: renew certificates close to expiry, one node at a time, no restarts`,
-      rotationDefinition(this, {
+    this.stateMachine = runbookStateMachine(this, 'StateMachine', {
+      comment: `pem-ha ${props.clusterName}: renew certificates close to expiry, one node at a time, no restarts`,
+      definition: rotationDefinition(this, {
         inventory: props.inventory,
         certificates: documentRun,
         ...taskFunctions,
         defaultRenewBeforeDays: renewBeforeDays,
       }),
-      [fns.nodeCommand, fns.signCertificates, fns.recordExpiry, fns.clusterStatus],
-    );
+      invoked: [fns.nodeCommand, fns.signCertificates, fns.recordExpiry, fns.clusterStatus],
+    });
     const rollover = new Construct(this, 'RootRollover');
-    this.rootRollover = this.runbook(
-      'RootRolloverStateMachine',
-      `pem-ha ${props.clusterName}: replace the root CA (both roots trusted, every leaf reissued, old root removed)`,
-      rootRolloverDefinition(rollover, {
+    this.rootRollover = runbookStateMachine(this, 'RootRolloverStateMachine', {
+      comment: `pem-ha ${props.clusterName}: replace the root CA (both roots trusted, every leaf reissued, old root removed)`,
+      definition: rootRolloverDefinition(rollover, {
         inventory: props.inventory,
         certificates: documentRun,
         ...taskFunctions,
         clusterCa: fns.clusterCa.function,
       }),
-      [fns.nodeCommand, fns.signCertificates, fns.recordExpiry, fns.clusterStatus, fns.clusterCa],
-    );
+      invoked: [
+        fns.nodeCommand,
+        fns.signCertificates,
+        fns.recordExpiry,
+        fns.clusterStatus,
+        fns.clusterCa,
+      ],
+    });
 
     new events.Rule(this, 'Schedule', {
       description: `pem-ha ${props.clusterName}: start certificate rotation`,
@@ -158,35 +160,6 @@ export class CertificateRotation extends Construct {
       ...props,
       period,
     });
-  }
-
-  private runbook(
-    id: string,
-    comment: string,
-    definition: sfn.IChainable,
-    invoked: readonly TaskFunction[],
-  ): sfn.StateMachine {
-    const stateMachine = new sfn.StateMachine(this, id, {
-      comment,
-      definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      timeout: Duration.hours(6),
-      tracingEnabled: true,
-      logs: {
-        destination: new logs.LogGroup(this, `${id}Logs`, {
-          retention: logs.RetentionDays.ONE_YEAR,
-        }),
-        level: sfn.LogLevel.ALL,
-        includeExecutionData: false,
-      },
-    });
-    acknowledge(stateMachine.role, [
-      ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
-      ...invoked.map((fn): Finding => [
-        functionVersions(fn),
-        'The runbook may invoke any version of its own task functions.',
-      ]),
-    ]);
-    return stateMachine;
   }
 
   /** Lets `grantee` start a rotation by hand. */

@@ -21,6 +21,7 @@ export const PATTERNS = {
   secretName: '^[A-Za-z0-9/_+=.@-]{1,512}$',
   identities: '^[a-z-]+(?:,[a-z-]+)*$',
   base64OrDash: '^(?:-|[A-Za-z0-9+/=]{4,50000})$',
+  packageVersion: '^(?:latest|[0-9][A-Za-z0-9.+~:-]{0,63})$',
 } as const;
 
 export interface DocumentParameter {

@@ -1,6 +1,10 @@
 # Functions every pem-ha node document shares. The document preamble sets
 # `set -euo pipefail` and the parameter variables before this file's text.
 
+# `producer | install_file ...` must record CHANGED_FILES in this shell, not
+# in a pipeline subshell: the last command of a pipeline runs here.
+shopt -s lastpipe
+
 log() { printf '[pem-ha %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
 # The script's own stderr, kept on fd 3 so that die() is heard even inside

@@ -11,6 +11,7 @@ import { ClusterSecrets, CredentialPurpose } from '../constructs/cluster-secrets
 import { DatabaseEndpoints, READ_PORT, WRITE_PORT } from '../constructs/database-endpoints';
 import { EtcdTier } from '../constructs/etcd-tier';
 import { Network } from '../constructs/network';
+import { RollingUpgrade } from '../constructs/rolling-upgrade';
 import { RunbookFunctions } from '../constructs/runbook-functions';
 import { NodeDocuments } from '../constructs/node-documents';
 import { WebTier } from '../constructs/web-tier';
@@ -29,6 +30,7 @@ export class PemHaStack extends Stack {
   readonly documents: NodeDocuments;
   readonly bootstrap: BootstrapFlow;
   readonly rotation: CertificateRotation;
+  readonly upgrade: RollingUpgrade;
 
   constructor(scope: Construct, id: string, props: PemHaStackProps) {
     super(scope, id, props);
@@ -174,6 +176,27 @@ export class PemHaStack extends Stack {
     });
     new CfnOutput(this, 'CertificateExpiryAlarmName', {
       value: this.rotation.expiryAlarm.alarmName,
+    });
+
+    this.upgrade = new RollingUpgrade(this, 'RollingUpgrade', {
+      clusterName: config.clusterName,
+      documents: this.documents,
+      functions,
+      pki,
+      inventory,
+      restApiSecretName: secrets.secretNames.get('patroniRestApi')!,
+      grantReadRestApiSecret: (grantee) => secrets.grantRead(grantee, ['patroniRestApi']),
+      writeTargetGroup: this.endpoints.primaryTargetGroup,
+      readTargetGroup: this.endpoints.replicaTargetGroup,
+      vpc: network.vpc,
+      subnets: { subnets: [...network.privateSubnets] },
+      maxLagBytes: config.healthCheck.replicaMaxLagBytes,
+    });
+    this.backend.allowPatroniClient(this.upgrade, 'the rolling upgrade reading and switching over');
+    new CfnOutput(this, 'UpgradeStateMachineArn', {
+      value: this.upgrade.stateMachine.stateMachineArn,
+      description:
+        'Rolling upgrade: start by hand with {"component": "postgresql", "version": "<exact>|latest"} (see README "Upgrading")',
     });
 
     const nlbDns = this.endpoints.loadBalancer.loadBalancerDnsName;

@@ -1,17 +1,41 @@
 /**
- * One local endpoint for the AWS services the handlers and node scripts call
- * (SSM, Secrets Manager), speaking AWS JSON 1.1 as the SDKs and botocore do,
- * so they reach it unchanged through AWS_ENDPOINT_URL_<SERVICE>.
+ * One local endpoint for the AWS services the handlers and node scripts call,
+ * so they reach it unchanged through AWS_ENDPOINT_URL_<SERVICE>: SSM and
+ * Secrets Manager (AWS JSON 1.1), Step Functions (AWS JSON 1.0), EC2 (EC2
+ * query) and Elastic Load Balancing v2 (AWS query).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { NodeExec } from '../types';
+import { describeInstances, EC2_VERSION, ec2Error, LocalInstance } from './ec2';
+import { describeTargetHealth, ELBV2_VERSION, queryError, TargetHealthLookup } from './elbv2';
+import { LocalExecutions } from './sfn';
 import { AwsError, LocalSsm } from './ssm';
 
 export const REGION = 'local-1';
 export const ACCOUNT = '000000000000';
+
+/** The variables that point the AWS SDKs (v3, botocore) at a LocalAws for each service it speaks. */
+export function localAwsEndpoints(url: string): Record<string, string> {
+  return {
+    AWS_ENDPOINT_URL_SSM: url,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: url,
+    AWS_ENDPOINT_URL_SFN: url,
+    AWS_ENDPOINT_URL_EC2: url,
+    AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2: url,
+  };
+}
+
+export interface LocalAwsOptions {
+  /** Keeps secret values across runs of the rig (mode 0600). */
+  readonly secretsFile?: string;
+  /** The instances DescribeInstances sees, asked on each call. @default none */
+  readonly instances?: () => readonly LocalInstance[];
+  /** The target groups DescribeTargetHealth sees, by ARN (the rig's Ref). @default none */
+  readonly targetHealth?: TargetHealthLookup;
+}
 
 interface StoredSecret {
   readonly name: string;
@@ -22,15 +46,17 @@ interface StoredSecret {
 
 export class LocalAws {
   readonly ssm: LocalSsm;
+  /** The executions ListExecutions reports: the rig's runbook runner records them here. */
+  readonly executions = new LocalExecutions();
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly server: Server;
 
-  /** `secretsFile` keeps secret values across runs of the rig (mode 0600). */
   constructor(
     exec: NodeExec,
-    private readonly secretsFile?: string,
+    private readonly options: LocalAwsOptions = {},
   ) {
     this.ssm = new LocalSsm(exec);
+    const { secretsFile } = options;
     if (secretsFile && existsSync(secretsFile)) {
       for (const secret of JSON.parse(readFileSync(secretsFile, 'utf8')) as StoredSecret[]) {
         this.secrets.set(secret.name, secret);
@@ -68,23 +94,78 @@ export class LocalAws {
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString();
+    const requestId = randomUUID();
+    response.setHeader('x-amzn-requestid', requestId);
+    const authorized = Boolean(request.headers.authorization);
+    const contentType = String(request.headers['content-type'] ?? '');
+    if (contentType.startsWith('application/x-www-form-urlencoded')) {
+      return this.handleQuery(new URLSearchParams(body), authorized, requestId, response);
+    }
     const target = String(request.headers['x-amz-target'] ?? '');
+    // Step Functions speaks JSON 1.0, SSM and Secrets Manager 1.1: answer in kind.
+    const json = contentType.startsWith('application/x-amz-json-1.0') ? '1.0' : '1.1';
     try {
-      if (!request.headers.authorization)
+      if (!authorized)
         throw new AwsError('MissingAuthenticationToken', 'Request is missing a signature');
-      const input = JSON.parse(Buffer.concat(chunks).toString() || '{}') as Record<string, unknown>;
-      reply(response, 200, this.dispatch(target, input));
+      const input = JSON.parse(body || '{}') as Record<string, unknown>;
+      reply(response, 200, json, await this.dispatch(target, input));
     } catch (error) {
       const type = error instanceof AwsError ? error.awsType : 'InternalFailure';
       response.setHeader('x-amzn-errortype', type);
-      reply(response, error instanceof AwsError ? 400 : 500, {
+      reply(response, error instanceof AwsError ? 400 : 500, json, {
         __type: type,
         message: (error as Error).message,
       });
     }
   }
 
-  private dispatch(target: string, input: Record<string, unknown>): unknown {
+  /** EC2 and ELBv2: Action and Version in a form body, XML back (errors in each one's shape). */
+  private async handleQuery(
+    params: URLSearchParams,
+    authorized: boolean,
+    requestId: string,
+    response: ServerResponse,
+  ): Promise<void> {
+    const ec2 = params.get('Version') === EC2_VERSION;
+    let status = 200;
+    let xml: string;
+    try {
+      if (!authorized)
+        throw new AwsError(
+          ec2 ? 'AuthFailure' : 'MissingAuthenticationToken',
+          'Request is missing a signature',
+        );
+      xml = await this.dispatchQuery(params, requestId);
+    } catch (error) {
+      status = error instanceof AwsError ? 400 : 500;
+      const code = error instanceof AwsError ? error.awsType : 'InternalFailure';
+      xml = (ec2 ? ec2Error : queryError)(code, (error as Error).message, requestId);
+    }
+    response.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8' });
+    response.end(xml);
+  }
+
+  private async dispatchQuery(params: URLSearchParams, requestId: string): Promise<string> {
+    const action = params.get('Action');
+    switch (`${params.get('Version')}/${action}`) {
+      case `${EC2_VERSION}/DescribeInstances`:
+        return describeInstances(params, this.options.instances?.() ?? [], requestId);
+      case `${ELBV2_VERSION}/DescribeTargetHealth`:
+        return describeTargetHealth(
+          params,
+          this.options.targetHealth ?? (async () => undefined),
+          requestId,
+        );
+      default:
+        throw new AwsError(
+          'InvalidAction',
+          `the rig does not implement ${action} (version ${params.get('Version')})`,
+        );
+    }
+  }
+
+  private async dispatch(target: string, input: Record<string, unknown>): Promise<unknown> {
     switch (target) {
       case 'AmazonSSM.SendCommand':
         return this.ssm.sendCommand(input);
@@ -112,6 +193,8 @@ export class LocalAws {
           VersionStages: ['AWSCURRENT'],
         };
       }
+      case 'AWSStepFunctions.ListExecutions':
+        return this.executions.listExecutions(input);
       default:
         throw new AwsError('UnknownOperationException', `the rig does not implement ${target}`);
     }
@@ -128,12 +211,14 @@ export class LocalAws {
   }
 
   private persist(): void {
-    if (this.secretsFile)
-      writeFileSync(this.secretsFile, JSON.stringify([...this.secrets.values()]), { mode: 0o600 });
+    if (this.options.secretsFile)
+      writeFileSync(this.options.secretsFile, JSON.stringify([...this.secrets.values()]), {
+        mode: 0o600,
+      });
   }
 }
 
-function reply(response: ServerResponse, status: number, body: unknown): void {
-  response.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
+function reply(response: ServerResponse, status: number, json: string, body: unknown): void {
+  response.writeHead(status, { 'content-type': `application/x-amz-json-${json}` });
   response.end(JSON.stringify(body));
 }

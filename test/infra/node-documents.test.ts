@@ -44,6 +44,7 @@ describe('node documents', () => {
       'pem-ha-patroni',
       'pem-ha-pem-backend',
       'pem-ha-pem-web',
+      'pem-ha-upgrade',
     ]);
   });
 

@@ -68,12 +68,13 @@ describe('network exposure', () => {
     ]);
   });
 
-  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier, the cluster status function and peers', () => {
+  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier, the cluster status and upgrade functions and peers', () => {
     const { template } = synthStack();
     const backend = groupIdOf(template, 'Patroni/PostgreSQL');
     const nlb = groupIdOf(template, 'database endpoints');
     const web = groupIdOf(template, 'PEM web instances');
     const clusterStatus = groupIdOf(template, 'pem-ha cluster-status function');
+    const upgrade = groupIdOf(template, 'pem-ha upgrade function');
     const intoBackend = ingressRules(template)
       .filter((rule) => rule.group === backend)
       .map((rule) => `${rule.FromPort} from ${sourceOf(rule) ?? rule.CidrIp}`)
@@ -86,6 +87,7 @@ describe('network exposure', () => {
         `8008 from ${nlb}`,
         `8008 from ${backend}`,
         `8008 from ${clusterStatus}`,
+        `8008 from ${upgrade}`,
       ].sort(),
     );
   });

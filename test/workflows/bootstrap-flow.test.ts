@@ -58,11 +58,14 @@ describe('bootstrap runbook (synthesized definition, run with aws-local-stepfunc
     expect(error.cause.name).toBe('CommandFailedError');
     expect(error.cause.message).toContain('backend-2');
     expect(error.cause.message).toContain('patroni would not start');
-    // No later step starts. (Within the replicas Map, Step Functions starts no
-    // further iteration after a failure; aws-local-stepfunctions 3 still runs
-    // queued ones, so that guarantee is checked on the definition below.)
+    // No later step starts: not the next replica (a Map starts no iteration
+    // after a failure), not PEM.
     const touched = cluster.sent.map((s) => `${documentOf(s)}:${s.node}`);
     expect(touched.some((s) => s.startsWith('Pem'))).toBe(false);
+    expect(touched.filter((s) => s.startsWith('Patroni'))).toEqual([
+      'Patroni:backend-1',
+      'Patroni:backend-2',
+    ]);
     expect(DEFAULT.States['Patroni replicas']).toMatchObject({ MaxConcurrency: 1 });
   });
 

@@ -1,0 +1,112 @@
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { logger } from '../lib/logger';
+import { InvalidRequestError } from '../lib/ssm-run';
+import type { UpgradeClients, UpgradeInventory, UpgradeNode } from './cluster';
+import { NodeCheck, planUpgrade } from './plan';
+import { assertOnlyExecution, Preflight, preflight } from './preflight';
+import { parseRequest, RequestDefaults } from './request';
+import {
+  awaitLeader,
+  awaitMember,
+  awaitReadTarget,
+  confirmUpgraded,
+  halt,
+  switchover,
+} from './steps';
+
+type WithInventory<T> = T & { readonly inventory: UpgradeInventory };
+export type UpgradeEvent =
+  | WithInventory<{
+      readonly action: 'preflight';
+      readonly input: unknown;
+      readonly execution: { readonly id: string; readonly stateMachine: string };
+    }>
+  | WithInventory<{
+      readonly action: 'plan';
+      readonly preflight: Preflight;
+      readonly checks: readonly NodeCheck[];
+    }>
+  | {
+      readonly action: 'awaitReadTarget';
+      readonly node: UpgradeNode;
+      readonly want: 'drained' | 'healthy';
+      readonly deadline?: number;
+    }
+  | WithInventory<{
+      readonly action: 'awaitMember';
+      readonly node: UpgradeNode;
+      readonly maxLagBytes: number;
+      readonly deadline?: number;
+    }>
+  | WithInventory<{ readonly action: 'switchover'; readonly leader: string }>
+  | WithInventory<{
+      readonly action: 'awaitLeader';
+      readonly candidate: string;
+      readonly oldLeader: string;
+      readonly deadline?: number;
+    }>
+  | WithInventory<{ readonly action: 'halt' | 'confirm' }>;
+
+export interface UpgradeDependencies {
+  readonly sfn: SFNClient;
+  /** Made only after the input is checked (they read secrets). */
+  readonly clients: () => Promise<UpgradeClients>;
+  readonly defaults: RequestDefaults;
+}
+
+/**
+ * One action of the rolling upgrade. Every wait is one look (the state
+ * machine's Wait/Choice loop repeats it), and every failure is a named error
+ * the runbook's Catch sends to its halt.
+ */
+export async function runUpgradeAction(event: UpgradeEvent, deps: UpgradeDependencies) {
+  switch (event?.action) {
+    case 'preflight': {
+      // The input is checked before anything is read.
+      const request = parseRequest(event.input, deps.defaults);
+      await assertOnlyExecution(deps.sfn, event.execution);
+      const result = await preflight(await deps.clients(), event.inventory, request);
+      logger.info('preflight passed', { leader: result.leader, replicas: result.replicaOrder });
+      return result;
+    }
+    case 'plan': {
+      const plan = planUpgrade(event.inventory, event.preflight, event.checks);
+      logger.info('upgrade planned', { ...plan.settings, done: plan.alreadyAtTarget });
+      return plan;
+    }
+    case 'awaitReadTarget':
+      return awaitReadTarget(await deps.clients(), event.node, event.want, event.deadline);
+    case 'awaitMember':
+      return awaitMember(
+        await deps.clients(),
+        event.inventory,
+        event.node,
+        event.maxLagBytes,
+        event.deadline,
+      );
+    case 'switchover': {
+      const result = await switchover(await deps.clients(), event.inventory, event.leader);
+      logger.info('switchover requested', { ...result });
+      return result;
+    }
+    case 'awaitLeader':
+      return awaitLeader(
+        await deps.clients(),
+        event.inventory,
+        event.candidate,
+        event.oldLeader,
+        event.deadline,
+      );
+    case 'halt': {
+      const result = await halt(await deps.clients(), event.inventory);
+      logger.warn('upgrade halted', { ...result });
+      return result;
+    }
+    case 'confirm':
+      return confirmUpgraded(await deps.clients(), event.inventory);
+    default:
+      throw new InvalidRequestError(
+        `action must be preflight, plan, awaitReadTarget, awaitMember, switchover, awaitLeader, halt or confirm; given ${JSON.stringify((event as { action?: unknown })?.action)}`,
+      );
+  }
+}

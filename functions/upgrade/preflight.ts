@@ -1,0 +1,137 @@
+import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import {
+  clusterInstances,
+  describeMembers,
+  isLeader,
+  isRunning,
+  lagBytes,
+  primaryState,
+  readCluster,
+  UpgradeClients,
+  UpgradeInventory,
+  UpgradeNode,
+} from './cluster';
+import { PreflightFailedError, RunbookAlreadyRunning } from './errors';
+import type { UpgradeRequest } from './request';
+
+export interface Preflight {
+  readonly request: UpgradeRequest;
+  readonly leader: string;
+  readonly timeline: number;
+  /** Replicas, least caught-up first: the order they are upgraded in. */
+  readonly replicaOrder: readonly string[];
+  /** The nodes the component lives on: each checks itself (versions, etcd, transactions). */
+  readonly checkNodes: readonly UpgradeNode[];
+}
+
+/** Nodes a component's packages live on. */
+export function nodesOf(component: UpgradeRequest['component'], inventory: UpgradeInventory) {
+  switch (component) {
+    case 'etcd':
+      return [...inventory.etcd];
+    case 'os':
+      return [...inventory.etcd, ...inventory.backend, ...inventory.web];
+    default:
+      return [...inventory.backend];
+  }
+}
+
+/** No other execution of this runbook may be running: two would fight over the same nodes. */
+export async function assertOnlyExecution(
+  sfn: SFNClient,
+  execution: { readonly stateMachine: string; readonly id: string },
+): Promise<void> {
+  const others: string[] = [];
+  let token: string | undefined;
+  for (let page = 0; page < 10; page++) {
+    const answer = await sfn.send(
+      new ListExecutionsCommand({
+        stateMachineArn: execution.stateMachine,
+        statusFilter: 'RUNNING',
+        nextToken: token,
+      }),
+    );
+    others.push(
+      ...(answer.executions ?? [])
+        .filter((e) => e.executionArn !== execution.id)
+        .map((e) => e.executionArn ?? '?'),
+    );
+    token = answer.nextToken;
+    if (!token) break;
+  }
+  if (others.length) {
+    throw new RunbookAlreadyRunning(
+      `another upgrade is running (${others.join(', ')}); wait for it to end or stop it first`,
+    );
+  }
+}
+
+/**
+ * Everything that must hold before any node is touched: EC2 and Patroni
+ * agree on the members; one leader; every replica streaming, caught up and
+ * on the leader's timeline; no pause and nothing scheduled; the write
+ * endpoint's only healthy target is the leader.
+ */
+export async function preflight(
+  clients: UpgradeClients,
+  inventory: UpgradeInventory,
+  request: UpgradeRequest,
+): Promise<Preflight> {
+  const fail = (check: string) => {
+    throw new PreflightFailedError(`preflight: ${check}; no node was touched`);
+  };
+  const instances = await clusterInstances(clients);
+  const nodes = [...inventory.etcd, ...inventory.backend, ...inventory.web];
+  for (const node of nodes) {
+    const instance = instances.get(node.instanceId);
+    if (!instance)
+      fail(`EC2 has no instance ${node.instanceId} (${node.name}) tagged for this cluster`);
+    else if (instance.state !== 'running')
+      fail(`${node.name} (${node.instanceId}) is ${instance.state}`);
+  }
+  const strangers = [...instances.keys()].filter((id) => !nodes.some((n) => n.instanceId === id));
+  if (strangers.length)
+    fail(`EC2 lists instances the stack does not know: ${strangers.join(', ')}`);
+
+  const cluster = await readCluster(clients, inventory);
+  const members = describeMembers(cluster);
+  const memberNames = cluster.members.map((m) => m.name).sort();
+  const backendNames = inventory.backend.map((n) => n.name).sort();
+  if (JSON.stringify(memberNames) !== JSON.stringify(backendNames)) {
+    fail(
+      `Patroni's members (${memberNames.join(', ')}) are not the stack's backends (${backendNames.join(', ')})`,
+    );
+  }
+  const leaders = cluster.members.filter(isLeader);
+  if (leaders.length !== 1) fail(`${leaders.length} leaders (${members})`);
+  const leader = leaders[0];
+  if (cluster.pause) fail('the cluster is paused (patronictl resume first)');
+  if (cluster.scheduled_switchover) fail('a switchover is scheduled');
+  const timeline = leader.timeline ?? -1;
+  for (const member of cluster.members) {
+    if (!isRunning(member)) fail(`${member.name} is ${member.state} (${members})`);
+    if (member.scheduled_restart) fail(`a restart is scheduled on ${member.name}`);
+    if (member === leader) continue;
+    if (member.timeline !== timeline) {
+      fail(`${member.name} is on timeline ${member.timeline}, the leader on ${timeline}`);
+    }
+    if (lagBytes(member) > request.maxLagBytes) {
+      fail(`${member.name} is ${member.lag} bytes behind (maxLagBytes ${request.maxLagBytes})`);
+    }
+  }
+  const primary = await primaryState(clients, inventory);
+  if (!primary.healthy)
+    fail(`the write endpoint does not route to the leader alone (${primary.detail})`);
+
+  const replicaOrder = cluster.members
+    .filter((m) => m !== leader)
+    .sort((a, b) => lagBytes(b) - lagBytes(a) || a.name.localeCompare(b.name))
+    .map((m) => m.name);
+  return {
+    request,
+    leader: leader.name,
+    timeline,
+    replicaOrder,
+    checkNodes: nodesOf(request.component, inventory),
+  };
+}

@@ -1,0 +1,85 @@
+import { InvalidInput } from './errors';
+
+export const COMPONENTS = ['postgresql', 'patroni', 'etcd', 'os'] as const;
+export type Component = (typeof COMPONENTS)[number];
+
+/** An execution's input once checked, every default filled in. */
+export interface UpgradeRequest {
+  readonly component: Component;
+  /** An exact package version, or `latest` (resolved once, in the plan). */
+  readonly version: string;
+  /** A replica further behind than this blocks the start and each node's return. */
+  readonly maxLagBytes: number;
+  /** An open transaction older than this on the primary blocks the start. */
+  readonly maxTransactionSeconds: number;
+  readonly dryRun: boolean;
+}
+
+export interface RequestDefaults {
+  readonly maxLagBytes: number;
+  readonly maxTransactionSeconds: number;
+}
+
+/** The same pattern the upgrade document enforces on its Version parameter. */
+const VERSION = /^(?:latest|[0-9][A-Za-z0-9.+~:-]{0,63})$/;
+const FIELDS = ['component', 'version', 'maxLagBytes', 'maxTransactionSeconds', 'dryRun'];
+
+const given = (value: unknown) => (value === undefined ? 'nothing' : JSON.stringify(value));
+
+function wholeNumber(input: Record<string, unknown>, field: string, max: number, fallback: number) {
+  const value = input[field];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new InvalidInput(`${field} must be a whole number from 0 to ${max}; got ${given(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Checks an execution's input before anything is read or touched: every
+ * error names the field, what is allowed and what was given.
+ */
+export function parseRequest(raw: unknown, defaults: RequestDefaults): UpgradeRequest {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new InvalidInput(`the input must be a JSON object; got ${given(raw)}`);
+  }
+  const input = raw as Record<string, unknown>;
+  const unknown = Object.keys(input).filter((key) => !FIELDS.includes(key));
+  if (unknown.length) {
+    throw new InvalidInput(
+      `unknown input field ${unknown.join(', ')}; the fields are ${FIELDS.join(', ')}`,
+    );
+  }
+  const component = input.component;
+  if (!COMPONENTS.includes(component as Component)) {
+    throw new InvalidInput(
+      `component must be one of ${COMPONENTS.join(', ')}; got ${given(component)}`,
+    );
+  }
+  const version = input.version;
+  if (typeof version !== 'string' || !VERSION.test(version)) {
+    throw new InvalidInput(
+      `version must be an exact package version (e.g. 15.20-0+deb12u1) or "latest"; got ${given(version)}`,
+    );
+  }
+  if (component === 'os' && version !== 'latest') {
+    throw new InvalidInput(
+      `version must be "latest" for component os (every upgradable package); got ${given(version)}`,
+    );
+  }
+  if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') {
+    throw new InvalidInput(`dryRun must be true or false; got ${given(input.dryRun)}`);
+  }
+  return {
+    component: component as Component,
+    version,
+    maxLagBytes: wholeNumber(input, 'maxLagBytes', 2 ** 40, defaults.maxLagBytes),
+    maxTransactionSeconds: wholeNumber(
+      input,
+      'maxTransactionSeconds',
+      86_400,
+      defaults.maxTransactionSeconds,
+    ),
+    dryRun: input.dryRun === true,
+  };
+}

@@ -1,0 +1,240 @@
+import type { NodeDocumentKind, NodeDocumentsProps } from './node-documents';
+import { DocumentParameter, PATTERNS as P } from './document-parameters';
+
+/** One document: its scripts, parameters (cluster settings as defaults) and step timeout. */
+export interface DocumentSpec {
+  readonly description: string;
+  /** Files of infra/node/, concatenated after the shared lib.sh. */
+  readonly scripts: readonly string[];
+  readonly parameters: readonly DocumentParameter[];
+  readonly timeoutSeconds: number;
+}
+
+/** What each node document runs and takes, from the cluster's settings. */
+export function documentSpecs(
+  props: NodeDocumentsProps,
+): Record<NodeDocumentKind, DocumentSpec | undefined> {
+  const member: DocumentParameter[] = [
+    {
+      name: 'MemberName',
+      description: 'Cluster member name, e.g. backend-1',
+      allowedPattern: P.name,
+    },
+    {
+      name: 'MemberAddress',
+      description: 'Private IPv4 address of the member',
+      allowedPattern: P.ipv4,
+    },
+  ];
+  const cluster = (name: string, value: string, description: string, pattern: string) => ({
+    name,
+    description,
+    default: value,
+    allowedPattern: pattern,
+  });
+  const clusterName = cluster(
+    'ClusterName',
+    props.clusterName,
+    'Patroni scope / etcd token',
+    P.name,
+  );
+  const major = cluster(
+    'PostgresMajor',
+    String(props.postgresMajorVersion),
+    'PostgreSQL major',
+    P.integer,
+  );
+  const secretPrefix = cluster(
+    'SecretPrefix',
+    props.secretPrefix,
+    'Prefix of the secret names',
+    P.secretName,
+  );
+  const backends = cluster(
+    'BackendAddresses',
+    props.backendAddresses.join(','),
+    'Every backend',
+    P.ipv4List,
+  );
+  const trusted = cluster(
+    'TrustedCidrs',
+    props.trustedCidrs.join(','),
+    'Private subnets',
+    P.cidrList,
+  );
+  const agentId = {
+    name: 'AgentId',
+    description: 'PEM agent number of this host',
+    allowedPattern: P.integer,
+  };
+  const timeout = (seconds: number) =>
+    cluster('StartTimeoutSeconds', String(seconds), 'Seconds to wait for the service', P.integer);
+  const bool = (name: string, value: boolean, description: string) => ({
+    name,
+    description,
+    default: String(value),
+    allowedValues: ['true', 'false'],
+  });
+  const pem = props.edbRepoTokenSecretName;
+  const edbToken =
+    pem && cluster('EdbRepoTokenSecret', pem, 'EDB repository token secret', P.secretName);
+  const { patroni } = props;
+  return {
+    common: {
+      description: 'pem-ha: operating-system preparation and the packages of a tier',
+      scripts: ['common.sh'],
+      timeoutSeconds: 1800,
+      parameters: [
+        { name: 'Tier', description: 'Node tier', allowedValues: ['etcd', 'backend', 'web'] },
+        major,
+        {
+          name: 'PackageSource',
+          description: 'pgdg or the OS packages',
+          default: props.packageSource ?? 'pgdg',
+          allowedValues: ['pgdg', 'os'],
+        },
+      ],
+    },
+    certificates: {
+      description: 'pem-ha: node keys and CSRs (request), verified certificate install (install)',
+      scripts: ['certificates.sh'],
+      timeoutSeconds: 600,
+      parameters: [
+        {
+          name: 'Action',
+          description: 'request or install',
+          allowedValues: ['request', 'install'],
+        },
+        ...member,
+        {
+          name: 'Identities',
+          description: 'TLS identities of this node',
+          allowedPattern: P.identities,
+        },
+        { ...agentId, default: '0' },
+        cluster(
+          'RenewBeforeDays',
+          String(props.renewBeforeDays ?? 30),
+          'Renewal threshold',
+          P.integer,
+        ),
+        // Patroni handles SIGHUP between HA loop cycles, so allow two of them.
+        cluster(
+          'ServeWaitSeconds',
+          String(2 * props.patroni.loopWait + 30),
+          'How long a reloaded service may take to serve its new certificate',
+          P.integer,
+        ),
+        {
+          name: 'Bundle',
+          description: 'base64 JSON of root and chains',
+          default: '-',
+          allowedPattern: P.base64OrDash,
+        },
+      ],
+    },
+    etcd: {
+      description: 'pem-ha: etcd member with client and peer TLS; waits for a healthy cluster',
+      scripts: ['etcd.sh'],
+      timeoutSeconds: 900,
+      parameters: [
+        ...member,
+        cluster(
+          'InitialCluster',
+          props.etcdMembers.map((m) => `${m.name}=https://${m.address}:2380`).join(','),
+          'etcd initial-cluster',
+          P.initialCluster,
+        ),
+        clusterName,
+        timeout(600),
+      ],
+    },
+    patroni: {
+      description:
+        'pem-ha: data volume, patroni.yml and the Patroni service; waits until the member runs',
+      scripts: ['patroni.sh'],
+      timeoutSeconds: 3600,
+      parameters: [
+        ...member,
+        {
+          name: 'DataVolumeId',
+          description: 'EBS data volume of the node',
+          allowedPattern: P.volumeId,
+        },
+        bool('Bootstrap', false, 'This member may initialize a new cluster'),
+        clusterName,
+        major,
+        cluster(
+          'EtcdHosts',
+          props.etcdMembers.map((m) => `${m.address}:2379`).join(','),
+          'etcd client endpoints',
+          P.hostPortList,
+        ),
+        backends,
+        trusted,
+        cluster(
+          'ClientCidrs',
+          (props.clientCidrs ?? []).join(','),
+          'databaseClientCidrs',
+          P.cidrList,
+        ),
+        bool('PemEnabled', pem !== undefined, 'Add the PEM pg_hba rules'),
+        cluster('Ttl', String(patroni.ttl), 'Patroni ttl', P.integer),
+        cluster('LoopWait', String(patroni.loopWait), 'Patroni loop_wait', P.integer),
+        cluster('RetryTimeout', String(patroni.retryTimeout), 'Patroni retry_timeout', P.integer),
+        cluster(
+          'MaximumLagOnFailover',
+          String(patroni.maximumLagOnFailoverBytes),
+          'Patroni maximum_lag_on_failover',
+          P.integer,
+        ),
+        bool('SynchronousMode', patroni.synchronousMode, 'Patroni synchronous_mode'),
+        secretPrefix,
+        timeout(3000),
+      ],
+    },
+    upgrade: {
+      description:
+        'pem-ha: one rolling-upgrade step (check, drain, install, restart, verify, undrain)',
+      scripts: ['upgrade.sh'],
+      timeoutSeconds: 1800,
+      parameters: [
+        {
+          name: 'Action',
+          description: 'The step',
+          allowedValues: ['check', 'drain', 'install', 'restart', 'verify', 'undrain'],
+        },
+        {
+          name: 'Component',
+          description: 'What is upgraded',
+          allowedValues: ['postgresql', 'patroni', 'etcd', 'os'],
+        },
+        {
+          name: 'Version',
+          description: 'Exact package version (latest: the candidate, for check and os)',
+          allowedPattern: P.packageVersion,
+        },
+        { name: 'Tier', description: 'Node tier', allowedValues: ['etcd', 'backend', 'web'] },
+        ...member,
+        major,
+        cluster('WaitSeconds', '600', 'How long a step waits for the node to settle', P.integer),
+      ],
+    },
+    pemBackend: edbToken
+      ? {
+          description: 'pem-ha: PEM server backend configuration (configure-pem-server.sh -t 3)',
+          scripts: ['pem-lib.sh', 'pem-backend.sh'],
+          timeoutSeconds: 3600,
+          parameters: [member[1], agentId, backends, trusted, major, secretPrefix, edbToken],
+        }
+      : undefined,
+    pemWeb: edbToken
+      ? {
+          description: 'pem-ha: PEM web application (configure-pem-server.sh -t 2)',
+          scripts: ['pem-lib.sh', 'pem-web.sh'],
+          timeoutSeconds: 3600,
+          parameters: [agentId, backends, major, secretPrefix, edbToken],
+        }
+      : undefined,
+  };
+}

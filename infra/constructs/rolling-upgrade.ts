@@ -1,0 +1,141 @@
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { BootstrapInventory } from '../workflows/bootstrap-definition';
+import { upgradeDefinition } from '../workflows/upgrade-definition';
+import { ClusterPki } from './cluster-pki';
+import { acknowledge } from './nag';
+import { NodeDocuments } from './node-documents';
+import { RunbookFunctions } from './runbook-functions';
+import { runbookStateMachine } from './runbook-state-machine';
+import { TaskFunction } from './task-function';
+
+export interface RollingUpgradeProps {
+  readonly clusterName: string;
+  readonly documents: NodeDocuments;
+  readonly functions: RunbookFunctions;
+  readonly pki: ClusterPki;
+  readonly inventory: BootstrapInventory;
+  /** Name of the secret holding Patroni's REST API credentials (switchover, restart). */
+  readonly restApiSecretName: string;
+  /** Lets the upgrade function read that secret. */
+  readonly grantReadRestApiSecret: (grantee: iam.IGrantable) => void;
+  /** The NLB's write (GET /primary) and read (GET /replica) target groups. */
+  readonly writeTargetGroup: elbv2.ITargetGroup;
+  readonly readTargetGroup: elbv2.ITargetGroup;
+  /** Where the upgrade function runs (it reads Patroni on the backends). */
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  /** A replica further behind blocks the start and each node's return. @default 1 MiB */
+  readonly maxLagBytes?: number;
+  /** An older open transaction on the primary blocks the start. @default 300 */
+  readonly maxTransactionSeconds?: number;
+}
+
+/**
+ * The rolling-upgrade runbook, started by hand: one node at a time, one
+ * switchover, halting safely on any failure. Its task function reads EC2,
+ * the NLB's target health and Patroni, and may switch over; the node steps
+ * go through the shared node-command function.
+ */
+export class RollingUpgrade extends Construct implements ec2.IConnectable {
+  readonly stateMachine: sfn.StateMachine;
+  /** The upgrade's task function, in the VPC: admit it to Patroni's REST port. */
+  readonly upgradeSteps: TaskFunction;
+
+  constructor(scope: Construct, id: string, props: RollingUpgradeProps) {
+    super(scope, id);
+    const maxLagBytes = props.maxLagBytes ?? 1024 * 1024;
+    const maxTransactionSeconds = props.maxTransactionSeconds ?? 300;
+    if (!Number.isInteger(maxLagBytes) || maxLagBytes < 0) {
+      throw new Error(
+        `RollingUpgrade: maxLagBytes must be a whole number of bytes, 0 or more; got ${maxLagBytes}`,
+      );
+    }
+    if (!Number.isInteger(maxTransactionSeconds) || maxTransactionSeconds < 1) {
+      throw new Error(
+        `RollingUpgrade: maxTransactionSeconds must be a whole number of seconds, 1 or more; got ${maxTransactionSeconds}`,
+      );
+    }
+    // Named up front: the function's policy must name the state machine that invokes it.
+    const stateMachineName = `${props.clusterName}-rolling-upgrade`;
+    this.upgradeSteps = new TaskFunction(this, 'UpgradeSteps', {
+      handlerFolder: 'upgrade',
+      description: 'pem-ha: rolling upgrade preflight, waits, switchover and halt',
+      environment: {
+        CLUSTER_NAME: props.clusterName,
+        TRUST_SECRET: props.pki.trustSecretName,
+        REST_API_SECRET: props.restApiSecretName,
+        WRITE_TARGET_GROUP_ARN: props.writeTargetGroup.targetGroupArn,
+        READ_TARGET_GROUP_ARN: props.readTargetGroup.targetGroupArn,
+        MAX_LAG_BYTES: String(maxLagBytes),
+        MAX_TRANSACTION_SECONDS: String(maxTransactionSeconds),
+      },
+      vpc: { vpc: props.vpc, subnets: props.subnets },
+    });
+    props.pki.grantReadTrust(this.upgradeSteps);
+    props.grantReadRestApiSecret(this.upgradeSteps);
+    const role = this.upgradeSteps.role;
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        // Neither action supports resource-level permissions.
+        actions: ['ec2:DescribeInstances', 'elasticloadbalancing:DescribeTargetHealth'],
+        resources: ['*'],
+      }),
+    );
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['states:ListExecutions'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'states',
+            resource: 'stateMachine',
+            resourceName: stateMachineName,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
+    acknowledge(role, [
+      [
+        'Resource::*',
+        'ec2:DescribeInstances, elasticloadbalancing:DescribeTargetHealth and the VPC network interfaces take no resource ARN.',
+      ],
+    ]);
+
+    const fns = props.functions;
+    this.stateMachine = runbookStateMachine(this, 'StateMachine', {
+      comment: `pem-ha ${props.clusterName}: rolling upgrade, one node at a time, one switchover, halts safely`,
+      stateMachineName,
+      definition: upgradeDefinition(this, {
+        inventory: props.inventory,
+        document: {
+          name: props.documents.documentName('upgrade'),
+          runTimeoutSeconds: props.documents.runTimeoutSeconds('upgrade'),
+        },
+        nodeCommand: fns.nodeCommand.function,
+        upgradeSteps: this.upgradeSteps.function,
+      }),
+      invoked: [fns.nodeCommand, this.upgradeSteps],
+      timeout: Duration.hours(12),
+    });
+  }
+
+  get connections(): ec2.Connections {
+    return this.upgradeSteps.connections;
+  }
+
+  /** Lets `grantee` start an upgrade. */
+  grantStartExecution(grantee: iam.IGrantable): iam.Grant {
+    return this.stateMachine.grantStartExecution(grantee);
+  }
+
+  /** Upgrade executions that failed (halted), timed out or were aborted. */
+  metricFailed(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.stateMachine.metricFailed(props);
+  }
+}

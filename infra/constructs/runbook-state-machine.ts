@@ -1,0 +1,50 @@
+import { Duration } from 'aws-cdk-lib';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { acknowledge, Finding, functionVersions } from './nag';
+import type { TaskFunction } from './task-function';
+
+export interface RunbookStateMachineProps {
+  readonly comment: string;
+  readonly definition: sfn.IChainable;
+  /** The task functions the runbook invokes (their versions are acknowledged for cdk-nag). */
+  readonly invoked: readonly TaskFunction[];
+  /** @default 6 hours */
+  readonly timeout?: Duration;
+  /** A fixed name, for policies that must name the state machine before it exists. */
+  readonly stateMachineName?: string;
+}
+
+/**
+ * A runbook's state machine: traced, every event logged for a year without
+ * execution data (state holds names, ids and certificates, never secrets).
+ */
+export function runbookStateMachine(
+  scope: Construct,
+  id: string,
+  props: RunbookStateMachineProps,
+): sfn.StateMachine {
+  const stateMachine = new sfn.StateMachine(scope, id, {
+    comment: props.comment,
+    stateMachineName: props.stateMachineName,
+    definitionBody: sfn.DefinitionBody.fromChainable(props.definition),
+    timeout: props.timeout ?? Duration.hours(6),
+    tracingEnabled: true,
+    logs: {
+      destination: new logs.LogGroup(scope, `${id}Logs`, {
+        retention: logs.RetentionDays.ONE_YEAR,
+      }),
+      level: sfn.LogLevel.ALL,
+      includeExecutionData: false,
+    },
+  });
+  acknowledge(stateMachine.role, [
+    ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
+    ...props.invoked.map((fn): Finding => [
+      functionVersions(fn),
+      'The runbook may invoke any version of its own task functions.',
+    ]),
+  ]);
+  return stateMachine;
+}

@@ -1,0 +1,250 @@
+# upgrade: one step of the rolling upgrade on this node.
+# Parameters: ACTION (check|drain|install|restart|verify|undrain), COMPONENT
+# (postgresql|patroni|etcd|os), VERSION (an exact package version, or latest
+# for check), TIER, MEMBER_NAME, MEMBER_ADDRESS, POSTGRES_MAJOR,
+# WAIT_SECONDS. check, restart and verify end with key=value lines the
+# runbook reads.
+
+TLS=/etc/pem-ha/tls/current
+PATRONI_CONFIG=/etc/patroni/patroni.yml
+
+# The packages this component means on this tier (none: nothing to do here).
+case "${COMPONENT}:${TIER}" in
+  postgresql:backend) packages=("postgresql-${POSTGRES_MAJOR}" "postgresql-client-${POSTGRES_MAJOR}") ;;
+  patroni:backend) packages=(patroni) ;;
+  etcd:etcd) packages=(etcd-server etcd-client) ;;
+  os:*) packages=() ;;
+  *) packages=() ;;
+esac
+[[ $COMPONENT == os || ${#packages[@]} -gt 0 ]] || {
+  log "component ${COMPONENT} has no packages on a ${TIER} node; nothing to do"
+  echo "at_target=true"
+  exit 0
+}
+[[ $COMPONENT != os || $VERSION == latest ]] ||
+  die "Version must be latest for the os component (every upgradable package); got ${VERSION}"
+
+installed_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
+# 1:15.20-0+deb12u1 -> 15.20: what the running programs report of themselves.
+upstream() { sed -E 's/^[0-9]+://; s/-[^-]*$//' <<<"$1"; }
+rest() { curl -fsS --max-time 5 --cacert "$TLS/ca.crt" "https://${MEMBER_ADDRESS}:8008/$1"; }
+rest_status() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.crt" \
+    "https://${MEMBER_ADDRESS}:8008/$1" || true
+}
+etcd_ctl() {
+  ETCDCTL_API=3 etcdctl --endpoints="https://${MEMBER_ADDRESS}:2379" --cacert="$TLS/ca.crt" \
+    --cert="$TLS/etcd-peer.crt" --key="$TLS/etcd-peer.key" --command-timeout=5s "$@"
+}
+# True when a process runs an executable that a package upgrade replaced.
+stale_exe() { [[ $(readlink "/proc/$1/exe" 2>/dev/null) == *'(deleted)' ]]; }
+
+postmaster_pid() {
+  local data_dir
+  data_dir=$(rest patroni | jq -r '.data_dir // empty' 2>/dev/null || true)
+  [[ -n $data_dir ]] || data_dir=$(/usr/bin/python3 -c \
+    'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["postgresql"]["data_dir"])' "$PATRONI_CONFIG")
+  head -n 1 "${data_dir}/postmaster.pid" 2>/dev/null || true
+}
+
+# What the node runs now, as key=value lines: the version a running program
+# reports and whether its executable was replaced underneath it.
+running_state() {
+  local pid version=unknown stale=false
+  case "${COMPONENT}:${TIER}" in
+    postgresql:backend)
+      version=$(local_psql -At -d postgres -c 'SHOW server_version' | awk '{print $1}')
+      pid=$(postmaster_pid)
+      [[ -n $pid ]] && stale_exe "$pid" && stale=true
+      ;;
+    patroni:backend) version=$(rest patroni | jq -r '.patroni.version') ;;
+    etcd:etcd)
+      version=$(etcd_ctl endpoint status -w json | jq -r '.[0].Status.version')
+      pid=$(pgrep -xo etcd || true)
+      [[ -n $pid ]] && stale_exe "$pid" && stale=true
+      ;;
+    os:*)
+      for pid in $(pgrep -x 'postgres|etcd|patroni' || true); do
+        stale_exe "$pid" && stale=true
+      done
+      ;;
+  esac
+  echo "running=${version}"
+  echo "running_stale=${stale}"
+}
+
+drained() {
+  [[ -f $PATRONI_CONFIG ]] || { echo false; return 0; }
+  /usr/bin/python3 -c 'import sys, yaml
+print(str(bool((yaml.safe_load(open(sys.argv[1])).get("tags") or {}).get("noloadbalance"))).lower())' \
+    "$PATRONI_CONFIG"
+}
+
+# set_noloadbalance true|false: Patroni's /replica answers 503 while the tag is
+# set, so the NLB's read health check drains the node without deregistering it.
+set_noloadbalance() {
+  /usr/bin/python3 - "$PATRONI_CONFIG" "$1" <<'PY' | install_file "$PATRONI_CONFIG" 0600 postgres:postgres
+import sys, yaml
+path, value = sys.argv[1], sys.argv[2] == "true"
+text = open(path).read()
+config = yaml.safe_load(text)
+config.setdefault("tags", {})["noloadbalance"] = value
+print(text.splitlines()[0] if text.startswith("#") else "# pem-ha")
+print(yaml.safe_dump(config, sort_keys=False, default_flow_style=False), end="")
+PY
+  if [[ " ${CHANGED_FILES[*]} " == *" ${PATRONI_CONFIG} "* ]]; then
+    log "noloadbalance=$1 in ${PATRONI_CONFIG}: reloading Patroni"
+    systemctl reload patroni
+  fi
+}
+
+replica_endpoint_is() { [[ $(rest_status replica) == "$1" ]]; }
+
+target_version() {
+  local package=${packages[0]} available
+  if [[ $VERSION == latest ]]; then
+    apt-cache policy "$package" | awk '/Candidate:/ {print $2}'
+    return 0
+  fi
+  available=$(apt-cache madison "$package" | awk -F'|' '{gsub(/ /, "", $2); print $2}')
+  grep -qxF "$VERSION" <<<"$available" ||
+    die "version ${VERSION} of ${package} is not installable on ${MEMBER_NAME}; the configured repositories offer: $(tr '\n' ' ' <<<"$available")"
+  echo "$VERSION"
+}
+
+refresh_index() {
+  log "refreshing the package index"
+  apt-get -o DPkg::Lock::Timeout=600 -q update >&2 || die "apt-get update failed on ${MEMBER_NAME}"
+}
+
+case "$ACTION" in
+  check)
+    refresh_index
+    if [[ $COMPONENT == os ]]; then
+      upgradable=$(apt-get -s -o Debug::NoLocking=1 upgrade | grep -c '^Inst ' || true)
+      echo "target=latest"
+      echo "upgradable=${upgradable}"
+    else
+      target=$(target_version)
+      [[ -n $target && $target != '(none)' ]] || die "no installable version of ${packages[0]} on ${MEMBER_NAME}"
+      echo "target=${target}"
+      echo "installed=$(installed_version "${packages[0]}")"
+    fi
+    if [[ $TIER == backend ]]; then
+      role=$(rest patroni | jq -r '.role')
+      echo "role=${role}"
+      echo "drained=$(drained)"
+      if [[ $role == master || $role == primary ]]; then
+        oldest=$(local_psql -At -d postgres -c "SELECT COALESCE(MAX(EXTRACT(EPOCH FROM now() - xact_start))::bigint, 0) FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        echo "oldest_transaction_seconds=${oldest}"
+      fi
+    fi
+    if [[ $TIER == etcd ]]; then
+      etcd_ctl endpoint health --cluster >&2 || die "etcd is not healthy on every member (seen from ${MEMBER_NAME})"
+      echo "etcd_healthy=true"
+    fi
+    running_state
+    ;;
+  drain)
+    [[ $TIER == backend ]] || die "drain applies to backends; ${MEMBER_NAME} is ${TIER}"
+    set_noloadbalance true
+    log "waiting (up to ${WAIT_SECONDS} s) until ${MEMBER_NAME}'s /replica refuses reads"
+    wait_until "$WAIT_SECONDS" "/replica to answer 503" replica_endpoint_is 503
+    log "${MEMBER_NAME} is out of the read endpoint"
+    ;;
+  undrain)
+    [[ $TIER == backend ]] || die "undrain applies to backends; ${MEMBER_NAME} is ${TIER}"
+    set_noloadbalance false
+    log "waiting (up to ${WAIT_SECONDS} s) until ${MEMBER_NAME}'s /replica serves reads again"
+    wait_until "$WAIT_SECONDS" "/replica to answer 200" replica_endpoint_is 200
+    log "${MEMBER_NAME} is back in the read endpoint"
+    ;;
+  install)
+    [[ $VERSION != latest || $COMPONENT == os ]] || die "install needs an exact Version; got latest"
+    # Package scripts must start, stop or restart nothing: the runbook restarts
+    # each service itself, one node at a time.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy"
+      chmod 0755 "$policy"
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt_options=(-o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef -q -y --no-install-recommends)
+    if [[ $COMPONENT == os ]]; then
+      refresh_index
+      log "upgrading every package that is not held"
+      apt-get "${apt_options[@]}" upgrade
+    else
+      pinned=()
+      for package in "${packages[@]}"; do pinned+=("${package}=${VERSION}"); done
+      if [[ $(installed_version "${packages[0]}") == "$VERSION" ]] && ! dpkg --audit | grep -q .; then
+        log "${packages[*]} already at ${VERSION}"
+      else
+        apt-cache madison "${packages[0]}" | grep -qF "| ${VERSION} |" || refresh_index
+        apt-mark unhold "${packages[@]}" >/dev/null
+        log "installing ${pinned[*]} (services are not restarted by the package)"
+        apt-get "${apt_options[@]}" install "${pinned[@]}"
+      fi
+      apt-mark hold "${packages[@]}" >/dev/null
+      log "held ${packages[*]} at ${VERSION}"
+    fi
+    ;;
+  restart)
+    state=$(running_state)
+    running=$(sed -n 's/^running=//p' <<<"$state")
+    stale=$(sed -n 's/^running_stale=//p' <<<"$state")
+    if [[ $COMPONENT != os && $stale == false && $running == "$(upstream "$(installed_version "${packages[0]}")")" ]]; then
+      log "${MEMBER_NAME} already runs the installed ${packages[0]} (${running}); no restart"
+    else
+      case "${COMPONENT}:${TIER}" in
+        postgresql:backend)
+          role=$(rest patroni | jq -r '.role')
+          [[ $role == replica || $role == sync_standby ]] ||
+            die "${MEMBER_NAME} is the ${role}; the runbook restarts PostgreSQL on replicas only"
+          log "restarting PostgreSQL through Patroni (POST /restart, role replica)"
+          user=$(/usr/bin/python3 -c 'import sys, yaml; a = yaml.safe_load(open(sys.argv[1]))["restapi"]["authentication"]; print(a["username"] + ":" + a["password"])' "$PATRONI_CONFIG")
+          # The credentials go to curl on stdin, never on a command line.
+          printf 'user = "%s"\n' "$user" | curl -fsS --max-time 120 --cacert "$TLS/ca.crt" -K - \
+            -X POST -H 'Content-Type: application/json' -d '{"role": "replica"}' \
+            "https://${MEMBER_ADDRESS}:8008/restart" >&2 || die "Patroni refused or failed the restart of ${MEMBER_NAME}"
+          unset user
+          ;;
+        patroni:backend | os:backend)
+          log "restarting Patroni (PostgreSQL stops and starts with it)"
+          systemctl restart patroni
+          ;;
+        etcd:etcd | os:etcd)
+          log "restarting etcd member ${MEMBER_NAME} (it hands leadership over on SIGTERM)"
+          systemctl restart etcd
+          ;;
+        *) log "nothing to restart on a ${TIER} node" ;;
+      esac
+    fi
+    if [[ $TIER == backend ]]; then
+      member_running() { rest patroni | jq -e '.state == "running"'; }
+      wait_until "$WAIT_SECONDS" "member ${MEMBER_NAME} to run again" member_running
+    elif [[ $TIER == etcd ]]; then
+      has_leader() { etcd_ctl endpoint status --cluster -w json | jq -e 'all(.[]; .Status.leader != 0)'; }
+      wait_until "$WAIT_SECONDS" "every etcd member to be healthy" etcd_ctl endpoint health --cluster
+      wait_until "$WAIT_SECONDS" "every etcd member to see a leader" has_leader
+    fi
+    log "${MEMBER_NAME} is running"
+    ;;
+  verify)
+    state=$(running_state)
+    echo "$state"
+    running=$(sed -n 's/^running=//p' <<<"$state")
+    [[ $state != *running_stale=true* ]] ||
+      die "${MEMBER_NAME} still runs a replaced executable (a restart did not take)"
+    if [[ $COMPONENT != os ]]; then
+      installed=$(installed_version "${packages[0]}")
+      [[ $installed == "$VERSION" ]] || die "${packages[0]} on ${MEMBER_NAME} is ${installed}, not ${VERSION}"
+      [[ $running == "$(upstream "$installed")" ]] ||
+        die "${MEMBER_NAME} runs ${running}, but ${packages[0]} ${installed} is installed"
+    fi
+    echo "at_target=true"
+    log "${MEMBER_NAME} runs ${COMPONENT} ${running} from the installed package"
+    ;;
+  *) die "Action must be check, drain, install, restart, verify or undrain; got ${ACTION}" ;;
+esac

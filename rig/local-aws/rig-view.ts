@@ -1,0 +1,161 @@
+/**
+ * The rig as EC2 and ELBv2 describe it: the plan's nodes as instances with
+ * their template tags (running while the node's init lives), and the
+ * template's target groups with the health HAProxy checks for the NLB.
+ */
+import { join } from 'node:path';
+import type { RigHost } from '../host/host';
+import { nlbListeners, readTargetHealth } from '../nlb';
+import { RigPlan, rigResourceValues } from '../plan';
+import { resolveIntrinsics, resourcesOfType, SynthesizedTemplate } from '../template';
+import type { LocalInstance } from './ec2';
+import type { TargetHealthDescription, TargetHealthLookup } from './elbv2';
+import { ACCOUNT, LocalAws, LocalAwsOptions, REGION } from './server';
+
+export interface RigState {
+  /** Whether a node is up (its init alive). */
+  readonly isRunning: (node: string) => boolean;
+  /** HAProxy's view: listener port -> node -> UP / DOWN / NOLB / MAINT… */
+  readonly haproxyHealth: () => Promise<Record<number, Record<string, string>>>;
+}
+
+const PSEUDO = { region: REGION, accountId: ACCOUNT };
+
+/** The LocalAws of a rig: its secrets file in `stateDir`, its nodes and NLB as EC2 and ELBv2 see them. */
+export function rigLocalAws(
+  host: RigHost,
+  plan: RigPlan,
+  template: SynthesizedTemplate,
+  stateDir: string,
+): LocalAws {
+  return new LocalAws(host.exec, {
+    secretsFile: join(stateDir, 'secrets.json'),
+    ...rigView(plan, template, {
+      isRunning: (node) => host.nodeNames.includes(node) && host.isRunning(node),
+      haproxyHealth: () => readTargetHealth(host.exec),
+    }),
+  });
+}
+
+/** DescribeInstances' and DescribeTargetHealth's sources for a plan and its template. */
+export function rigView(
+  plan: RigPlan,
+  template: SynthesizedTemplate,
+  state: RigState,
+): Required<Pick<LocalAwsOptions, 'instances' | 'targetHealth'>> {
+  const resources = rigResourceValues(plan, template, PSEUDO);
+  const described = plan.nodes.map((node) => {
+    const properties = template.Resources[node.logicalId]?.Properties ?? {};
+    const tags = (properties.Tags ?? []) as { Key: string; Value: unknown }[];
+    const value = (v: unknown) =>
+      typeof v === 'string' ? v : String(resolveIntrinsics(v, resources, PSEUDO));
+    return {
+      node,
+      instanceType:
+        typeof properties.InstanceType === 'string' ? properties.InstanceType : undefined,
+      tags: Object.fromEntries(tags.map((tag) => [tag.Key, value(tag.Value)])),
+    };
+  });
+  const instances = () =>
+    described.map(({ node, instanceType, tags }): LocalInstance => ({
+      instanceId: node.instanceId,
+      privateIpAddress: node.address,
+      ...(instanceType && { instanceType }),
+      tags,
+      state: state.isRunning(node.name) ? 'running' : 'stopped',
+    }));
+
+  const listeners = nlbListeners(template);
+  const nodes = new Map(plan.nodes.map((node) => [node.logicalId, node]));
+  const groups = new Map(
+    resourcesOfType(template, 'AWS::ElasticLoadBalancingV2::TargetGroup').map(
+      ([logicalId, group]) => {
+        const properties = group.Properties ?? {};
+        const listener = listeners.find((l) => l.targetGroupLogicalId === logicalId);
+        const targets = (properties.Targets ?? []) as { Id: { Ref?: string }; Port?: number }[];
+        const registered = targets.flatMap((target) => {
+          const node = nodes.get(String(target.Id.Ref));
+          const port = Number(target.Port ?? properties.Port);
+          const configured = properties.HealthCheckPort;
+          const checked =
+            listener?.healthCheck.port ??
+            (configured === undefined || configured === 'traffic-port' ? port : configured);
+          return node ? [{ node, port, healthCheckPort: String(checked) }] : [];
+        });
+        return [resources.ref(logicalId), { listenerPort: listener?.port, registered }];
+      },
+    ),
+  );
+  const targetHealth: TargetHealthLookup = async (arn) => {
+    const group = groups.get(arn);
+    if (!group) return undefined;
+    const { listenerPort } = group;
+    const health =
+      listenerPort === undefined
+        ? undefined
+        : await state.haproxyHealth().then(
+            (ports) => ports[listenerPort] ?? {},
+            (error: Error) => error,
+          );
+    return group.registered.map(({ node, port, healthCheckPort }) => {
+      const described = !state.isRunning(node.name)
+        ? UNHEALTHY.stopped
+        : health === undefined
+          ? UNHEALTHY.noLoadBalancer
+          : health instanceof Error
+            ? UNHEALTHY.unavailable
+            : fromHaproxy(health[node.name]);
+      return { id: node.instanceId, port, healthCheckPort, ...described };
+    });
+  };
+  return { instances, targetHealth };
+}
+
+type Health = Pick<TargetHealthDescription, 'state' | 'reason' | 'description'>;
+
+const UNHEALTHY = {
+  stopped: {
+    state: 'unused',
+    reason: 'Target.InvalidState',
+    description: 'Target is in the stopped state',
+  },
+  noLoadBalancer: {
+    state: 'unused',
+    reason: 'Target.NotInUse',
+    description: 'Target group is not configured to receive traffic from the load balancer',
+  },
+  unavailable: {
+    state: 'unavailable',
+    reason: 'Elb.InternalError',
+    description: 'Target health is unavailable',
+  },
+} satisfies Record<string, Health>;
+
+/** An HAProxy server status as the NLB's target health. */
+function fromHaproxy(status: string | undefined): Health {
+  switch (status) {
+    case 'UP':
+      return { state: 'healthy' };
+    case 'DOWN':
+    case 'NOLB':
+      return {
+        state: 'unhealthy',
+        reason: 'Target.FailedHealthChecks',
+        description: 'Health checks failed',
+      };
+    case 'MAINT':
+    case 'DRAIN':
+      return {
+        state: 'draining',
+        reason: 'Target.DeregistrationInProgress',
+        description: 'Target deregistration is in progress',
+      };
+    default:
+      // Not checked yet (or not listed yet): an NLB's newly registered target.
+      return {
+        state: 'initial',
+        reason: 'Elb.RegistrationInProgress',
+        description: 'Target registration is in progress',
+      };
+  }
+}

@@ -1,0 +1,290 @@
+/**
+ * The rig's local AWS endpoint as unchanged SDK v3 clients see it, found
+ * through the AWS_ENDPOINT_URL_* variables the rig sets: EC2 and ELBv2 read
+ * from the synthesized template and plan (node state and HAProxy's checks
+ * faked here), Step Functions executions as the runbook runner records them.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DescribeInstancesCommand, EC2Client, Filter } from '@aws-sdk/client-ec2';
+import {
+  DescribeTargetHealthCommand,
+  ElasticLoadBalancingV2Client,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { rigView } from '../../rig/local-aws/rig-view';
+import { ACCOUNT, LocalAws, localAwsEndpoints, REGION } from '../../rig/local-aws/server';
+import { nlbListeners } from '../../rig/nlb';
+import { planCluster, rigResourceValues } from '../../rig/plan';
+import { runRunbook } from '../../rig/runbook';
+import type { SynthesizedTemplate } from '../../rig/template';
+import { synthStack } from '../helpers/synth';
+
+const template = synthStack().template.toJSON() as SynthesizedTemplate;
+const plan = planCluster(template);
+const pseudo = { region: REGION, accountId: ACCOUNT };
+const resources = rigResourceValues(plan, template, pseudo);
+const node = (name: string) => plan.nodes.find((n) => n.name === name)!;
+const targetGroupOf = (port: number) =>
+  resources.ref(nlbListeners(template).find((l) => l.port === port)!.targetGroupLogicalId);
+
+// What the rig's host and HAProxy would say; each test sets its own.
+let stopped = new Set<string>();
+let haproxy: Record<number, Record<string, string>> | Error = {};
+
+const aws = new LocalAws(
+  () => Promise.reject(new Error('no node commands in this test')),
+  rigView(plan, template, {
+    isRunning: (name) => !stopped.has(name),
+    haproxyHealth: async () => {
+      if (haproxy instanceof Error) throw haproxy;
+      return haproxy;
+    },
+  }),
+);
+const savedEnv = { ...process.env };
+let ec2: EC2Client;
+let elbv2: ElasticLoadBalancingV2Client;
+let sfn: SFNClient;
+
+beforeAll(async () => {
+  // As RigCluster.startAws does: the clients get no endpoint, only the variables.
+  Object.assign(process.env, localAwsEndpoints(await aws.listen('127.0.0.1')));
+  const config = {
+    region: REGION,
+    credentials: { accessKeyId: 'rig', secretAccessKey: 'rig' },
+    maxAttempts: 1,
+  };
+  ec2 = new EC2Client(config);
+  elbv2 = new ElasticLoadBalancingV2Client(config);
+  sfn = new SFNClient(config);
+});
+
+afterAll(async () => {
+  for (const client of [ec2, elbv2, sfn]) client.destroy();
+  await aws.close();
+  process.env = savedEnv;
+});
+
+beforeEach(() => {
+  stopped = new Set();
+  haproxy = {};
+});
+
+async function instances(filters: Filter[], instanceIds?: string[]) {
+  const { Reservations } = await ec2.send(
+    new DescribeInstancesCommand({ Filters: filters, InstanceIds: instanceIds }),
+  );
+  return (Reservations ?? []).flatMap((r) => r.Instances ?? []);
+}
+
+describe('EC2 DescribeInstances on the rig', () => {
+  test('Given backend-2 stopped, when a caller asks for running backends by tag, then it gets the other two with their tags and addresses', async () => {
+    stopped = new Set(['backend-2']);
+    const found = await instances([
+      { Name: 'tag:pem-ha:tier', Values: ['backend'] },
+      { Name: 'instance-state-name', Values: ['running'] },
+    ]);
+    expect(found.map((i) => i.InstanceId)).toEqual([
+      node('backend-1').instanceId,
+      node('backend-3').instanceId,
+    ]);
+    expect(found[0]).toMatchObject({
+      PrivateIpAddress: '10.40.3.20',
+      State: { Code: 16, Name: 'running' },
+    });
+    expect(found[0].Tags).toEqual(
+      expect.arrayContaining([
+        { Key: 'Name', Value: 'pem-ha-backend-1' },
+        { Key: 'pem-ha:cluster', Value: 'pem-ha' },
+        { Key: 'pem-ha:tier', Value: 'backend' },
+        { Key: 'pem-ha:node', Value: 'backend-1' },
+      ]),
+    );
+  });
+
+  test('Given backend-2 stopped, when a caller asks for it by node tag, then it is listed as stopped', async () => {
+    stopped = new Set(['backend-2']);
+    const [backend2, ...others] = await instances([
+      { Name: 'tag:pem-ha:node', Values: ['backend-2'] },
+    ]);
+    expect(others).toEqual([]);
+    expect(backend2.State).toEqual({ Code: 80, Name: 'stopped' });
+  });
+
+  test('Given instance ids and wildcard values, then only those instances match', async () => {
+    const ids = [node('etcd-1').instanceId, node('web-2').instanceId];
+    expect((await instances([], ids)).map((i) => i.InstanceId)).toEqual(ids);
+    const webs = await instances([{ Name: 'tag:Name', Values: ['pem-ha-web-*'] }]);
+    expect(webs.map((i) => i.InstanceId)).toEqual([
+      node('web-1').instanceId,
+      node('web-2').instanceId,
+    ]);
+  });
+
+  test('Given an unknown instance id or filter, then the SDK raises EC2 errors', async () => {
+    await expect(instances([], ['i-0123456789abcdef0'])).rejects.toMatchObject({
+      name: 'InvalidInstanceID.NotFound',
+      $metadata: { httpStatusCode: 400 },
+    });
+    await expect(instances([{ Name: 'colour', Values: ['blue'] }])).rejects.toMatchObject({
+      name: 'InvalidParameterValue',
+      message: "The filter 'colour' is invalid",
+    });
+  });
+});
+
+describe('ELBv2 DescribeTargetHealth on the rig', () => {
+  const health = async (targetGroupArn: string) => {
+    const { TargetHealthDescriptions } = await elbv2.send(
+      new DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn }),
+    );
+    return Object.fromEntries(
+      (TargetHealthDescriptions ?? []).map((d) => [
+        plan.nodes.find((n) => n.instanceId === d.Target?.Id)?.name ?? String(d.Target?.Id),
+        { port: d.Target?.Port, checkPort: d.HealthCheckPort, ...d.TargetHealth },
+      ]),
+    );
+  };
+
+  test("Given HAProxy's checks on the write listener, then its targets are healthy, unhealthy or still initial", async () => {
+    haproxy = { 5432: { 'backend-1': 'UP', 'backend-2': 'DOWN' }, 5433: { 'backend-3': 'UP' } };
+    expect(await health(targetGroupOf(5432))).toEqual({
+      'backend-1': { port: 5432, checkPort: '8008', State: 'healthy' },
+      'backend-2': {
+        port: 5432,
+        checkPort: '8008',
+        State: 'unhealthy',
+        Reason: 'Target.FailedHealthChecks',
+        Description: 'Health checks failed',
+      },
+      'backend-3': expect.objectContaining({ State: 'initial' }),
+    });
+    expect((await health(targetGroupOf(5433)))['backend-3'].State).toBe('healthy');
+  });
+
+  test('Given a stopped backend, then its target is unused for its state', async () => {
+    stopped = new Set(['backend-1']);
+    haproxy = { 5432: { 'backend-1': 'DOWN', 'backend-2': 'UP', 'backend-3': 'DOWN' } };
+    expect((await health(targetGroupOf(5432)))['backend-1']).toMatchObject({
+      State: 'unused',
+      Reason: 'Target.InvalidState',
+    });
+  });
+
+  test('Given HAProxy cannot be read, then the targets are unavailable, not an error', async () => {
+    haproxy = new Error('nlb node not running');
+    const states = Object.values(await health(targetGroupOf(5432))).map((t) => t.State);
+    expect(states).toEqual(['unavailable', 'unavailable', 'unavailable']);
+  });
+
+  test('Given an unknown target group, then the SDK raises TargetGroupNotFoundException', async () => {
+    await expect(health('rig-NoSuchGroup')).rejects.toMatchObject({
+      name: 'TargetGroupNotFoundException',
+      $metadata: { httpStatusCode: 400 },
+    });
+  });
+});
+
+describe('Step Functions ListExecutions on the rig', () => {
+  const list = async (stateMachineArn: string, statusFilter?: 'RUNNING' | 'SUCCEEDED' | 'FAILED') =>
+    (await sfn.send(new ListExecutionsCommand({ stateMachineArn, statusFilter }))).executions ?? [];
+
+  test('Given an execution recorded as running, then ListExecutions lists it until it ends', async () => {
+    const machine = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:Recorded`;
+    const arn = aws.executions.start(machine, 'first');
+    expect(arn).toBe(`arn:aws:states:${REGION}:${ACCOUNT}:execution:Recorded:first`);
+    const [running] = await list(machine, 'RUNNING');
+    expect(running).toMatchObject({ executionArn: arn, name: 'first', status: 'RUNNING' });
+    expect(Math.abs(running.startDate!.getTime() - Date.now())).toBeLessThan(60_000);
+    aws.executions.stop(arn, 'SUCCEEDED');
+    expect(await list(machine, 'RUNNING')).toEqual([]);
+    expect((await list(machine)).map((e) => e.status)).toEqual(['SUCCEEDED']);
+  });
+
+  describe('Given a runbook run by the rig', () => {
+    const UPGRADE = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:Upgrade`;
+    const dir = mkdtempSync(join(tmpdir(), 'local-aws-runbook-'));
+    const runbook: SynthesizedTemplate = {
+      Resources: {
+        Upgrade: {
+          Type: 'AWS::StepFunctions::StateMachine',
+          Properties: {
+            DefinitionString: JSON.stringify({
+              StartAt: 'Find itself',
+              States: {
+                'Find itself': {
+                  Type: 'Task',
+                  Resource: 'arn:aws:states:::lambda:invoke',
+                  Parameters: {
+                    FunctionName: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:Echo`,
+                    Payload: {
+                      'execution.$': '$$.Execution.Id',
+                      'machine.$': '$$.StateMachine.Id',
+                    },
+                  },
+                  OutputPath: '$.Payload',
+                  End: true,
+                },
+              },
+            }),
+          },
+        },
+        Echo: {
+          Type: 'AWS::Lambda::Function',
+          Metadata: { 'aws:asset:path': 'asset.echo' },
+          Properties: { Handler: 'index.handler' },
+        },
+      },
+      Outputs: { UpgradeStateMachineArn: { Value: { Ref: 'Upgrade' } } },
+    };
+    const context = {
+      template: runbook,
+      assemblyDir: dir,
+      resources: rigResourceValues({ vpcCidr: '', nodes: [], nlbAddress: '' }, runbook, pseudo),
+      pseudo,
+      pollMs: 10,
+      executions: aws.executions,
+    };
+    beforeAll(() => {
+      mkdirSync(join(dir, 'asset.echo'));
+      writeFileSync(join(dir, 'asset.echo/index.js'), 'exports.handler = async (e) => e;\n');
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    test('when its task lists running executions of $$.StateMachine.Id, then it finds exactly $$.Execution.Id', async () => {
+      let seen: unknown;
+      const { output } = await runRunbook(context, 'UpgradeStateMachineArn', {
+        wrapTask: (_state, handler) =>
+          (async (input: { Payload: { machine: string } }) => {
+            seen = await list(input.Payload.machine, 'RUNNING');
+            return (handler as unknown as (i: unknown) => Promise<unknown>)(input);
+          }) as never,
+      });
+      const { execution, machine } = output as { execution: string; machine: string };
+      expect(machine).toBe(UPGRADE);
+      expect(execution).toMatch(
+        new RegExp(`^arn:aws:states:${REGION}:${ACCOUNT}:execution:Upgrade:[0-9a-f-]{36}$`),
+      );
+      expect(seen).toEqual([
+        expect.objectContaining({ executionArn: execution, status: 'RUNNING' }),
+      ]);
+      expect(await list(machine, 'SUCCEEDED')).toEqual([
+        expect.objectContaining({ executionArn: execution, status: 'SUCCEEDED' }),
+      ]);
+    });
+
+    test('when its task fails, then the execution is listed as FAILED', async () => {
+      const failing = runRunbook(context, 'UpgradeStateMachineArn', {
+        wrapTask: () =>
+          (async () => {
+            throw new Error('upgrade step failed');
+          }) as never,
+      });
+      await expect(failing).rejects.toThrow('upgrade step failed');
+      expect(await list(UPGRADE, 'RUNNING')).toEqual([]);
+      expect(await list(UPGRADE, 'FAILED')).toHaveLength(1);
+    });
+  });
+});

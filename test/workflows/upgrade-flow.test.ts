@@ -1,0 +1,197 @@
+import {
+  FakeUpgradeWorld,
+  fakeUpgradeWorld,
+  NEW,
+  OLD,
+  runUpgrade,
+  upgradeDefinition,
+} from '../helpers/fake-upgrade';
+
+const UPGRADE = upgradeDefinition();
+const START = { component: 'postgresql', version: NEW };
+
+let world: FakeUpgradeWorld;
+afterEach(() => world?.restore());
+
+const failureOf = (run: Promise<unknown>) =>
+  run.then(
+    () => {
+      throw new Error('the run succeeded');
+    },
+    (e: unknown) => (e as { cause: Error }).cause,
+  );
+/** Nodes a step touched (check excluded: it only reads). */
+const touched = (w: FakeUpgradeWorld) =>
+  w.events.filter((e) => /^backend-\d (drain|install|restart|verify|undrain)$/.test(e));
+
+describe('rolling upgrade runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
+  test('Given a healthy cluster at 15.18, when it upgrades postgresql to 15.20, then replicas go one at a time, then one switchover, then the old primary', async () => {
+    world = fakeUpgradeWorld(UPGRADE);
+
+    const plan = (await runUpgrade(UPGRADE, world, START)) as { settings: { version: string } };
+
+    expect(plan.settings.version).toBe(NEW);
+    expect(touched(world)).toEqual([
+      'backend-2 drain',
+      'backend-2 install',
+      'backend-2 restart',
+      'backend-2 verify',
+      'backend-2 undrain',
+      'backend-3 drain',
+      'backend-3 install',
+      'backend-3 restart',
+      'backend-3 verify',
+      'backend-3 undrain',
+      'backend-1 install',
+      'backend-1 restart',
+      'backend-1 verify',
+    ]);
+    expect(world.events.filter((e) => e.startsWith('switchover'))).toEqual([
+      'switchover backend-1 -> backend-2',
+    ]);
+    // The switchover comes after the primary's install and before its restart.
+    const order = world.events;
+    expect(order.indexOf('switchover backend-1 -> backend-2')).toBeGreaterThan(
+      order.indexOf('backend-1 install'),
+    );
+    expect(order.indexOf('switchover backend-1 -> backend-2')).toBeLessThan(
+      order.indexOf('backend-1 restart'),
+    );
+    expect([...world.nodes.values()].map((n) => [n.installed, n.running])).toEqual([
+      [NEW, '15.20'],
+      [NEW, '15.20'],
+      [NEW, '15.20'],
+    ]);
+    for (const map of ['Upgrade replicas one by one', 'Upgrade the primary']) {
+      expect(UPGRADE.States[map]).toMatchObject({ MaxConcurrency: 1 });
+    }
+  });
+
+  test('Given dryRun, then it ends with the plan and touches no node', async () => {
+    world = fakeUpgradeWorld(UPGRADE);
+
+    const plan = (await runUpgrade(UPGRADE, world, {
+      ...START,
+      version: 'latest',
+      dryRun: true,
+    })) as Record<string, unknown>;
+
+    expect(plan).toMatchObject({
+      settings: { component: 'postgresql', version: NEW },
+      leader: 'backend-1',
+      switchover: true,
+    });
+    expect((plan.replicas as { name: string }[]).map((n) => n.name)).toEqual([
+      'backend-2',
+      'backend-3',
+    ]);
+    expect(touched(world)).toEqual([]);
+  });
+
+  test('Given a run that stopped after one replica, when it runs again, then it skips that replica and finishes the rest', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { upgraded: ['backend-2'] });
+
+    await runUpgrade(UPGRADE, world, START);
+
+    expect(touched(world).filter((e) => e.startsWith('backend-2'))).toEqual([]);
+    expect(touched(world)[0]).toBe('backend-3 drain');
+  });
+
+  test.each([
+    [
+      { component: 'pgsql', version: NEW },
+      'component must be one of postgresql, patroni, etcd, os; got "pgsql"',
+    ],
+    [
+      { component: 'postgresql' },
+      'version must be an exact package version (e.g. 15.20-0+deb12u1) or "latest"; got nothing',
+    ],
+    [{ component: 'os', version: NEW }, 'version must be "latest" for component os'],
+    [{ ...START, maxLagBytes: -1 }, 'maxLagBytes must be a whole number from 0 to'],
+    [{ ...START, dryRun: 'yes' }, 'dryRun must be true or false; got "yes"'],
+    [{ ...START, nodes: ['backend-2'] }, 'unknown input field nodes'],
+  ])(
+    'Given input %j, then it halts with InvalidInput naming the field, touching nothing',
+    async (input, message) => {
+      world = fakeUpgradeWorld(UPGRADE);
+
+      const error = await failureOf(runUpgrade(UPGRADE, world, input));
+
+      expect(error.name).toBe('InvalidInput');
+      expect(error.message).toContain(message);
+      expect(world.events).toEqual([]);
+    },
+  );
+
+  test('Given another execution running, then it halts with RunbookAlreadyRunning before any node is checked', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { otherExecutions: 1 });
+
+    const error = await failureOf(runUpgrade(UPGRADE, world, START));
+
+    expect(error.name).toBe('RunbookAlreadyRunning');
+    expect(world.events.filter((e) => e.startsWith('backend'))).toEqual([]);
+  });
+
+  test('Given the install fails on the second replica, then it halts with CommandFailedError naming node and step, and the primary is never touched', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { failOn: { node: 'backend-3', action: 'install' } });
+
+    const error = await failureOf(runUpgrade(UPGRADE, world, START));
+
+    expect(error.name).toBe('CommandFailedError');
+    expect(error.message).toContain('backend-3');
+    expect(error.message).toContain('pem-ha Replica: install');
+    expect(error.message).toContain('dpkg: error processing package postgresql-15');
+    expect(error.message).toContain('[halt: one healthy primary, backend-1]');
+    expect(touched(world).filter((e) => e.startsWith('backend-1'))).toEqual([]);
+    expect(world.events.some((e) => e.startsWith('switchover'))).toBe(false);
+  });
+
+  test('Given the drain fails on the first replica, then no further node is touched', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { failOn: { node: 'backend-2', action: 'drain' } });
+
+    const error = await failureOf(runUpgrade(UPGRADE, world, START));
+
+    expect(error.name).toBe('CommandFailedError');
+    expect(error.message).toContain('pem-ha Replica: drain');
+    expect(touched(world)).toEqual([]);
+  });
+
+  test('Given a replica that never catches up after its restart, then it halts with VerificationTimedOutError before any switchover', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { laggingAfterRestart: 'backend-3' });
+
+    const error = await failureOf(runUpgrade(UPGRADE, world, START));
+
+    expect(error.name).toBe('VerificationTimedOutError');
+    expect(error.message).toContain('backend-3');
+    expect(world.events.some((e) => e.startsWith('switchover'))).toBe(false);
+    expect(touched(world).filter((e) => e.startsWith('backend-1'))).toEqual([]);
+  });
+
+  test('Given Patroni answers the switchover with "instead of", then it halts with SwitchoverFailedError', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { switchoverInsteadOf: 'backend-3' });
+
+    const error = await failureOf(runUpgrade(UPGRADE, world, START));
+
+    expect(error.name).toBe('SwitchoverFailedError');
+    expect(error.message).toContain('instead of');
+    expect(touched(world).filter((e) => e.startsWith('backend-1'))).toEqual(['backend-1 install']);
+  });
+
+  test('Given SSM does not show an invocation at first, then the run keeps polling and completes', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { invisiblePolls: 2 });
+
+    await runUpgrade(UPGRADE, world, START);
+
+    expect([...world.nodes.values()].every((n) => n.installed === NEW)).toBe(true);
+  });
+
+  test('Given SSM never shows the invocation, then it halts with CommandTimedOutError at the deadline, touching nothing', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { invisiblePolls: Number.MAX_SAFE_INTEGER });
+
+    const error = await failureOf(runUpgrade(UPGRADE, world, START));
+
+    expect(error.name).toBe('CommandTimedOutError');
+    expect(touched(world)).toEqual([]);
+    expect([...world.nodes.values()].every((n) => n.installed === OLD)).toBe(true);
+  });
+});
