@@ -3,7 +3,6 @@
  * connection and measure the gaps between successful writes, the leader as
  * Patroni reports it, a planned switchover through Patroni's REST API.
  */
-import { execFile } from 'node:child_process';
 import { Client } from 'pg';
 import { RigCluster } from '../rig/cluster';
 import { describeMembers, patroniMembers } from '../rig/patroni';
@@ -59,10 +58,22 @@ export class Prober {
     throw new Error(`writes did not come back within ${timeoutMs / 1000} s`);
   }
 
-  /** Gaps between consecutive successful writes started in [from, to], in seconds. */
+  /**
+   * Gaps between consecutive successful writes from the last one before
+   * `from` to the first one after `to`, in seconds; a prober that never
+   * succeeded there measured nothing, which is an error, not a zero.
+   */
   gaps(from: number, to: number): number[] {
-    const inside = this.successes.filter((s) => s.startedAt >= from && s.startedAt <= to);
-    return inside.slice(1).map((s, i) => (s.startedAt - inside[i].startedAt) / 1000);
+    const starts = this.successes.map((s) => s.startedAt);
+    const first = Math.max(0, starts.findIndex((t) => t >= from) - 1);
+    const after = starts.findIndex((t) => t > to);
+    const window = starts.slice(first, after < 0 ? undefined : after + 1);
+    if (window.length < 2 || window[0] > from || window.at(-1)! < to) {
+      throw new Error(
+        `the prober has no successful writes around ${new Date(from).toISOString()}..${new Date(to).toISOString()}`,
+      );
+    }
+    return window.slice(1).map((t, i) => (t - window[i]) / 1000);
   }
 
   async stop(): Promise<void> {
@@ -92,28 +103,32 @@ export function endpointWriter(rig: RigCluster): () => Promise<void> {
 
 /**
  * One write through the stack's multi-host connection string (libpq's
- * target_session_attrs=read-write, which node-postgres lacks: psql does it).
+ * target_session_attrs=read-write, which node-postgres lacks: psql does it),
+ * from the NLB stand-in's node: a client inside the cluster's subnets, as
+ * pg_hba admits (the rig's host address is not in them).
  */
 export function multiHostWriter(rig: RigCluster): () => Promise<void> {
   const hosts = rig.plan.nodes.filter((n) => n.tier === 'backend').map((n) => n.address);
   const conninfo = `host=${hosts.join(',')} port=5432 user=patroni_super dbname=postgres sslmode=require target_session_attrs=read-write connect_timeout=2`;
-  return () =>
-    new Promise((resolve, reject) => {
-      execFile(
+  // The rig's pgpass file (mode 0600): the password is on no command line.
+  const pgpass = `PGPASSFILE=${RigCluster.stateDir(rig.name)}/pgpass`;
+  return async () => {
+    const result = await rig.host.exec('nlb', {
+      argv: [
+        'env',
+        pgpass,
         'psql',
-        [
-          conninfo,
-          '-XAtq',
-          '-v',
-          'ON_ERROR_STOP=1',
-          '-c',
-          'INSERT INTO bench_probe DEFAULT VALUES',
-        ],
-        // The password travels in the environment, never on a command line.
-        { env: { ...process.env, PGPASSWORD: rig.superuserPassword() }, timeout: 5000 },
-        (error) => (error ? reject(error) : resolve()),
-      );
+        conninfo,
+        '-XAtq',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-c',
+        'INSERT INTO bench_probe DEFAULT VALUES',
+      ],
+      timeoutMs: 5000,
     });
+    if (result.exitCode !== 0) throw new Error(result.stderr.trim());
+  };
 }
 
 /** The leader as Patroni reports it. */

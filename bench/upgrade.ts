@@ -73,6 +73,8 @@ async function benchmarkRun(
       await rig.waitForEndpoints(180_000);
       await waitForHealthyReplication(rig);
       const between = Date.now();
+      // Let every prober land a write after the window closes.
+      await sleep(3000);
       for (const [name, prober] of Object.entries(probers)) {
         record(
           `one planned switchover: longest write gap, ${name}, ${label}`,
@@ -82,8 +84,8 @@ async function benchmarkRun(
       // The whole upgrade.
       const started = Date.now();
       const { durationMs } = await rig.upgrade({ component: 'postgresql', version: target });
-      await sleep(2000);
       const ended = Date.now();
+      await sleep(3000);
       record(`upgrade: total runbook duration, ${label}`, durationMs / 1000);
       for (const [name, prober] of Object.entries(probers)) {
         const gap = unavailability(prober, started, ended);

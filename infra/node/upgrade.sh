@@ -80,22 +80,32 @@ print(str(bool((yaml.safe_load(open(sys.argv[1])).get("tags") or {}).get("noload
     "$PATRONI_CONFIG"
 }
 
-# set_noloadbalance true|false: Patroni's /replica answers 503 while the tag is
-# set, so the NLB's read health check drains the node without deregistering it.
-set_noloadbalance() {
-  /usr/bin/python3 - "$PATRONI_CONFIG" "$1" <<'PY' | install_file "$PATRONI_CONFIG" 0600 postgres:postgres
+# set_drain_tags true|false: while `noloadbalance` is set Patroni's /replica
+# answers 503, so the NLB's read health check drains the node without
+# deregistering it; while `nosync` is set Patroni moves the synchronous standby
+# role to another replica, so restarting this one never holds up commits.
+set_drain_tags() {
+  local content
+  content=$(/usr/bin/python3 - "$PATRONI_CONFIG" "$1" <<'PY'
 import sys, yaml
 path, value = sys.argv[1], sys.argv[2] == "true"
 text = open(path).read()
 config = yaml.safe_load(text)
-config.setdefault("tags", {})["noloadbalance"] = value
+tags = config.setdefault("tags", {})
+tags["noloadbalance"] = tags["nosync"] = value
 print(text.splitlines()[0] if text.startswith("#") else "# pem-ha")
 print(yaml.safe_dump(config, sort_keys=False, default_flow_style=False), end="")
 PY
+  )
+  install_file "$PATRONI_CONFIG" 0600 postgres:postgres <<<"$content"
   if [[ " ${CHANGED_FILES[*]} " == *" ${PATRONI_CONFIG} "* ]]; then
-    log "noloadbalance=$1 in ${PATRONI_CONFIG}: reloading Patroni"
+    log "noloadbalance=$1 nosync=$1 in ${PATRONI_CONFIG}: reloading Patroni"
     systemctl reload patroni
   fi
+}
+
+not_sync_standby() {
+  rest cluster | jq -e --arg name "$MEMBER_NAME" 'all(.members[]; .name != $name or .role != "sync_standby")'
 }
 
 replica_endpoint_is() { [[ $(rest_status replica) == "$1" ]]; }
@@ -147,14 +157,16 @@ case "$ACTION" in
     ;;
   drain)
     [[ $TIER == backend ]] || die "drain applies to backends; ${MEMBER_NAME} is ${TIER}"
-    set_noloadbalance true
+    set_drain_tags true
     log "waiting (up to ${WAIT_SECONDS} s) until ${MEMBER_NAME}'s /replica refuses reads"
     wait_until "$WAIT_SECONDS" "/replica to answer 503" replica_endpoint_is 503
+    log "waiting (up to ${WAIT_SECONDS} s) until ${MEMBER_NAME} is not the synchronous standby"
+    wait_until "$WAIT_SECONDS" "Patroni to move the synchronous standby role" not_sync_standby
     log "${MEMBER_NAME} is out of the read endpoint"
     ;;
   undrain)
     [[ $TIER == backend ]] || die "undrain applies to backends; ${MEMBER_NAME} is ${TIER}"
-    set_noloadbalance false
+    set_drain_tags false
     log "waiting (up to ${WAIT_SECONDS} s) until ${MEMBER_NAME}'s /replica serves reads again"
     wait_until "$WAIT_SECONDS" "/replica to answer 200" replica_endpoint_is 200
     log "${MEMBER_NAME} is back in the read endpoint"
