@@ -24,7 +24,15 @@ import {
   patroniMembers,
   waitForHealthyReplication,
 } from '../rig/patroni';
-import { endpointWriter, leader, printTable, Prober, sleep, switchover } from './probes';
+import {
+  endpointWriter,
+  leader,
+  printTable,
+  Prober,
+  runsOption,
+  sleep,
+  switchover,
+} from './probes';
 
 const CHECKS = [
   { label: 'template NLB checks (5 s x 2)', scale: 1 },
@@ -106,9 +114,7 @@ async function benchmarkRun(fast: boolean, results: Map<string, number[]>) {
 
 async function main() {
   const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1 || runs > 10)
-    throw new Error(`--runs must be an integer from 1 to 10; got ${values.runs}`);
+  const runs = runsOption(values.runs);
   console.log(`pem-ha failover benchmark: ${runs} run(s) per profile on ${cpus().length} cores\n`);
   for (const profile of PROFILES) {
     const results = new Map<string, number[]>();

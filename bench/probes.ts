@@ -174,3 +174,11 @@ export function printTable(results: ReadonlyMap<string, readonly number[]>, titl
     );
   }
 }
+
+/** The `--runs` option of a benchmark: a whole number from 1 to 10. */
+export function runsOption(value: string | undefined): number {
+  const runs = Number(value);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 10)
+    throw new Error(`--runs must be an integer from 1 to 10; got ${value}`);
+  return runs;
+}

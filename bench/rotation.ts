@@ -14,6 +14,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { RigCluster } from '../rig/cluster';
+import { runsOption } from './probes';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -98,9 +99,7 @@ async function main() {
   const { values } = parseArgs({
     options: { runs: { type: 'string', default: '3' }, fast: { type: 'boolean', default: false } },
   });
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1 || runs > 10)
-    throw new Error(`--runs must be an integer from 1 to 10; got ${values.runs}`);
+  const runs = runsOption(values.runs);
   console.log(
     `pem-ha rotation benchmark: ${runs} full rotation(s) on ${cpus().length} cores, ` +
       `${values.fast ? 'fast' : 'default'} Patroni timing\n`,

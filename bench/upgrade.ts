@@ -26,6 +26,7 @@ import {
   multiHostWriter,
   printTable,
   Prober,
+  runsOption,
   sleep,
   switchover,
 } from './probes';
@@ -102,9 +103,7 @@ async function benchmarkRun(
 
 async function main() {
   const { values } = parseArgs({ options: { runs: { type: 'string', default: '1' } } });
-  const runs = Number(values.runs);
-  if (!Number.isInteger(runs) || runs < 1 || runs > 10)
-    throw new Error(`--runs must be an integer from 1 to 10; got ${values.runs}`);
+  const runs = runsOption(values.runs);
   const versions = rigPostgresVersions();
   console.log(
     `pem-ha rolling-upgrade benchmark: PostgreSQL ${versions.old} -> ${versions.new}, ${runs} run(s) per check timing on ${cpus().length} cores\n`,
