@@ -11,4 +11,9 @@ module.exports = {
   moduleNameMapper: { '^p-limit$': '<rootDir>/rig/map-limit.js' },
   setupFiles: ['<rootDir>/test/helpers/setup.ts'],
   testTimeout: 60000,
+  // One suite at a time: each rig suite runs nine nodes of etcd, Patroni and
+  // PostgreSQL, and two rigs on this 2-core machine starve each other's HA
+  // loops (a leader missing its DCS renewal during the root rollover's etcd
+  // restarts, seen in CI with the rig suites side by side).
+  maxWorkers: 1,
 };
