@@ -40,7 +40,7 @@ const CHECKS = [
 ] as const;
 const PROFILES = [
   { label: 'Patroni defaults (ttl 30, loop_wait 10, retry_timeout 10)', fast: false },
-  { label: 'fast Patroni (ttl 10, loop_wait 2, retry_timeout 3)', fast: true },
+  { label: 'fast Patroni (ttl 20, loop_wait 2, retry_timeout 9)', fast: true },
 ] as const;
 async function measure(
   rig: RigCluster,

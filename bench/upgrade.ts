@@ -53,7 +53,13 @@ async function benchmarkRun(
 ) {
   const { new: target } = rigPostgresVersions();
   await RigCluster.downByName(RIG);
-  const rig = await RigCluster.up({ name: RIG, vpcCidr: '10.52.0.0/16', checkScale: scale });
+  // Debian 12 nodes: the only family with two real minors of one major (rig/family.ts).
+  const rig = await RigCluster.up({
+    name: RIG,
+    family: 'debian-12',
+    vpcCidr: '10.52.0.0/16',
+    checkScale: scale,
+  });
   try {
     const client = new Client(rig.superuserConnection());
     await client.connect();

@@ -69,12 +69,16 @@ export interface NodeFiles {
 }
 
 /**
- * Points a node's apt at the local repository only: moves the host's sources
- * aside inside the node's layer (the host's files are untouched) and adds the
- * repository as the one source. Idempotent.
+ * Points a node's apt at the local repository only (or, with `withRepository`
+ * false, at nothing): moves the root's sources aside inside the node's layer
+ * (the host's files are untouched) and adds the repository as the one source.
+ * Idempotent.
  */
-export async function configureNodeApt(rig: NodeFiles, node: string): Promise<void> {
-  assertRigAptRepo();
+export async function configureNodeApt(
+  rig: NodeFiles,
+  node: string,
+  withRepository: boolean,
+): Promise<void> {
   const hide = [
     'set -e',
     'mkdir -p "$1"',
@@ -83,5 +87,7 @@ export async function configureNodeApt(rig: NodeFiles, node: string): Promise<vo
     'done',
   ].join('\n');
   await rig.execOk(node, ['sh', '-c', hide, 'hide-sources', HIDDEN_SOURCES, SOURCE_FILE]);
+  if (!withRepository) return;
+  assertRigAptRepo();
   await rig.writeFile(node, SOURCE_FILE, `deb [trusted=yes] file:${RIG_APT_REPO} ./\n`);
 }

@@ -2,20 +2,30 @@
  * `npm run local -- up | status | down`: the whole cluster on this machine,
  * built from the synthesized artifacts (see rig/cluster.ts).
  */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RigCluster } from './cluster';
+import { rigFamily } from './family';
 import { RigHost } from './host/host';
+import { planCluster } from './plan';
+import { REPO_ROOT } from './synth';
+import { readTemplate } from './template';
 
-const USAGE = `usage: npm run local -- <up|status|rotate|rollover|upgrade|down> [--name NAME] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON]
-  up      synthesize, create the nodes, run the bootstrap runbook, start the NLB stand-in
+const USAGE = `usage: npm run local -- <up|status|shell|psql|rotate|rollover|upgrade|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON] [--read]
+  up      synthesize, create the nodes, run the bootstrap runbook, start the NLB and ALB stand-ins
   status  nodes, services and Patroni's view of the cluster
+  shell NODE  a root shell inside a node (what Session Manager gives on AWS)
+  psql    psql as the Patroni superuser through the write endpoint (--read: the read endpoint)
   rotate  run the certificate rotation runbook (as its schedule does; --renew-before-days 3650 renews everything)
   rollover  run the root CA rollover runbook
   upgrade   run the rolling upgrade runbook with --upgrade '{"component":"postgresql","version":"latest"}'
             (the rig's local apt repository offers the newer PostgreSQL 15 minor)
   down    stop every process the rig started and remove its namespaces and files
   --name      rig name, 1-6 lowercase letters/digits (default dev)
-  --fast      Patroni ttl 10 / loop_wait 2 / retry_timeout 3 instead of the defaults
+  --family    the nodes' operating system: debian-13 (default; PostgreSQL 17, Patroni 4) or
+              debian-12 (PostgreSQL 15 with two real minors for upgrades, Patroni 3.0.2)
+  --fast      the fast Patroni profile (ttl 20 / loop_wait 2 / retry_timeout 9)
   --vpc-cidr  network of the nodes (default: the app's vpcCidr, 10.40.0.0/16)`;
 
 /** The services pem-ha manages on a node (documents leave a marker) and their state. */
@@ -23,16 +33,21 @@ const STATUS_SCRIPT = [
   'for unit in etcd patroni; do',
   '  [ -f /etc/pem-ha/$unit.managed ] && printf "%s=%s " $unit "$(systemctl is-active $unit)"',
   'done',
-  '[ -f /etc/systemd/system/pem-ha-nlb.service ] && printf "haproxy=%s" "$(systemctl is-active pem-ha-nlb)"',
+  'for unit in pem-ha-nlb pem-ha-alb pem-web-double; do',
+  '  [ -f /etc/systemd/system/$unit.service ] && printf "%s=%s " $unit "$(systemctl is-active $unit)"',
+  'done',
   'true',
 ].join('\n');
 
-async function up(name: string, fast: boolean, vpcCidr?: string): Promise<void> {
+async function up(name: string, family: string, fast: boolean, vpcCidr?: string): Promise<void> {
   const started = Date.now();
   const log = (message: string) =>
     console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${message}`);
+  // The default topology, PEM web tier included (PEM itself is rig/pem-double's stand-in).
   const rig = await RigCluster.up({
     name,
+    pem: true,
+    family: rigFamily(family).name,
     fastPatroni: fast,
     vpcCidr,
     log: (m) => !/: send$|^ {2}Sign/.test(m) && log(m),
@@ -48,8 +63,45 @@ async function up(name: string, fast: boolean, vpcCidr?: string): Promise<void> 
 pem-ha local cluster "${name}" is up in ${((Date.now() - started) / 1000).toFixed(0)} s
   write endpoint  ${host}:5432   (primary: ${up(5432).join(', ') || 'none yet'})
   read endpoint   ${host}:5433   (replicas: ${up(5433).join(', ') || 'none yet'})
-  psql            PGPASSFILE=${RigCluster.stateDir(name)}/pgpass psql "host=${host} port=5432 user=patroni_super dbname=postgres sslmode=require"
+  PEM web UI      https://${rig.plan.albAddress}/pem/login   (ALB stand-in, self-signed certificate)
+  psql            npm run local -- psql${name === 'dev' ? '' : ` --name ${name}`}   (--read for the read endpoint)
+  a node's shell  npm run local -- shell backend-1
   stop it with    npm run local -- down${name === 'dev' ? '' : ` --name ${name}`}`);
+}
+
+/** Runs a program with this terminal attached; returns its exit code. */
+function interactive(command: string, args: string[], env?: NodeJS.ProcessEnv): number {
+  const result = spawnSync(command, args, { stdio: 'inherit', env: env ?? process.env });
+  if (result.error) throw result.error;
+  return result.status ?? 1;
+}
+
+function loadHost(name: string): RigHost {
+  const host = RigHost.load(RigCluster.stateDir(name));
+  if (!host)
+    throw new Error(`no local cluster named ${name} (start one with: npm run local -- up)`);
+  return host;
+}
+
+/** A login shell inside a node, as root: the rig's Session Manager. */
+function shell(name: string, node: string | undefined): number {
+  const host = loadHost(name);
+  if (!node) throw new Error(`shell needs a node name; nodes: ${host.nodeNames.join(', ')}`);
+  const term = process.env.TERM ?? 'xterm';
+  return interactive('nsenter', host.enterArgs(node, ['bash', '-l'], { TERM: term }));
+}
+
+/** psql on this machine through the NLB stand-in, as the Patroni superuser. */
+function psql(name: string, read: boolean, extra: string[]): number {
+  loadHost(name);
+  const template = join(REPO_ROOT, `cdk.out.rig-${name}`, 'PemHa.template.json');
+  const { nlbAddress } = planCluster(readTemplate(template));
+  // The server certificates do not carry the NLB's name yet: TLS is required, not verified.
+  const conninfo = `host=${nlbAddress} port=${read ? 5433 : 5432} user=patroni_super dbname=postgres sslmode=require connect_timeout=5`;
+  return interactive('psql', [conninfo, ...extra], {
+    ...process.env,
+    PGPASSFILE: join(RigCluster.stateDir(name), 'pgpass'),
+  });
 }
 
 async function runOn(
@@ -114,7 +166,9 @@ async function main(): Promise<number> {
     allowPositionals: true,
     options: {
       name: { type: 'string', default: 'dev' },
+      family: { type: 'string', default: 'debian-13' },
       fast: { type: 'boolean', default: false },
+      read: { type: 'boolean', default: false },
       'vpc-cidr': { type: 'string' },
       'renew-before-days': { type: 'string' },
       upgrade: { type: 'string' },
@@ -129,11 +183,15 @@ async function main(): Promise<number> {
   const name = values.name!;
   switch (command) {
     case 'up':
-      await up(name, values.fast!, values['vpc-cidr']);
+      await up(name, values.family!, values.fast!, values['vpc-cidr']);
       return 0;
     case 'status':
       await status(name);
       return 0;
+    case 'shell':
+      return shell(name, positionals[1]);
+    case 'psql':
+      return psql(name, values.read!, positionals.slice(1));
     case 'rotate': {
       const days = values['renew-before-days'];
       const input = days === undefined ? {} : { renewBeforeDays: Number(days) };

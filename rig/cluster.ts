@@ -6,24 +6,40 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SETTINGS } from '../infra/config/schema';
 import { assertRigAptRepo, configureNodeApt } from './apt';
+import { assertFamilyInstalled, RigFamily, rigFamily } from './family';
 import { RigHost } from './host/host';
 import { rigLocalAws } from './local-aws/rig-view';
 import { ACCOUNT, LocalAws, localAwsEndpoints, REGION } from './local-aws/server';
 import type { CommandDocument } from './local-aws/documents';
-import { haproxyConfig, nlbListeners, readTargetHealth } from './nlb';
+import {
+  configureNlb,
+  endpointsSettled,
+  startAlb,
+  startNlb,
+  waitForTargets,
+} from './load-balancers';
+import { readTargetHealth } from './nlb';
+import { nftRuleset, rigFilterMembers } from './packet-filter';
+import { securityGroupRules } from './security-groups';
 import { planCluster, RigPlan, rigResourceValues, seedSecrets } from './plan';
 import { RunbookRun, runRunbook } from './runbook';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
 import { readTemplate, resourcesOfType, SynthesizedTemplate } from './template';
 
 export const STATE_ROOT = '/var/lib/pem-ha-rig';
-const REQUIRED = [
-  '/usr/bin/patroni',
-  '/usr/bin/etcd',
-  '/usr/sbin/haproxy',
-  '/usr/lib/postgresql/15/bin/postgres',
-];
+const DEFAULT_VPC_CIDR = SETTINGS.vpcCidr.defaultValue!;
+/** EDB's PEM cannot be installed here: this double stands in for its configuration script. */
+const PEM_DOUBLE = join(__dirname, 'pem-double', 'configure-pem-server.sh');
+
+/** The host's address on the rig bridge: the last but one of the VPC's /16. */
+function rigHostAddress(vpcCidr: string): string {
+  const [a, b] = vpcCidr.split('.');
+  return `${a}.${b}.255.254`;
+}
+/** What `up` records for later processes (attach): the settings the nodes were made with. */
+const SETTINGS_FILE = 'rig.json';
 
 export interface RigOptions extends RigSettings {
   /** Rig name (1-6 lowercase letters/digits); several rigs can coexist. @default 'dev' */
@@ -32,7 +48,7 @@ export interface RigOptions extends RigSettings {
   readonly pollMs?: number;
   /** HAProxy health-check intervals relative to the template's (benchmarks). @default 1 */
   readonly checkScale?: number;
-  /** A configure-pem-server.sh test double installed on backend and web nodes. */
+  /** The configure-pem-server.sh test double installed on backend and web nodes. @default rig/pem-double's */
   readonly pemDouble?: string;
   readonly log?: (message: string) => void;
 }
@@ -43,39 +59,56 @@ export class RigCluster {
     readonly host: RigHost,
     readonly aws: LocalAws,
     readonly plan: RigPlan,
-    private readonly template: SynthesizedTemplate,
+    readonly template: SynthesizedTemplate,
     private readonly assemblyDir: string,
     private readonly options: RigOptions,
   ) {}
+
+  /** The nodes' operating system and what follows from it. */
+  get family(): RigFamily {
+    return rigFamily(this.options.family);
+  }
 
   static stateDir(name: string): string {
     return join(STATE_ROOT, name);
   }
 
   static async up(options: RigOptions = {}): Promise<RigCluster> {
-    const missing = REQUIRED.filter((path) => !existsSync(path));
-    if (missing.length)
-      throw new Error(`missing ${missing.join(', ')}: run "bash rig/setup.sh" as root first`);
-    assertRigAptRepo();
+    const family = rigFamily(options.family);
+    assertFamilyInstalled(family);
+    if (family.localAptRepository) assertRigAptRepo();
     const name = options.name ?? 'dev';
     const log = options.log ?? (() => undefined);
     const assemblyDir = join(REPO_ROOT, `cdk.out.rig-${name}`);
     log(`synthesizing the app into ${assemblyDir}`);
-    const template = readTemplate(await synthesize(options, assemblyDir));
+    const hostAddress = rigHostAddress(options.vpcCidr ?? DEFAULT_VPC_CIDR);
+    // The host is the rig's client network: the tests connect from it, so the
+    // template admits it as a user's databaseClientCidrs and webClientCidrs would.
+    const clients = {
+      databaseClientCidrs: `${hostAddress}/32`,
+      webClientCidrs: `${hostAddress}/32`,
+    };
+    const template = readTemplate(
+      await synthesize({ ...options, extra: { ...clients, ...options.extra } }, assemblyDir),
+    );
     const plan = planCluster(template);
-    const [a, b] = plan.vpcCidr.split('.');
     const host = await RigHost.create(
       RigCluster.stateDir(name),
-      { rigName: name, cidr: plan.vpcCidr, hostAddress: `${a}.${b}.255.254` },
+      { rigName: name, cidr: plan.vpcCidr, hostAddress },
       log,
+    );
+    writeFileSync(
+      join(RigCluster.stateDir(name), SETTINGS_FILE),
+      JSON.stringify({ family: family.name }),
     );
     const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
     const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
     try {
       await rig.createNodes();
+      await rig.applySecurityGroups();
       await rig.startAws();
       await rig.bootstrap();
-      await rig.startNlb();
+      await rig.startLoadBalancers();
     } catch (error) {
       await rig.aws.close();
       throw error;
@@ -94,8 +127,15 @@ export class RigCluster {
     }
     const template = readTemplate(templatePath);
     const plan = planCluster(template);
+    const settingsFile = join(RigCluster.stateDir(name), SETTINGS_FILE);
+    const recorded = existsSync(settingsFile)
+      ? (JSON.parse(readFileSync(settingsFile, 'utf8')) as Pick<RigOptions, 'family'>)
+      : {};
     const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
-    const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
+    const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, {
+      ...options,
+      ...recorded,
+    });
     await rig.startAws();
     return rig;
   }
@@ -105,18 +145,47 @@ export class RigCluster {
       await this.host.addNode({
         name: node.name,
         address: node.address,
-        ...(node.dataVolume && { dataDisk: { volumeId: node.dataVolume.volumeId, sizeMiB: 1024 } }),
+        lowerDir: this.family.lowerDir,
+        ...(node.dataVolume && {
+          dataDisk: {
+            volumeId: node.dataVolume.volumeId,
+            sizeMiB: node.dataVolume.sizeGiB * 1024,
+          },
+        }),
       });
-      await configureNodeApt(this, node.name);
-      if (this.options.pemDouble && node.tier !== 'etcd') {
-        const double = readFileSync(this.options.pemDouble, 'utf8');
+      await configureNodeApt(this, node.name, this.family.localAptRepository);
+      if (this.options.pem && node.tier !== 'etcd') {
+        const double = readFileSync(this.options.pemDouble ?? PEM_DOUBLE, 'utf8');
         await this.writeFile(node.name, '/usr/edb/pem/bin/configure-pem-server.sh', double, '0755');
       }
     }
   }
 
+  /**
+   * Gives every node (and the NLB stand-in, once it exists) the packet filter
+   * its security groups make, from `template` (default: the rig's own).
+   */
+  async applySecurityGroups(template: SynthesizedTemplate = this.template): Promise<void> {
+    const rules = securityGroupRules(template);
+    const members = rigFilterMembers(
+      template,
+      this.plan.nodes,
+      { nlb: this.plan.nlbAddress, alb: this.plan.albAddress },
+      this.host.hostAddress,
+    );
+    for (const member of members) {
+      if (!this.host.nodeNames.includes(member.name)) continue;
+      await this.host.applyPacketFilter(member.name, nftRuleset(member, members, rules));
+    }
+  }
+
   private async startAws(): Promise<void> {
-    const url = await this.aws.listen(this.host.hostAddress);
+    // 443, where the VPC's interface endpoints answer: the nodes' own egress rules admit it.
+    const url = await this.aws.listen(this.host.hostAddress, 443).catch((error: Error) => {
+      throw new Error(
+        `cannot serve the rig's AWS endpoint on ${this.host.hostAddress}:443 (${error.message}); is another process attached to this rig?`,
+      );
+    });
     const credentials = {
       AWS_REGION: REGION,
       AWS_DEFAULT_REGION: REGION,
@@ -195,20 +264,10 @@ export class RigCluster {
     );
   }
 
-  /** HAProxy in its own node, as a unit, from the synthesized target groups. */
-  private async startNlb(): Promise<void> {
-    await this.host.addNode({ name: 'nlb', address: this.plan.nlbAddress });
-    const unit = [
-      '[Unit]',
-      'Description=pem-ha NLB stand-in',
-      '[Service]',
-      'Type=simple',
-      'ExecStart=/usr/sbin/haproxy -W -db -f /etc/haproxy/pem-ha-nlb.cfg',
-      'KillMode=control-group',
-      '',
-    ].join('\n');
-    await this.writeFile('nlb', '/etc/systemd/system/pem-ha-nlb.service', unit, '0644');
-    await this.setCheckScale(this.options.checkScale ?? 1);
+  /** The NLB stand-in, then the ALB stand-in when there is a web tier. */
+  private async startLoadBalancers(): Promise<void> {
+    await startNlb(this, this.options.checkScale ?? 1);
+    await startAlb(this);
     writeFileSync(
       join(RigCluster.stateDir(this.name), 'pgpass'),
       `*:*:*:patroni_super:${this.superuserPassword()}\n`,
@@ -217,37 +276,39 @@ export class RigCluster {
   }
 
   /**
-   * (Re)generates HAProxy from the target groups with every health-check
-   * interval scaled (1 = the template's timing), restarts it and waits for
-   * the endpoints to settle.
+   * Regenerates the NLB stand-in with every health-check interval scaled
+   * (1 = the template's timing) and waits for the endpoints to settle.
    */
   async setCheckScale(scale: number): Promise<void> {
-    const config = haproxyConfig(nlbListeners(this.template), {
-      bindAddress: this.plan.nlbAddress,
-      targets: this.plan.nodes.map((n) => ({
-        instanceLogicalId: n.logicalId,
-        name: n.name,
-        address: n.address,
-      })),
-      intervalScale: scale,
-      statsSocket: '/run/haproxy-admin.sock',
-    });
-    await this.writeFile('nlb', '/etc/haproxy/pem-ha-nlb.cfg', config, '0644');
-    await this.execOk('nlb', ['systemctl', 'restart', 'pem-ha-nlb']);
-    this.options.log?.('waiting for the NLB stand-in to find the primary and the replicas');
-    await this.waitForEndpoints();
+    await configureNlb(this, scale);
   }
 
-  /** Brings a killed node back as an instance reboot does: its layer, its volume, pem-ha's services. */
+  log(message: string): void {
+    this.options.log?.(message);
+  }
+
+  /**
+   * Brings a killed node back as an instance boots: its layer, the file
+   * systems its own /etc/fstab names (the data volume), then pem-ha's services.
+   */
   async reboot(node: string): Promise<void> {
     await this.host.restart(node);
-    for (const unit of ['etcd', 'patroni']) {
-      await this.execOk(node, [
-        'sh',
-        '-c',
-        `[ ! -f /etc/pem-ha/${unit}.managed ] || systemctl start --no-block ${unit}`,
-      ]);
-    }
+    // udev would have probed the block devices: blkid fills the cache UUID= lines need.
+    const mountFstab = [
+      'blkid >/dev/null 2>&1 || true',
+      'findmnt --fstab -n -o TARGET -t ext4 | while read -r target; do',
+      '  [ "$target" = / ] || mountpoint -q "$target" || mount "$target"',
+      'done',
+    ].join('\n');
+    await this.execOk(node, ['sh', '-c', mountFstab]);
+    const startServices = [
+      'for unit in etcd patroni; do',
+      '  [ ! -f /etc/pem-ha/$unit.managed ] || systemctl start --no-block $unit',
+      'done',
+      // The PEM web double stands in for Apache, which boots with the host.
+      '[ ! -f /etc/systemd/system/pem-web-double.service ] || systemctl start --no-block pem-web-double',
+    ].join('\n');
+    await this.execOk(node, ['sh', '-c', startServices]);
   }
 
   /**
@@ -264,24 +325,7 @@ export class RigCluster {
    * starts targets unhealthy, so only a settled state is a fair start.
    */
   async waitForEndpoints(timeoutMs = 120_000): Promise<Record<number, Record<string, string>>> {
-    const backends = this.plan.nodes.filter((n) => n.tier === 'backend').length;
-    const deadline = Date.now() + timeoutMs;
-    let health: Record<number, Record<string, string>> = {};
-    let previous: string | undefined;
-    while (Date.now() < deadline) {
-      // Until HAProxy has opened its socket there is nothing to read yet.
-      health = await this.targetHealth().catch(() => ({}));
-      const up = (port: number) =>
-        Object.values(health[port] ?? {}).filter((s) => s === 'UP').length;
-      const settled = up(5432) === 1 && up(5433) === backends - 1;
-      // HAProxy lists servers UP until their first checks fail: trust a view seen twice.
-      if (settled && JSON.stringify(health) === previous) return health;
-      previous = settled ? JSON.stringify(health) : undefined;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-    throw new Error(
-      `the endpoints did not settle in ${timeoutMs / 1000} s: ${JSON.stringify(health)}`,
-    );
+    return waitForTargets(this, 'nlb', endpointsSettled(this), timeoutMs);
   }
 
   superuserPassword(): string {

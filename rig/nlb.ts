@@ -3,7 +3,8 @@
  * listeners and target groups, so the routing rule under test is the deployed
  * one (port, health-check protocol, path, port, interval, timeout, thresholds).
  */
-import { resourcesOfType, SynthesizedTemplate } from './template';
+import { listenersWithGroups } from './listeners';
+import type { SynthesizedTemplate } from './template';
 import type { NodeExec } from './types';
 
 export interface NlbTarget {
@@ -31,48 +32,28 @@ export interface NlbListener {
   readonly targetLogicalIds: readonly string[];
 }
 
-const refOf = (value: unknown): string => {
-  const ref = (value as { Ref?: unknown } | undefined)?.Ref;
-  if (typeof ref !== 'string')
-    throw new Error(`expected a { Ref } in the template; got ${JSON.stringify(value)}`);
-  return ref;
-};
-
 /** Every TCP listener of the template's network load balancers, with its target group. */
 export function nlbListeners(template: SynthesizedTemplate): NlbListener[] {
-  const groups = new Map(resourcesOfType(template, 'AWS::ElasticLoadBalancingV2::TargetGroup'));
-  return resourcesOfType(template, 'AWS::ElasticLoadBalancingV2::Listener')
-    .filter(([, listener]) => listener.Properties?.Protocol === 'TCP')
-    .map(([, listener]) => {
-      const actions = listener.Properties?.DefaultActions as { TargetGroupArn: unknown }[];
-      const targetGroupLogicalId = refOf(actions[0].TargetGroupArn);
-      const group = groups.get(targetGroupLogicalId)?.Properties ?? {};
-      const attributes = new Map(
-        ((group.TargetGroupAttributes ?? []) as { Key: string; Value: string }[]).map((a) => [
-          a.Key,
-          a.Value,
-        ]),
-      );
-      return {
-        port: Number(listener.Properties?.Port),
-        targetPort: Number(group.Port),
-        healthCheck: {
-          protocol: group.HealthCheckProtocol as 'HTTP' | 'HTTPS' | 'TCP',
-          path: String(group.HealthCheckPath ?? '/'),
-          port: Number(group.HealthCheckPort ?? group.Port),
-          // CloudFormation's defaults for a TCP target group.
-          intervalSeconds: Number(group.HealthCheckIntervalSeconds ?? 30),
-          timeoutSeconds: Number(group.HealthCheckTimeoutSeconds ?? 10),
-          healthyThreshold: Number(group.HealthyThresholdCount ?? 5),
-          unhealthyThreshold: Number(group.UnhealthyThresholdCount ?? 2),
-        },
-        terminateOnUnhealthy:
-          attributes.get('target_health_state.unhealthy.connection_termination.enabled') !==
-          'false',
-        targetGroupLogicalId,
-        targetLogicalIds: ((group.Targets ?? []) as { Id: unknown }[]).map((t) => refOf(t.Id)),
-      };
-    });
+  return listenersWithGroups(template, 'TCP').map(
+    ({ listener, group, attributes, groupLogicalId, targetLogicalIds }) => ({
+      port: Number(listener.Port),
+      targetPort: Number(group.Port),
+      healthCheck: {
+        protocol: group.HealthCheckProtocol as 'HTTP' | 'HTTPS' | 'TCP',
+        path: String(group.HealthCheckPath ?? '/'),
+        port: Number(group.HealthCheckPort ?? group.Port),
+        // CloudFormation's defaults for a TCP target group.
+        intervalSeconds: Number(group.HealthCheckIntervalSeconds ?? 30),
+        timeoutSeconds: Number(group.HealthCheckTimeoutSeconds ?? 10),
+        healthyThreshold: Number(group.HealthyThresholdCount ?? 5),
+        unhealthyThreshold: Number(group.UnhealthyThresholdCount ?? 2),
+      },
+      terminateOnUnhealthy:
+        attributes.get('target_health_state.unhealthy.connection_termination.enabled') !== 'false',
+      targetGroupLogicalId: groupLogicalId,
+      targetLogicalIds,
+    }),
+  );
 }
 
 export interface HaproxyOptions {
@@ -155,14 +136,18 @@ export const READ_HAPROXY_STATS = [
   "print('\\n'.join(f'{r[0]},{r[1]},{r[17]}' for r in rows))",
 ].join('\n');
 
-/** Target health as HAProxy sees it, read in the rig's `nlb` node: port -> node -> UP / DOWN. */
+/**
+ * Target health as HAProxy sees it, read in a load balancer's rig node
+ * (`nlb` or `alb`): port -> node -> UP / DOWN.
+ */
 export async function readTargetHealth(
   exec: NodeExec,
+  balancer: 'nlb' | 'alb' = 'nlb',
 ): Promise<Record<number, Record<string, string>>> {
   const argv = ['python3', '-c', READ_HAPROXY_STATS];
-  const result = await exec('nlb', { argv, timeoutMs: 60_000 });
+  const result = await exec(balancer, { argv, timeoutMs: 60_000 });
   if (result.exitCode !== 0)
-    throw new Error(`nlb: reading HAProxy's statistics failed: ${result.stderr.trim()}`);
+    throw new Error(`${balancer}: reading HAProxy's statistics failed: ${result.stderr.trim()}`);
   return parseTargetHealth(result.stdout);
 }
 

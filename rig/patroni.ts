@@ -12,10 +12,17 @@ export interface PatroniMember {
   readonly lag?: number | string;
 }
 
-/** GET a Patroni REST path on the first backend that answers; undefined when none answers. */
-export async function patroniGet(rig: RigCluster, path: string): Promise<unknown> {
+/**
+ * GET a Patroni REST path on the first backend that answers (asking none of
+ * `skip`, say one whose Patroni is frozen); undefined when none answers.
+ */
+export async function patroniGet(
+  rig: RigCluster,
+  path: string,
+  skip: readonly string[] = [],
+): Promise<unknown> {
   for (const node of rig.plan.nodes.filter((n) => n.tier === 'backend')) {
-    if (!rig.host.isRunning(node.name)) continue;
+    if (!rig.host.isRunning(node.name) || skip.includes(node.name)) continue;
     const result = await rig.host.exec(node.name, {
       argv: [
         'curl',
@@ -33,9 +40,13 @@ export async function patroniGet(rig: RigCluster, path: string): Promise<unknown
   return undefined;
 }
 
-/** The members as the first answering backend reports them. */
-export async function patroniMembers(rig: RigCluster): Promise<PatroniMember[] | undefined> {
-  return ((await patroniGet(rig, '/cluster')) as { members: PatroniMember[] } | undefined)?.members;
+/** The members as the first answering backend (not one of `skip`) reports them. */
+export async function patroniMembers(
+  rig: RigCluster,
+  skip: readonly string[] = [],
+): Promise<PatroniMember[] | undefined> {
+  return ((await patroniGet(rig, '/cluster', skip)) as { members: PatroniMember[] } | undefined)
+    ?.members;
 }
 
 export const describeMembers = (members: readonly PatroniMember[] | undefined): string =>
@@ -68,7 +79,11 @@ export async function waitForHealthyReplication(
       members.length === backends &&
       leaders.length === 1 &&
       members.every(
-        (m) => m.state === 'running' && m.timeline === leaders[0].timeline && (m.lag ?? 0) === 0,
+        (m) =>
+          // Patroni 3.0 reports a replica as "running", later releases as "streaming".
+          ['running', 'streaming'].includes(m.state) &&
+          m.timeline === leaders[0].timeline &&
+          (m.lag ?? 0) === 0,
       ) &&
       (!synchronous || members.some((m) => m.role === 'sync_standby'));
     if (healthy) return members!;
@@ -80,13 +95,18 @@ export async function waitForHealthyReplication(
 }
 
 /**
- * Ends a network partition of `node` the way an operator must with Patroni
- * before 3.0.3 (Debian 12 ships 3.0.2): Patroni stopped while still cut off,
- * the link restored, Patroni started. Reconnecting a running 3.0.2 that was
- * the leader can overwrite the new leader's key (patroni/patroni#2689,
- * #2693) and demote the new primary; a fresh start reads the DCS first.
+ * Ends a network partition of `node`. Current Patroni needs nothing but the
+ * link back: a returning leader reads the DCS and follows the new one. Before
+ * 3.0.3 (Debian 12 ships 3.0.2, run only by the rig's upgrade suite) a
+ * returning leader can overwrite the new leader's key (patroni/patroni#2689,
+ * #2693) and demote the new primary, so there Patroni is stopped while still
+ * cut off and started once the link is back.
  */
 export async function healPartition(rig: RigCluster, node: string): Promise<void> {
+  if (!rig.family.patroniLeaderKeyBug) {
+    await rig.host.setLink(node, true);
+    return;
+  }
   await rig.execOk(node, ['systemctl', 'stop', 'patroni'], undefined, 120_000);
   await rig.host.setLink(node, true);
   await rig.execOk(node, ['systemctl', 'start', '--no-block', 'patroni']);

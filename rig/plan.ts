@@ -15,7 +15,12 @@ export interface RigNodePlan {
   /** What EC2 would have called it: the rig's stand-in id. */
   readonly instanceId: string;
   readonly address: string;
-  readonly dataVolume?: { readonly logicalId: string; readonly volumeId: string };
+  readonly dataVolume?: {
+    readonly logicalId: string;
+    readonly volumeId: string;
+    /** The template's size: the rig's volume is a sparse file of it. */
+    readonly sizeGiB: number;
+  };
 }
 
 export interface RigPlan {
@@ -23,6 +28,8 @@ export interface RigPlan {
   readonly nodes: readonly RigNodePlan[];
   /** Address of the NLB stand-in (HAProxy), inside the first private subnet. */
   readonly nlbAddress: string;
+  /** Address of the ALB stand-in, next to the NLB's. */
+  readonly albAddress: string;
 }
 
 const tagsOf = (resource: TemplateResource) =>
@@ -80,6 +87,7 @@ export function planCluster(template: SynthesizedTemplate): RigPlan {
       address = hostIn(cidr, 30 + used);
     }
     const volumeLogicalId = volumesByInstance.get(logicalId);
+    const sizeGiB = Number(template.Resources[volumeLogicalId ?? '']?.Properties?.Size);
     return {
       name,
       tier,
@@ -87,14 +95,23 @@ export function planCluster(template: SynthesizedTemplate): RigPlan {
       instanceId: standInId('i', index + 1),
       address,
       ...(volumeLogicalId && {
-        dataVolume: { logicalId: volumeLogicalId, volumeId: standInId('vol', ++volumes) },
+        dataVolume: {
+          logicalId: volumeLogicalId,
+          volumeId: standInId('vol', ++volumes),
+          sizeGiB,
+        },
       }),
     };
   });
   const firstPrivate = [...subnets.values()]
     .filter((subnet) => subnet.Properties?.MapPublicIpOnLaunch === false)
     .map((subnet) => String(subnet.Properties?.CidrBlock))[0];
-  return { vpcCidr, nodes, nlbAddress: hostIn(firstPrivate ?? vpcCidr, 100) };
+  return {
+    vpcCidr,
+    nodes,
+    nlbAddress: hostIn(firstPrivate ?? vpcCidr, 100),
+    albAddress: hostIn(firstPrivate ?? vpcCidr, 101),
+  };
 }
 
 export interface RigSecret {

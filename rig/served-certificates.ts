@@ -2,10 +2,11 @@
  * The certificate a service presents on the network, read the way a client
  * meets it: TLS straight away on etcd and Patroni ports, PostgreSQL's
  * SSLRequest first on 5432. Used to prove a rotation changed what is served,
- * not just what is on disk.
+ * not just what is on disk. The probe runs inside the serving node, against
+ * its own address: the rig's packet filters admit only the template's flows,
+ * and the test host is not one of them for etcd or Patroni.
  */
-import { connect as netConnect, Socket } from 'node:net';
-import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import type { NodeExec } from './types';
 
 /** The ports each identity is served on (client identities are not served). */
 export const SERVED_PORTS: Readonly<Record<string, number>> = {
@@ -15,47 +16,33 @@ export const SERVED_PORTS: Readonly<Record<string, number>> = {
   'patroni-rest': 8008,
 };
 
-const SSL_REQUEST = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+// Who signed it is not the question here: the serial is compared, not trusted.
+// No client certificate is offered: etcd (TLS 1.3) ends the session with an
+// alert after its certificate was read, so s_client's exit status is moot.
+const PROBE = [
+  'starttls=""',
+  '[ "$2" != 5432 ] || starttls="-starttls postgres"',
+  // $starttls unquoted: two words or none.
+  'openssl s_client -connect "$1:$2" $starttls </dev/null 2>/dev/null | openssl x509 -noout -serial',
+].join('\n');
 
-function postgresSslSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = netConnect({ host, port });
-    const timer = setTimeout(
-      () => socket.destroy(new Error(`${host}:${port}: timed out`)),
-      timeoutMs,
+/** Serial (upper-case hex) of the leaf certificate `node` serves at address:port. */
+export async function servedSerial(
+  exec: NodeExec,
+  node: string,
+  address: string,
+  port: number,
+  timeoutMs = 10_000,
+): Promise<string> {
+  const result = await exec(node, {
+    argv: ['bash', '-c', PROBE, 'probe', address, String(port)],
+    timeoutMs,
+  });
+  const serial = /^serial=([0-9A-Fa-f]+)$/m.exec(result.stdout)?.[1];
+  if (result.exitCode !== 0 || !serial) {
+    throw new Error(
+      `${node} ${address}:${port}: no certificate read (${result.timedOut ? 'timed out' : `exit ${result.exitCode}`}) ${result.stderr.trim()}`,
     );
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    socket.once('connect', () => socket.write(SSL_REQUEST));
-    socket.once('data', (answer) => {
-      clearTimeout(timer);
-      if (answer[0] !== 0x53) {
-        socket.destroy();
-        reject(new Error(`${host}:${port}: PostgreSQL refused SSL`));
-      } else resolve(socket);
-    });
-  });
-}
-
-/** Serial (upper-case hex) of the leaf certificate served at host:port. */
-export async function servedSerial(host: string, port: number, timeoutMs = 5000): Promise<string> {
-  const socket = port === 5432 ? await postgresSslSocket(host, port, timeoutMs) : undefined;
-  return new Promise((resolve, reject) => {
-    // Who signed it is not the question here: the serial is compared, not trusted.
-    const tls: TLSSocket = tlsConnect({
-      ...(socket ? { socket } : { host, port }),
-      rejectUnauthorized: false,
-      timeout: timeoutMs,
-    });
-    tls.once('secureConnect', () => {
-      const serial = tls.getPeerCertificate().serialNumber;
-      tls.destroy();
-      if (serial) resolve(serial.toUpperCase());
-      else reject(new Error(`${host}:${port}: no certificate presented`));
-    });
-    tls.once('timeout', () => tls.destroy(new Error(`${host}:${port}: TLS timed out`)));
-    tls.once('error', reject);
-  });
+  }
+  return serial.toUpperCase();
 }

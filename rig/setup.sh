@@ -1,13 +1,21 @@
 #!/bin/bash
 # Installs what the local cluster rig runs on a Debian 12 machine (as root):
-# Debian's PostgreSQL 15, Patroni, etcd and HAProxy, plus the tools the node
-# documents use. PostgreSQL goes in at the OLDEST minor Debian serves (the rig
-# nodes see the host's files, so the cluster starts there), and a local apt
-# repository holds that minor and a newer one for upgrade runs on the nodes
-# (which have no route out). Idempotent: a second run installs and builds nothing.
+# - the Debian 13 node root (rig/build-root.sh): PostgreSQL 17, Patroni 4 and
+#   etcd 3.5, what every rig suite and `npm run local` run by default;
+# - on the host, for the Debian 12 upgrade suite (whose nodes see the host's
+#   files): Debian 12's PostgreSQL 15 at the OLDEST minor Debian serves, so the
+#   cluster starts there, Patroni and etcd, and a local apt repository with
+#   that minor and a newer one for upgrade runs on the nodes (no route out);
+# - HAProxy, shellcheck and the tools the tests use.
+# Idempotent: a second run installs and builds nothing.
+# Usage: setup.sh [--if-root]   (--if-root: as another user, say so and do nothing)
 set -euo pipefail
 
 if [[ $(id -u) -ne 0 ]]; then
+  if [[ ${1:-} == --if-root ]]; then
+    echo "rig setup: not root, so nothing installed; the local cluster suites will be skipped"
+    exit 0
+  fi
   echo "rig/setup.sh: run as root (it installs Debian packages)" >&2
   exit 1
 fi
@@ -22,7 +30,7 @@ repo=/var/cache/pem-ha-rig/apt
 pg_packages=(postgresql-15 postgresql-client-15 libpq5)
 packages=(postgresql-common postgresql-15 postgresql-client-15 libpq5 patroni etcd-server
   etcd-client haproxy shellcheck iproute2 util-linux e2fsprogs openssl curl jq procps python3
-  python3-boto3 python3-yaml ca-certificates dpkg-dev)
+  python3-boto3 python3-yaml ca-certificates dpkg-dev debootstrap nftables)
 
 installed_version() {
   if dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; then
@@ -237,5 +245,6 @@ fi
 for binary in /usr/bin/patroni /usr/bin/etcd /usr/sbin/haproxy /usr/lib/postgresql/15/bin/postgres; do
   [[ -x $binary ]] || { echo "rig setup: ${binary} is missing after the install" >&2; exit 1; }
 done
-echo "rig setup: ready ($(patroni --version), $(etcd --version | head -n 1), PostgreSQL $(/usr/lib/postgresql/15/bin/postgres --version | awk '{print $3}'))"
+echo "rig setup: Debian 12 host ready ($(patroni --version), $(etcd --version | head -n 1), PostgreSQL $(/usr/lib/postgresql/15/bin/postgres --version | awk '{print $3}'))"
 echo "rig setup: ${repo} offers ${pg_packages[*]} at ${old} (installed here) and ${new} (${new_source}); versions in ${repo}/versions.env"
+bash "$(dirname "$0")/build-root.sh"

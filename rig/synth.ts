@@ -1,22 +1,23 @@
 /**
  * Synthesizes the app the way a user does (`cdk synth`, bundling included),
- * with the settings that describe this machine: Debian 12 and its own
- * PostgreSQL 15. The rig then runs what lands in the assembly directory.
+ * with the settings that describe the rig's nodes: Debian's own PostgreSQL
+ * and Patroni of the node family (rig/family.ts). The rig then runs what lands
+ * in the assembly directory.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { rigFamily, RigFamilyName } from './family';
 
 const run = promisify(execFile);
 export const REPO_ROOT = join(__dirname, '..');
 
-/** Patroni timing of the "fast" profile: Patroni's documented floor with patroniFastFailover. */
-export const FAST_PATRONI = { patroniTtl: 10, patroniLoopWait: 2, patroniRetryTimeout: 3 } as const;
-
 export interface RigSettings {
+  /** The nodes' operating system. @default 'debian-13' */
+  readonly family?: RigFamilyName;
   /** Also deploys the PEM documents and web nodes (PEM itself is a test double here). @default false */
   readonly pem?: boolean;
-  /** ttl 10 / loop_wait 2 / retry_timeout 3 instead of Patroni's defaults. @default false */
+  /** patroniFailoverProfile fast (ttl 20 / loop_wait 2 / retry_timeout 9) instead of standard. @default false */
   readonly fastPatroni?: boolean;
   /** @default '10.40.0.0/16' (the app's default) */
   readonly vpcCidr?: string;
@@ -27,18 +28,13 @@ export interface RigSettings {
 
 export function rigContext(settings: RigSettings): Record<string, string> {
   return {
-    amiFamily: 'debian-12',
-    postgresMajorVersion: '15',
-    postgresPackageSource: 'os',
+    ...rigFamily(settings.family).context,
     pemEnabled: String(settings.pem ?? false),
     ...(settings.vpcCidr && { vpcCidr: settings.vpcCidr }),
     ...(settings.synchronousMode !== undefined && {
       synchronousMode: String(settings.synchronousMode),
     }),
-    ...(settings.fastPatroni && {
-      ...Object.fromEntries(Object.entries(FAST_PATRONI).map(([k, v]) => [k, String(v)])),
-      patroniFastFailover: 'true',
-    }),
+    ...(settings.fastPatroni && { patroniFailoverProfile: 'fast' }),
     ...settings.extra,
   };
 }

@@ -27,7 +27,9 @@ function code(text: string): string {
 export function renderConfigTable(): string {
   const rows = Object.entries(SETTINGS).map(([name, setting]: [string, Setting<unknown>]) => {
     const defaultText =
-      setting.defaultValue === undefined ? '—' : code(JSON.stringify(setting.defaultValue));
+      setting.defaultValue !== undefined
+        ? code(JSON.stringify(setting.defaultValue))
+        : (setting.defaultText ?? '—');
     return `| ${[code(name), defaultText, setting.allowed, setting.description].map(cell).join(' | ')} |`;
   });
   return [

@@ -3,13 +3,31 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { ConfigError, describeGiven, InvalidValue, Setting } from './setting';
 import { SETTINGS, SettingName } from './schema';
 
-export type AmiFamily = 'ubuntu-24.04' | 'debian-12';
+export type AmiFamily = 'ubuntu-24.04' | 'debian-12' | 'debian-13';
 export type PackageSource = 'pgdg' | 'os';
+export type PatroniFailoverProfile = 'standard' | 'fast';
 
-/** The PostgreSQL major each family's own repositories carry. */
-export const OS_POSTGRES_MAJOR: Record<AmiFamily, number> = {
-  'ubuntu-24.04': 16,
-  'debian-12': 15,
+/** The PostgreSQL major and Patroni release each family's own repositories carry. */
+export const OS_PACKAGES: Record<
+  AmiFamily,
+  { readonly postgresMajor: number; readonly patroni: string }
+> = {
+  'ubuntu-24.04': { postgresMajor: 16, patroni: '3.2.2' },
+  'debian-12': { postgresMajor: 15, patroni: '3.0.2' },
+  'debian-13': { postgresMajor: 17, patroni: '4.0.7' },
+};
+
+/**
+ * Context key that lets the local rig's Debian 12 upgrade suite synthesize
+ * Debian 12's own Patroni 3.0.2, which users are never offered (see
+ * checkOsPackages). Not a setting: it is absent from the settings table.
+ */
+export const RIG_ONLY_ALLOW_PATRONI_302 = 'pem-ha:rig-only:allow-patroni-3.0.2';
+
+/** Patroni timing of each failover profile (Patroni 4 honours both unchanged). */
+export const PATRONI_PROFILES: Record<PatroniFailoverProfile, PatroniTiming> = {
+  standard: { ttl: 30, loopWait: 10, retryTimeout: 10 },
+  fast: { ttl: 20, loopWait: 2, retryTimeout: 9 },
 };
 
 export type NetworkConfig =
@@ -115,7 +133,7 @@ export function loadConfig(
   if (problems.length > 0) throw new ConfigError(problems);
 
   const get = <T>(name: SettingName) => values.get(name) as T;
-  const config = assemble(get, problems);
+  const config = assemble(get, readContext(RIG_ONLY_ALLOW_PATRONI_302) === 'true', problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }
@@ -152,13 +170,18 @@ function readConfigFile(
   return parsed as Record<string, unknown>;
 }
 
-function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaConfig {
+function assemble(
+  get: <T>(name: SettingName) => T,
+  allowPatroni302: boolean,
+  problems: string[],
+): PemHaConfig {
+  const profile = PATRONI_PROFILES[get<PatroniFailoverProfile>('patroniFailoverProfile')];
   const timing: PatroniTiming = {
-    ttl: get<number>('patroniTtl'),
-    loopWait: get<number>('patroniLoopWait'),
-    retryTimeout: get<number>('patroniRetryTimeout'),
+    ttl: get<number | undefined>('patroniTtl') ?? profile.ttl,
+    loopWait: get<number | undefined>('patroniLoopWait') ?? profile.loopWait,
+    retryTimeout: get<number | undefined>('patroniRetryTimeout') ?? profile.retryTimeout,
   };
-  checkPatroniTiming(timing, get<boolean>('patroniFastFailover'), problems);
+  checkPatroniTiming(timing, problems);
   const network = assembleNetwork(get, problems);
   const region = get<string | undefined>('region');
   const zones = network.availabilityZones ?? [];
@@ -170,7 +193,7 @@ function assemble(get: <T>(name: SettingName) => T, problems: string[]): PemHaCo
       `availabilityZones: must all be in region ${region}; got ${describeGiven(zones)}`,
     );
   }
-  checkOsPackages(get, problems);
+  checkOsPackages(get, allowPatroni302, problems);
   const certificates = {
     validityDays: get<number>('certificateValidityDays'),
     renewBeforeDays: get<number>('certificateRenewBeforeDays'),
@@ -247,14 +270,29 @@ function checkCertificateTimings(
   }
 }
 
-/** The operating system's own repositories carry one PostgreSQL major. */
-function checkOsPackages(get: <T>(name: SettingName) => T, problems: string[]) {
+/**
+ * The operating system's own repositories carry one PostgreSQL major and one
+ * Patroni. Patroni before 3.0.3 can lose acknowledged writes: a leader that was
+ * cut off from etcd (or frozen) and comes back after a failover puts its old
+ * leader key back, demotes the new primary and has it rewound
+ * (patroni/patroni#2689; 529 writes lost on the rig). Debian 12 ships 3.0.2.
+ */
+function checkOsPackages(
+  get: <T>(name: SettingName) => T,
+  allowPatroni302: boolean,
+  problems: string[],
+) {
   if (get<PackageSource>('postgresPackageSource') !== 'os') return;
   const family = get<AmiFamily>('amiFamily');
   const major = get<number>('postgresMajorVersion');
-  if (OS_POSTGRES_MAJOR[family] !== major) {
+  const os = OS_PACKAGES[family];
+  if (family === 'debian-12' && !allowPatroni302) {
     problems.push(
-      `postgresPackageSource: os gives PostgreSQL ${OS_POSTGRES_MAJOR[family]} on ${family}, so postgresMajorVersion must be ${OS_POSTGRES_MAJOR[family]} with it; got postgresMajorVersion ${major}`,
+      `postgresPackageSource: os on amiFamily debian-12 deploys Debian 12's Patroni ${os.patroni}, which can lose acknowledged writes when a cut-off leader returns after a failover (fixed in 3.0.3); use amiFamily debian-13 or postgresPackageSource pgdg; got postgresPackageSource os with amiFamily debian-12`,
+    );
+  } else if (os.postgresMajor !== major) {
+    problems.push(
+      `postgresPackageSource: os gives PostgreSQL ${os.postgresMajor} on ${family}, so postgresMajorVersion must be ${os.postgresMajor} with it; got postgresMajorVersion ${major}`,
     );
   }
 }
@@ -286,17 +324,16 @@ function checkPinnedImageArchitecture(
   }
 }
 
-/** Patroni's own rules for its timing settings (see its dynamic configuration docs). */
-function checkPatroniTiming(timing: PatroniTiming, fastFailover: boolean, problems: string[]) {
-  if (timing.ttl < 20 && !fastFailover) {
-    problems.push(
-      `patroniTtl: must be at least 20 s (Patroni's minimum) unless patroniFastFailover is true; got ${timing.ttl}`,
-    );
-  }
+/**
+ * Patroni's own rule for its timing (patroni/config.py in 4.0): when
+ * loop_wait + 2 × retry_timeout exceeds ttl it silently lowers loop_wait, then
+ * retry_timeout. Refused here instead, so what is configured is what runs.
+ */
+function checkPatroniTiming(timing: PatroniTiming, problems: string[]) {
   const cycle = timing.loopWait + 2 * timing.retryTimeout;
   if (cycle > timing.ttl) {
     problems.push(
-      `patroniTtl: must be at least patroniLoopWait + 2 × patroniRetryTimeout (Patroni's rule); got ttl ${timing.ttl} < ${timing.loopWait} + 2 × ${timing.retryTimeout} = ${cycle}`,
+      `patroniTtl: must be at least patroniLoopWait + 2 × patroniRetryTimeout, or Patroni lowers them itself; got ttl ${timing.ttl} < ${timing.loopWait} + 2 × ${timing.retryTimeout} = ${cycle}`,
     );
   }
 }

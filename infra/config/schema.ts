@@ -126,7 +126,7 @@ export const SETTINGS = {
   }),
   postgresPackageSource: oneOf({
     description:
-      "Where PostgreSQL and Patroni come from: the PGDG apt repository, or the operating system's own packages (PostgreSQL 15 on debian-12, 16 on ubuntu-24.04; the local rig uses these).",
+      "Where PostgreSQL and Patroni come from: the PGDG apt repository, or the operating system's own packages (PostgreSQL 17 and Patroni 4.0 on debian-13, 16 and 3.2 on ubuntu-24.04; debian-12's Patroni 3.0.2 is refused). The local rig uses os on debian-13.",
     defaultValue: 'pgdg',
     values: ['pgdg', 'os'],
   }),
@@ -134,7 +134,7 @@ export const SETTINGS = {
     description:
       "Operating system of every node; the AMI is resolved at deploy time from the vendor's public SSM parameter.",
     defaultValue: 'ubuntu-24.04',
-    values: ['ubuntu-24.04', 'debian-12'],
+    values: ['ubuntu-24.04', 'debian-12', 'debian-13'],
   }),
   amiId: text({
     description:
@@ -179,31 +179,35 @@ export const SETTINGS = {
     allowed: CLIENT_CIDR_ALLOWED,
     maxItems: 50,
   }),
+  patroniFailoverProfile: oneOf({
+    description:
+      "Patroni timing preset. standard: ttl 30 / loop_wait 10 / retry_timeout 10 (Patroni's defaults). fast: ttl 20 / loop_wait 2 / retry_timeout 9 (ttl at Patroni's enforced minimum; a crashed primary is replaced within about ttl + loop_wait). patroniTtl, patroniLoopWait and patroniRetryTimeout override single values.",
+    defaultValue: 'standard',
+    values: ['standard', 'fast'],
+  }),
   patroniTtl: integer({
-    description: 'Patroni `ttl`: seconds before a lost leader lock starts a failover.',
-    defaultValue: 30,
-    min: 10,
+    description:
+      'Patroni `ttl`: seconds before a lost leader lock starts a failover. Patroni 3.1+ raises anything below 20 to 20, so it is refused here.',
+    defaultText: 'from patroniFailoverProfile (30 or 20)',
+    min: 20,
     max: 3600,
-    unit: 's (below 20 only with patroniFastFailover)',
+    unit: 's',
   }),
   patroniLoopWait: integer({
-    description: 'Patroni `loop_wait`: seconds between HA loop cycles.',
-    defaultValue: 10,
+    description:
+      'Patroni `loop_wait`: seconds between HA loop cycles; with 2 × patroniRetryTimeout at most patroniTtl.',
+    defaultText: 'from patroniFailoverProfile (10 or 2)',
     min: 1,
     max: 3600,
     unit: 's',
   }),
   patroniRetryTimeout: integer({
-    description: 'Patroni `retry_timeout`: seconds DCS and PostgreSQL operations are retried.',
-    defaultValue: 10,
+    description:
+      'Patroni `retry_timeout`: seconds DCS and PostgreSQL operations are retried; patroniLoopWait + 2 × this must not exceed patroniTtl.',
+    defaultText: 'from patroniFailoverProfile (10 or 9)',
     min: 3,
     max: 3600,
     unit: 's',
-  }),
-  patroniFastFailover: boolean({
-    description:
-      "Allow a ttl below Patroni's documented minimum of 20 s (honoured by Patroni 3.0; newer releases raise it to 20).",
-    defaultValue: false,
   }),
   synchronousMode: boolean({
     description: 'Patroni synchronous_mode: acknowledged commits survive a failover.',

@@ -10,6 +10,8 @@ export interface Setting<T> {
   readonly allowed: string;
   /** `undefined` means the setting is optional and has no default. */
   readonly defaultValue: T | undefined;
+  /** How the default is found when another setting decides it (README table). */
+  readonly defaultText?: string;
   /** Returns the parsed value or throws `InvalidValue` with the reason. */
   parse(raw: unknown): T;
 }
@@ -40,6 +42,7 @@ function toInteger(raw: unknown): number {
 export function integer(opts: {
   description: string;
   defaultValue?: number;
+  defaultText?: string;
   min: number;
   max: number;
   odd?: boolean;
@@ -51,6 +54,7 @@ export function integer(opts: {
     description: opts.description,
     allowed,
     defaultValue: opts.defaultValue,
+    defaultText: opts.defaultText,
     parse(raw) {
       const value = toInteger(raw);
       if (value < opts.min || value > opts.max) throw new InvalidValue('out of range');

@@ -27,7 +27,8 @@ export interface EtcdTierProps {
 /**
  * The DCS: etcd members spread over the AZs at fixed addresses (their
  * certificates and `initial-cluster` name them). Peers talk on 2380 among
- * themselves only; clients are admitted on 2379 with `allowClientsFrom`.
+ * themselves only, and reach each other's 2379 for health checks; clients
+ * are admitted on 2379 with `allowClientsFrom`.
  */
 export class EtcdTier extends Construct implements ec2.IConnectable {
   readonly connections: ec2.Connections;
@@ -48,6 +49,12 @@ export class EtcdTier extends Construct implements ec2.IConnectable {
     this.connections.allowInternally(
       ec2.Port.tcp(ETCD_PEER_PORT),
       'etcd peer traffic among members',
+    );
+    // `etcdctl endpoint health --cluster`, which the etcd document and upgrades
+    // run on each member, asks every member's client URL.
+    this.connections.allowInternally(
+      ec2.Port.tcp(ETCD_CLIENT_PORT),
+      'etcd health checks among members',
     );
     this.group = new NodeGroup(this, 'Nodes', {
       clusterName: props.clusterName,

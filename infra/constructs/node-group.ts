@@ -52,6 +52,7 @@ export interface ClusterNode {
 const ROOT_DEVICE: Record<AmiFamily, string> = {
   'ubuntu-24.04': '/dev/sda1',
   'debian-12': '/dev/xvda',
+  'debian-13': '/dev/xvda',
 };
 
 /**

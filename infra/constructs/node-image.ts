@@ -8,6 +8,7 @@ const IMAGE_PARAMETERS: Record<AmiFamily, (arch: 'amd64' | 'arm64') => string> =
   'ubuntu-24.04': (arch) =>
     `/aws/service/canonical/ubuntu/server/24.04/stable/current/${arch}/hvm/ebs-gp3/ami-id`,
   'debian-12': (arch) => `/aws/service/debian/release/12/latest/${arch}`,
+  'debian-13': (arch) => `/aws/service/debian/release/13/latest/${arch}`,
 };
 
 export const PINNED_AMI_PARAMETER = 'PinnedAmiId';

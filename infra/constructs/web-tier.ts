@@ -105,6 +105,13 @@ export class WebTier extends Construct implements ec2.IConnectable {
       deletionProtection: true,
     });
     this.enableAccessLogs();
+    // Instance targets carry no connections of their own: admit the ALB's
+    // traffic and health checks explicitly (egress from its group, ingress here).
+    this.loadBalancer.connections.allowTo(
+      this.connections,
+      ec2.Port.tcp(PEM_WEB_PORT),
+      'PEM web traffic and health checks from the ALB',
+    );
 
     this.targetGroup = new elbv2.ApplicationTargetGroup(this, 'Targets', {
       vpc: props.vpc,

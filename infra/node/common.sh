@@ -4,8 +4,8 @@
 # shellcheck source=/dev/null
 . /etc/os-release
 case "${ID}-${VERSION_ID}" in
-  ubuntu-24.04 | debian-12) log "operating system: ${PRETTY_NAME}" ;;
-  *) die "unsupported operating system ${ID} ${VERSION_ID}; pem-ha supports ubuntu 24.04 and debian 12" ;;
+  ubuntu-24.04 | debian-12 | debian-13) log "operating system: ${PRETTY_NAME}" ;;
+  *) die "unsupported operating system ${ID} ${VERSION_ID}; pem-ha supports ubuntu 24.04, debian 12 and debian 13" ;;
 esac
 
 install -d -m 0755 /etc/pem-ha /var/lib/pem-ha

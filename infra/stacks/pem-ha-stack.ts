@@ -38,7 +38,7 @@ export class PemHaStack extends Stack {
     if (config.backend.packageSource === 'os' && config.amiFamily === 'debian-12') {
       Annotations.of(this).addWarningV2(
         'pem-ha:debian-12-patroni',
-        "Debian 12's own Patroni is 3.0.2: a leader cut off from etcd that reconnects just after a failover can take the leader key back (fixed in Patroni 3.0.3, patroni/patroni#2689); after a network partition, restart Patroni on the old primary before it reconnects, or use postgresPackageSource=pgdg.",
+        "Synthesized for the local rig's Debian 12 upgrade suite only: Debian 12's own Patroni 3.0.2 can lose acknowledged writes when a cut-off leader reconnects after a failover (fixed in Patroni 3.0.3, patroni/patroni#2689). Never deploy this template.",
       );
     }
     const secrets = new ClusterSecrets(this, 'Secrets', {

@@ -17,6 +17,8 @@ const RIG_NAME = /^[a-z][a-z0-9]{0,5}$/;
 export interface RigNodeSpec {
   readonly name: string;
   readonly address: string;
+  /** The operating system's files under the node's own layer. @default '/' (the host's) */
+  readonly lowerDir?: string;
   /** An EBS-like data volume: a loop device shown under its volume id. */
   readonly dataDisk?: { readonly volumeId: string; readonly sizeMiB: number };
 }
@@ -149,6 +151,7 @@ export class RigHost {
       join(__dirname, 'node-init.sh'),
       node.name,
       node.dir,
+      node.lowerDir ?? '/',
       ...(node.loopDevice && node.dataDisk ? [node.loopDevice, node.dataDisk.volumeId] : []),
     ];
     const log = join(node.dir, 'init.log');
@@ -171,30 +174,36 @@ export class RigHost {
     }
   }
 
-  /** Runs a command inside a node with a clean environment, as {@link NodeExec}. */
-  readonly exec: NodeExec = (name: string, request: ExecRequest): Promise<ExecResult> => {
+  /**
+   * `nsenter` arguments that run `argv` inside a node (all its namespaces)
+   * with a clean environment: PATH, HOME and `env` only.
+   */
+  enterArgs(
+    name: string,
+    argv: readonly string[],
+    env: Readonly<Record<string, string>> = {},
+  ): string[] {
     const pid = this.record(name).initPid;
     if (pid === undefined || !isAlive(pid)) throw new Error(`node ${name} is not running`);
-    const env = Object.entries(request.env ?? {}).map(([key, value]) => `${key}=${value}`);
-    return runBounded(
-      'nsenter',
-      [
-        '-t',
-        String(pid),
-        '-a',
-        'env',
-        '-i',
-        `PATH=${NODE_PATH}`,
-        'HOME=/root',
-        ...env,
-        ...request.argv,
-      ],
-      {
-        stdin: request.stdin,
-        timeoutMs: request.timeoutMs,
-      },
-    );
-  };
+    return [
+      '-t',
+      String(pid),
+      '-a',
+      'env',
+      '-i',
+      `PATH=${NODE_PATH}`,
+      'HOME=/root',
+      ...Object.entries(env).map(([key, value]) => `${key}=${value}`),
+      ...argv,
+    ];
+  }
+
+  /** Runs a command inside a node with a clean environment, as {@link NodeExec}. */
+  readonly exec: NodeExec = (name: string, request: ExecRequest): Promise<ExecResult> =>
+    runBounded('nsenter', this.enterArgs(name, request.argv, request.env), {
+      stdin: request.stdin,
+      timeoutMs: request.timeoutMs,
+    });
 
   /** Stops every node's services, then removes every node, the bridge and the state. Idempotent. */
   async destroy(): Promise<void> {
@@ -220,6 +229,21 @@ export class RigHost {
     if (node.initPid !== undefined && isAlive(node.initPid)) await this.kill(name);
     this.log(`restarting node ${name}`);
     await this.startInit(node);
+  }
+
+  /** Replaces a node's packet filter with an nftables script (rig/packet-filter.ts). */
+  async applyPacketFilter(name: string, script: string): Promise<void> {
+    const result = await runBounded(
+      'ip',
+      ['netns', 'exec', this.record(name).netns, 'nft', '-f', '-'],
+      {
+        stdin: script,
+        timeoutMs: 30_000,
+      },
+    );
+    if (result.exitCode !== 0) {
+      throw new Error(`node ${name}: nft refused its packet filter: ${result.stderr.trim()}`);
+    }
   }
 
   /** Cuts or restores a node's only link (a network partition). */

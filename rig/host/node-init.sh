@@ -1,14 +1,15 @@
 #!/bin/bash
 # PID 1 of one rig node: runs inside fresh mount/UTS/IPC/PID namespaces
 # (unshare) in the node's network namespace. Builds the node's own root (an
-# overlay over the host's /, so every write stays in the node's layer), its
-# own /dev, /run and /tmp, pivots into it, then only reaps children.
-# Usage: node-init.sh NAME STATE_DIR [LOOP_DEVICE VOLUME_ID]
+# overlay over the operating system's root LOWER_DIR, the host's / for
+# Debian 12 or a built Debian 13 root, so every write stays in the node's
+# layer), its own /dev, /run and /tmp, pivots into it, then only reaps children.
+# Usage: node-init.sh NAME STATE_DIR LOWER_DIR [LOOP_DEVICE VOLUME_ID]
 set -euo pipefail
-name=$1 state=$2 loop_device=${3:-} volume_id=${4:-}
+name=$1 state=$2 lower=$3 loop_device=${4:-} volume_id=${5:-}
 root=$state/root
 
-mount -t overlay overlay -o "lowerdir=/,upperdir=$state/upper,workdir=$state/work" "$root"
+mount -t overlay overlay -o "lowerdir=$lower,upperdir=$state/upper,workdir=$state/work" "$root"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 
@@ -39,6 +40,7 @@ mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 mkdir -p "$root/run/lock"
 mount -t tmpfs -o mode=1777 tmpfs "$root/tmp"
 # The systemctl stand-in answers for systemd, also by absolute path.
+[[ -e $root/usr/bin/systemctl ]] || touch "$root/usr/bin/systemctl"
 mount --bind "$root/usr/local/sbin/systemctl" "$root/usr/bin/systemctl"
 
 hostname "$name"

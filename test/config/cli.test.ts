@@ -41,9 +41,10 @@ describe('cdk synth from the command line', () => {
 
   it.each([
     ['etcdNodeCount=4', '  - etcdNodeCount: must be an odd integer from 3 to 7; got "4"'],
+    ['patroniTtl=15', '  - patroniTtl: must be an integer from 20 to 3600 s; got "15"'],
     [
-      'patroniTtl=15',
-      "  - patroniTtl: must be at least 20 s (Patroni's minimum) unless patroniFastFailover is true; got 15",
+      'patroniRetryTimeout=11',
+      '  - patroniTtl: must be at least patroniLoopWait + 2 × patroniRetryTimeout, or Patroni lowers them itself; got ttl 30 < 10 + 2 × 11 = 32',
     ],
     [
       'databaseClientCidrs=0.0.0.0/0',

@@ -1,4 +1,9 @@
-import { ContextReader, loadConfig, PemHaConfig } from '../../infra/config/load-config';
+import {
+  ContextReader,
+  loadConfig,
+  PemHaConfig,
+  RIG_ONLY_ALLOW_PATRONI_302,
+} from '../../infra/config/load-config';
 import { SETTINGS, SettingName } from '../../infra/config/schema';
 import { ConfigError } from '../../infra/config/setting';
 
@@ -89,7 +94,7 @@ const BAD_VALUES: Record<SettingName, { raw: unknown; given: string }> = {
   patroniTtl: { raw: 5, given: '5' },
   patroniLoopWait: { raw: '0', given: '"0"' },
   patroniRetryTimeout: { raw: 2, given: '2' },
-  patroniFastFailover: { raw: 1, given: '1' },
+  patroniFailoverProfile: { raw: 'quick', given: '"quick"' },
   synchronousMode: { raw: 'TRUE', given: '"TRUE"' },
   maximumLagOnFailoverBytes: { raw: -1, given: '-1' },
   healthCheckIntervalSeconds: { raw: '4', given: '"4"' },
@@ -240,14 +245,10 @@ describe('loadConfig', () => {
       ['etcdNodeCount', 'three', 'an odd integer from 3 to 7', '"three"'],
       ['backendNodeCount', 1, 'an integer from 2 to 9', '1'],
       ['dataVolumeSizeGiB', 10, 'an integer from 20 to 16384 GiB', '10'],
-      [
-        'patroniTtl',
-        4000,
-        'an integer from 10 to 3600 s (below 20 only with patroniFastFailover)',
-        '4000',
-      ],
+      ['patroniTtl', 4000, 'an integer from 20 to 3600 s', '4000'],
+      ['patroniTtl', 10, 'an integer from 20 to 3600 s', '10'],
       ['postgresMajorVersion', '19', 'one of 14, 15, 16, 17, 18', '"19"'],
-      ['amiFamily', 'al2023', 'one of ubuntu-24.04, debian-12', '"al2023"'],
+      ['amiFamily', 'al2023', 'one of ubuntu-24.04, debian-12, debian-13', '"al2023"'],
       ['pemEnabled', 'yes', 'true or false', '"yes"'],
       ['natGateways', '4', 'an integer from 1 to 3', '"4"'],
       ['etcdNodeCount', '0x5', 'an odd integer from 3 to 7', '"0x5"'],
@@ -382,27 +383,28 @@ describe('loadConfig', () => {
   });
 
   describe('Patroni timing', () => {
-    it('refuses a ttl below 20 s without patroniFastFailover', () => {
-      // Given a short ttl whose loop still fits
-      // When the config is loaded without the fast-failover flag
-      const error = configErrorOf({ patroniTtl: 15, patroniLoopWait: 5, patroniRetryTimeout: 5 });
-      // Then the 20 s minimum is named, with the flag that lifts it
-      expect(error.message).toBe(
-        `${HEADER}\n  - patroniTtl: must be at least 20 s (Patroni's minimum) unless patroniFastFailover is true; got 15`,
-      );
+    it("uses Patroni's defaults with the standard profile", () => {
+      // Given no timing setting
+      // When the config is loaded
+      const config = load({});
+      // Then ttl 30 / loop_wait 10 / retry_timeout 10
+      expect(config.patroni).toMatchObject({ ttl: 30, loopWait: 10, retryTimeout: 10 });
     });
 
-    it('accepts ttl 10 with loop 2 and retry 3 when patroniFastFailover is true', () => {
-      // Given fast failover with 2 + 2 × 3 = 8 <= 10
+    it('uses ttl 20 / loop 2 / retry 9 with the fast profile, which Patroni 4 keeps as given', () => {
+      // Given the fast profile
       // When the config is loaded
-      const config = load({
-        patroniFastFailover: 'true',
-        patroniTtl: '10',
-        patroniLoopWait: '2',
-        patroniRetryTimeout: '3',
-      });
-      // Then the timing is kept
-      expect(config.patroni).toMatchObject({ ttl: 10, loopWait: 2, retryTimeout: 3 });
+      const config = load({ patroniFailoverProfile: 'fast' });
+      // Then the timing is at Patroni's enforced floor and fits its loop rule (2 + 2 × 9 = 20)
+      expect(config.patroni).toMatchObject({ ttl: 20, loopWait: 2, retryTimeout: 9 });
+    });
+
+    it('lets a single setting override the profile', () => {
+      // Given the fast profile with a longer ttl
+      // When the config is loaded
+      const config = load({ patroniFailoverProfile: 'fast', patroniTtl: '25' });
+      // Then only the ttl changes
+      expect(config.patroni).toMatchObject({ ttl: 25, loopWait: 2, retryTimeout: 9 });
     });
 
     it('refuses loopWait + 2 × retryTimeout above ttl', () => {
@@ -411,17 +413,17 @@ describe('loadConfig', () => {
       const error = configErrorOf({ patroniRetryTimeout: 11 });
       // Then Patroni's rule is named with the numbers given
       expect(error.problems).toEqual([
-        "patroniTtl: must be at least patroniLoopWait + 2 × patroniRetryTimeout (Patroni's rule); got ttl 30 < 10 + 2 × 11 = 32",
+        'patroniTtl: must be at least patroniLoopWait + 2 × patroniRetryTimeout, or Patroni lowers them itself; got ttl 30 < 10 + 2 × 11 = 32',
       ]);
     });
 
-    it('refuses a fast-failover ttl the loop does not fit in', () => {
-      // Given fast failover, ttl 10 with the default loop 10 and retry 10
+    it('refuses a profile value changed so that the loop no longer fits', () => {
+      // Given the fast profile (ttl 20) with loop_wait 5 (5 + 2 × 9 = 23)
       // When the config is loaded
-      const error = configErrorOf({ patroniFastFailover: true, patroniTtl: 10 });
-      // Then only the loop rule is reported
+      const error = configErrorOf({ patroniFailoverProfile: 'fast', patroniLoopWait: 5 });
+      // Then the rule names the effective values
       expect(error.problems).toEqual([
-        "patroniTtl: must be at least patroniLoopWait + 2 × patroniRetryTimeout (Patroni's rule); got ttl 10 < 10 + 2 × 10 = 30",
+        'patroniTtl: must be at least patroniLoopWait + 2 × patroniRetryTimeout, or Patroni lowers them itself; got ttl 20 < 5 + 2 × 9 = 23',
       ]);
     });
 
@@ -623,16 +625,16 @@ describe('loadConfig', () => {
 
   describe('OS packages', () => {
     it("refuses the OS's own PostgreSQL when it is not the configured major", () => {
-      // Given Debian 12, whose own PostgreSQL is 15, and the default major 17
-      const error = configErrorOf({ amiFamily: 'debian-12', postgresPackageSource: 'os' });
+      // Given Ubuntu 24.04, whose own PostgreSQL is 16, and the default major 17
+      const error = configErrorOf({ amiFamily: 'ubuntu-24.04', postgresPackageSource: 'os' });
       // Then the problem names the setting, what the OS gives and what was asked
       expect(error.problems).toEqual([
-        'postgresPackageSource: os gives PostgreSQL 15 on debian-12, so postgresMajorVersion must be 15 with it; got postgresMajorVersion 17',
+        'postgresPackageSource: os gives PostgreSQL 16 on ubuntu-24.04, so postgresMajorVersion must be 16 with it; got postgresMajorVersion 17',
       ]);
     });
 
     it.each([
-      ['debian-12', '15'],
+      ['debian-13', '17'],
       ['ubuntu-24.04', '16'],
     ])("accepts the OS's own PostgreSQL on %s with major %s", (amiFamily, major) => {
       const config = load({ amiFamily, postgresPackageSource: 'os', postgresMajorVersion: major });
@@ -640,6 +642,36 @@ describe('loadConfig', () => {
         packageSource: 'os',
         postgresMajorVersion: Number(major),
       });
+    });
+
+    it("refuses Debian 12's own Patroni 3.0.2, naming both settings and the reason", () => {
+      // Given Debian 12 with its own packages (PostgreSQL 15 matches, Patroni is 3.0.2)
+      const error = configErrorOf({
+        amiFamily: 'debian-12',
+        postgresPackageSource: 'os',
+        postgresMajorVersion: '15',
+      });
+      // Then it is refused before anything is synthesized
+      expect(error.problems).toEqual([
+        "postgresPackageSource: os on amiFamily debian-12 deploys Debian 12's Patroni 3.0.2, which can lose acknowledged writes when a cut-off leader returns after a failover (fixed in 3.0.3); use amiFamily debian-13 or postgresPackageSource pgdg; got postgresPackageSource os with amiFamily debian-12",
+      ]);
+    });
+
+    it('accepts debian-12 with PGDG packages (a current Patroni)', () => {
+      const config = load({ amiFamily: 'debian-12', postgresPackageSource: 'pgdg' });
+      expect(config.amiFamily).toBe('debian-12');
+    });
+
+    it("lets only the rig's own context key synthesize Debian 12's Patroni", () => {
+      // Given the rig-only key the Debian 12 upgrade suite passes
+      const config = load({
+        amiFamily: 'debian-12',
+        postgresPackageSource: 'os',
+        postgresMajorVersion: '15',
+        [RIG_ONLY_ALLOW_PATRONI_302]: 'true',
+      });
+      // Then it synthesizes (the stack adds a warning)
+      expect(config.backend.postgresMajorVersion).toBe(15);
     });
   });
 
@@ -664,18 +696,17 @@ describe('loadConfig', () => {
     });
 
     it('reports every broken rule between settings in one error', () => {
-      // Given ttl 15 without fast failover (also too short for the loop) and subnets without vpcId
+      // Given a ttl too short for the loop and subnets without vpcId
       // When the config is loaded
       const error = configErrorOf({
-        patroniTtl: '15',
+        patroniTtl: '25',
         vpcPrivateSubnetIds: IMPORTED_VPC.vpcPrivateSubnetIds,
         region: 'us-east-1',
         availabilityZones: 'eu-west-1a,eu-west-1b,eu-west-1c',
       });
       // Then each rule is listed
       expect(problemLines(error)).toEqual([
-        "  - patroniTtl: must be at least 20 s (Patroni's minimum) unless patroniFastFailover is true; got 15",
-        "  - patroniTtl: must be at least patroniLoopWait + 2 × patroniRetryTimeout (Patroni's rule); got ttl 15 < 10 + 2 × 10 = 30",
+        '  - patroniTtl: must be at least patroniLoopWait + 2 × patroniRetryTimeout, or Patroni lowers them itself; got ttl 25 < 10 + 2 × 10 = 30',
         '  - vpcPrivateSubnetIds: is only allowed together with vpcId; got ["subnet-0123456789abcdef0","subnet-0123456789abcdef1","subnet-0123456789abcdef2"] without vpcId',
         '  - availabilityZones: must all be in region us-east-1; got ["eu-west-1a","eu-west-1b","eu-west-1c"]',
       ]);

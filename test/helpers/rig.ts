@@ -1,25 +1,28 @@
 /** Ways into a running rig the integration tests share: SQL through endpoints and inside nodes. */
 import { Client } from 'pg';
-import { join } from 'node:path';
 import { RigCluster } from '../../rig/cluster';
+import type { RigFamilyName } from '../../rig/family';
 
 /**
- * The cluster the integration suites run on: PEM on with the
- * configure-pem-server.sh test double, short Wait states, fast Patroni timing
- * unless asked otherwise. Each suite names its own rig and network.
+ * The cluster the integration suites run on: Debian 13 nodes, PEM on with the
+ * configure-pem-server.sh test double, short Wait states, the fast Patroni
+ * profile unless asked otherwise. Each suite names its own rig and network.
  */
 export async function upTestRig(
   name: string,
   vpcCidr: string,
-  { fastPatroni = true } = {},
+  {
+    fastPatroni = true,
+    family = 'debian-13',
+  }: { fastPatroni?: boolean; family?: RigFamilyName } = {},
 ): Promise<RigCluster> {
   await RigCluster.downByName(name);
   return RigCluster.up({
     name,
     vpcCidr,
     fastPatroni,
+    family,
     pem: true,
-    pemDouble: join(__dirname, '..', 'rig', 'doubles', 'configure-pem-server.sh'),
     pollMs: 500,
   });
 }
@@ -38,6 +41,8 @@ export async function endpointQueryOn(
     connectionTimeoutMillis: 3000,
     query_timeout: 5000,
   });
+  // A connection the server ends later must not surface as an unhandled error.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     return (await client.query(text, values)).rows;
@@ -94,4 +99,64 @@ export async function eventually<T>(
   throw new Error(
     `${what} did not happen within ${timeoutMs / 1000} s: ${(last as Error)?.message}`,
   );
+}
+
+/** A writer that inserts increasing ids through the write endpoint until stopped. */
+export interface EndpointWriter {
+  /** Ids whose INSERT returned success to the client. */
+  readonly acknowledged: number[];
+  /** When the first write that began after `since` succeeded (0 until then). */
+  resumedAfter(since: number): number;
+  /** Stops the writer (bounded: it also stops by itself after `maxWrites`). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Inserts 1, 2, 3, ... into `table` (one new connection each, as a client
+ * reconnecting through the NLB would), pausing 200 ms after a failure.
+ */
+export function startEndpointWriter(
+  rig: RigCluster,
+  table: string,
+  maxWrites = 3000,
+): EndpointWriter {
+  const acknowledged: number[] = [];
+  const successes: { startedAt: number; endedAt: number }[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    for (let next = 1; !stopped && next <= maxWrites; next++) {
+      const startedAt = Date.now();
+      try {
+        await endpointQueryOn(rig, 5432, `INSERT INTO ${table} VALUES ($1)`, [next]);
+        acknowledged.push(next);
+        successes.push({ startedAt, endedAt: Date.now() });
+      } catch {
+        await sleep(200);
+      }
+    }
+  })();
+  return {
+    acknowledged,
+    resumedAfter: (since) => successes.find((s) => s.startedAt > since)?.endedAt ?? 0,
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/**
+ * The acknowledged ids missing from `table`, read through the write endpoint
+ * (retried while a failover settles).
+ */
+export async function lostWrites(
+  rig: RigCluster,
+  table: string,
+  acknowledged: readonly number[],
+): Promise<number[]> {
+  const rows = await eventually(`reading ${table} through the write endpoint`, 60_000, () =>
+    endpointQueryOn(rig, 5432, `SELECT id FROM ${table}`),
+  );
+  const present = new Set(rows.map((r) => r.id as number));
+  return acknowledged.filter((id) => !present.has(id));
 }

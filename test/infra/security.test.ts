@@ -1,4 +1,6 @@
 import { Template } from 'aws-cdk-lib/assertions';
+import { groupToGroupFlows, securityGroupRules, securityGroups } from '../../rig/security-groups';
+import type { SynthesizedTemplate } from '../../rig/template';
 import { resourcesOf, synthStack } from '../helpers/synth';
 
 type Rule = {
@@ -57,13 +59,14 @@ describe('network exposure', () => {
     expect(cidrPorts('192.168.0.0/16')).toEqual([443]);
   });
 
-  it('admits etcd clients only from the backend tier and peers only from etcd members', () => {
+  it('admits etcd clients only from the backend tier and the members themselves, and peers only from members', () => {
     const { template } = synthStack();
     const etcd = groupIdOf(template, 'etcd members');
     const backend = groupIdOf(template, 'Patroni/PostgreSQL');
     const intoEtcd = ingressRules(template).filter((rule) => rule.group === etcd);
     expect(intoEtcd.map((rule) => [rule.FromPort, sourceOf(rule)]).sort()).toEqual([
       [2379, backend],
+      [2379, etcd],
       [2380, etcd],
     ]);
   });
@@ -155,3 +158,79 @@ describe('instance hygiene', () => {
     }
   });
 });
+
+describe('designed flows: what the security groups allow, and nothing else', () => {
+  // Given the default topology with client networks for the database and the web UI
+  const { template } = synthStack({
+    databaseClientCidrs: '10.0.0.0/8',
+    webClientCidrs: '192.168.0.0/16',
+  });
+  const synthesized = template.toJSON() as SynthesizedTemplate;
+  const rules = securityGroupRules(synthesized);
+  const names = new Map(
+    securityGroups(synthesized).map((group) => [group.logicalId, tierNameOf(group.description)]),
+  );
+  const named = (flow: string) => flow.replace(/[A-Za-z0-9]+(?= ->|:)/g, (id) => names.get(id)!);
+
+  it('lets every designed flow between tiers through both ends, and no other', () => {
+    // When the flows both ends of a pair of groups allow are listed
+    const flows = groupToGroupFlows(rules).map(named).sort();
+    // Then they are exactly the designed ones
+    expect(flows).toEqual(
+      [
+        'nlb -> backend:5432',
+        'nlb -> backend:8008',
+        'backend -> backend:5432',
+        'backend -> backend:8008',
+        'backend -> etcd:2379',
+        'etcd -> etcd:2379',
+        'etcd -> etcd:2380',
+        'web -> nlb:5432',
+        'web -> nlb:5433',
+        'web -> backend:5432',
+        'alb -> web:8443',
+        'cluster-status function -> backend:8008',
+        'upgrade function -> backend:8008',
+      ].sort(),
+    );
+  });
+
+  it('admits client networks only to the endpoints, and the VPC only to the AWS API endpoints', () => {
+    // When the ingress rules from CIDRs are listed
+    const fromCidrs = rules
+      .filter((rule) => rule.direction === 'ingress' && rule.peer.kind === 'cidr')
+      .map(
+        (rule) =>
+          `${(rule.peer as { cidr: string }).cidr} -> ${names.get(rule.group)}:${rule.fromPort}`,
+      )
+      .sort();
+    // Then the database clients reach the NLB (and the multi-host string the backends),
+    // browsers reach the ALB, and the VPC reaches only the interface endpoints
+    const endpointRules = fromCidrs.filter((flow) => flow.includes('vpc endpoint'));
+    expect(endpointRules).toHaveLength(6);
+    for (const flow of endpointRules) expect(flow).toBe('10.40.0.0/16 -> vpc endpoint:443');
+    expect(fromCidrs.filter((flow) => !flow.includes('vpc endpoint'))).toEqual(
+      [
+        '10.0.0.0/8 -> nlb:5432',
+        '10.0.0.0/8 -> nlb:5433',
+        '10.0.0.0/8 -> backend:5432',
+        '192.168.0.0/16 -> alb:443',
+      ].sort(),
+    );
+  });
+});
+
+/** A short name for a group from its description, as the designed flows say it. */
+function tierNameOf(description: string): string {
+  const known: [RegExp, string][] = [
+    [/etcd members/, 'etcd'],
+    [/Patroni\/PostgreSQL/, 'backend'],
+    [/database endpoints/, 'nlb'],
+    [/PEM web instances/, 'web'],
+    [/PEM web load balancer/, 'alb'],
+    [/cluster-status function/, 'cluster-status function'],
+    [/upgrade function/, 'upgrade function'],
+    [/\/Network\/Vpc\//, 'vpc endpoint'],
+  ];
+  return known.find(([pattern]) => pattern.test(description))?.[1] ?? description;
+}

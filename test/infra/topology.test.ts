@@ -1,4 +1,5 @@
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { RIG_ONLY_ALLOW_PATRONI_302 } from '../../infra/config/load-config';
 import { resourcesOf, synthStack } from '../helpers/synth';
 
 type Statement = { Action: string | string[]; Resource: unknown };
@@ -220,10 +221,11 @@ describe('machine images', () => {
     ]);
   });
 
-  it('resolves Debian 12 when asked', () => {
-    expect(imageParameters({ amiFamily: 'debian-12' })).toEqual([
-      '/aws/service/debian/release/12/latest/amd64',
-    ]);
+  it.each([
+    ['debian-12', '/aws/service/debian/release/12/latest/amd64'],
+    ['debian-13', '/aws/service/debian/release/13/latest/amd64'],
+  ])("resolves %s from Debian's public parameter when asked", (amiFamily, parameter) => {
+    expect(imageParameters({ amiFamily })).toEqual([parameter]);
   });
 
   it('pins every node to a given AMI without any lookup', () => {
@@ -244,20 +246,26 @@ function imageParametersOf(template: ReturnType<typeof synthStack>['template']):
 }
 
 describe('package source warnings', () => {
-  it("warns at synth that Debian 12's own Patroni predates the etcd3 leader-key fix", () => {
+  it("warns never to deploy the template the rig's Debian 12 suite synthesizes with Patroni 3.0.2", () => {
     const { stack } = synthStack({
       amiFamily: 'debian-12',
       postgresPackageSource: 'os',
       postgresMajorVersion: 15,
+      [RIG_ONLY_ALLOW_PATRONI_302]: 'true',
     });
     Annotations.fromStack(stack).hasWarning(
       '*',
-      Match.stringLikeRegexp("Debian 12's own Patroni is 3.0.2"),
+      Match.stringLikeRegexp("Debian 12's own Patroni 3.0.2 can lose acknowledged writes"),
     );
   });
 
-  it('does not warn with PGDG packages', () => {
-    const { stack } = synthStack({ amiFamily: 'debian-12' });
-    Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('Patroni is 3.0.2'));
+  it('does not warn with PGDG packages or on Debian 13', () => {
+    for (const settings of [
+      { amiFamily: 'debian-12' },
+      { amiFamily: 'debian-13', postgresPackageSource: 'os' },
+    ]) {
+      const { stack } = synthStack(settings);
+      Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('Patroni 3.0.2'));
+    }
   });
 });

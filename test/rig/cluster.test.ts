@@ -3,9 +3,24 @@
  * etcd, Patroni, PostgreSQL and HAProxy in network namespaces, documents run
  * by the bootstrap runbook through the shipped Lambda bundles.
  */
+import { request as httpsRequest } from 'node:https';
 import { RigCluster } from '../../rig/cluster';
-import { healPartition, patroniMembers } from '../../rig/patroni';
-import { endpointQueryOn, eventually, nodePsqlOn, nodeQueryOn, upTestRig } from '../helpers/rig';
+import type { SynthesizedTemplate } from '../../rig/template';
+import {
+  healPartition,
+  patroniGet,
+  patroniMembers,
+  waitForHealthyReplication,
+} from '../../rig/patroni';
+import {
+  endpointQueryOn,
+  eventually,
+  lostWrites,
+  nodePsqlOn,
+  nodeQueryOn,
+  startEndpointWriter,
+  upTestRig,
+} from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -45,7 +60,50 @@ async function fingerprint(nodes: readonly string[]): Promise<Record<string, str
   return Object.fromEntries(entries);
 }
 
+/** A GET through the ALB stand-in from the host (a browser in webClientCidrs), one connection each. */
+function albGet(
+  path: string,
+  cookie?: string,
+): Promise<{ status: number; body: string; cookie?: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(
+      {
+        host: rig.plan.albAddress,
+        port: 443,
+        path,
+        // The rig's ALB serves a self-signed certificate in place of ACM's.
+        rejectUnauthorized: false,
+        agent: false,
+        timeout: 5000,
+        headers: cookie ? { cookie } : {},
+      },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            body,
+            cookie: response.headers['set-cookie']?.[0]?.split(';')[0],
+          }),
+        );
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** Writers a test started, stopped after it whatever its outcome. */
+const cleanups: (() => Promise<void>)[] = [];
+const afterThisTest = (cleanup: () => Promise<void>) => cleanups.push(cleanup);
+
 suite('local cluster from the synthesized artifacts', () => {
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0)) await cleanup();
+  });
+
   beforeAll(async () => {
     rig = await upTestRig('itest', '10.43.0.0/16');
   }, 900_000);
@@ -120,8 +178,10 @@ suite('local cluster from the synthesized artifacts', () => {
       '/etc/pem-ha/tls/current/pem-agent.crt',
       '-noout',
       '-subject',
+      '-nameopt',
+      'RFC2253',
     ]);
-    expect(subject.trim()).toBe('subject=CN = agent2');
+    expect(subject.trim()).toBe('subject=CN=agent2');
   });
 
   test('running the whole bootstrap again changes nothing and loses no row', async () => {
@@ -164,51 +224,103 @@ suite('local cluster from the synthesized artifacts', () => {
     expect(await fingerprint(others)).toEqual(before);
   }, 600_000);
 
-  test('killing every process of the primary: writes come back through the endpoint and no acknowledged write is lost', async () => {
-    await endpointQuery(5432, 'CREATE TABLE IF NOT EXISTS acked (id int PRIMARY KEY)');
-    const oldLeader = await writeNode();
-    const acknowledged: number[] = [];
-    let next = 1;
-    let stop = false;
-    let killedAt = 0;
-    let resumedAt = 0;
-    const writer = (async () => {
-      for (let i = 0; !stop && i < 2000; i++) {
-        const startedAt = Date.now();
-        try {
-          await endpointQuery(5432, 'INSERT INTO acked VALUES ($1)', [next]);
-          acknowledged.push(next);
-          // Only a write begun after the primary died shows the endpoint is back.
-          if (killedAt && startedAt > killedAt && !resumedAt) resumedAt = Date.now();
-        } catch {
-          await sleep(200);
-        }
-        next++;
-      }
-    })();
-    await eventually('some writes', 20_000, async () =>
-      expect(acknowledged.length).toBeGreaterThan(10),
-    );
-    await rig.host.kill(oldLeader);
-    killedAt = Date.now();
-    await eventually('writes on a new leader', 120_000, async () => {
-      expect(resumedAt).toBeGreaterThan(0);
-      expect(await writeNode()).not.toBe(oldLeader);
+  test('the web UI through the ALB stand-in: a login page from a web host, sticky, and served by the other host once one is killed', async () => {
+    // Given the ALB stand-in generated from the synthesized listener and target group
+    const first = await albGet('/pem/login');
+    expect(first.status).toBe(200);
+    const sticky = /on (web-\d)/.exec(first.body)![1];
+    const cookie = first.cookie!;
+    expect(cookie).toMatch(/^AWSALB=/);
+    // When the browser keeps its cookie, it stays on one host
+    for (let i = 0; i < 5; i++) expect((await albGet('/pem/login', cookie)).body).toContain(sticky);
+    // When that host dies while the browser keeps polling
+    await rig.host.kill(sticky);
+    const killedAt = Date.now();
+    let failed = 0;
+    const served = await eventually('the other web host behind the ALB', 120_000, async () => {
+      const answer = await albGet('/pem/login', cookie).catch(() => ({ status: 0, body: '' }));
+      if (answer.status !== 200) failed++;
+      expect(answer.status).toBe(200);
+      return /on (web-\d)/.exec(answer.body)![1];
     });
-    stop = true;
-    await writer;
-    const present = new Set(
-      (await endpointQuery(5432, 'SELECT id FROM acked')).map((r) => r.id as number),
-    );
-    expect(acknowledged.filter((id) => !present.has(id))).toEqual([]);
+    // Then the other host answers, and keeps answering
+    expect(served).not.toBe(sticky);
+    for (let i = 0; i < 5; i++) expect((await albGet('/pem/login', cookie)).status).toBe(200);
     console.log(
-      `crash failover: writes back after ${((resumedAt - killedAt) / 1000).toFixed(1)} s; ${acknowledged.length} writes acknowledged, none lost`,
+      `ALB: ${sticky} killed; ${served} served the session after ${((Date.now() - killedAt) / 1000).toFixed(1)} s and ${failed} failed polls`,
     );
   }, 300_000);
 
-  test("cutting the primary's link: the isolated node demotes and acknowledges no write after the new leader is elected", async () => {
-    // The crash test's failover may still be settling: start from a serving endpoint.
+  test('the security groups are enforced: a flow the template stops allowing fails, and works again with the template as synthesized', async () => {
+    const etcd1 = address('etcd-1');
+    const connects = async (from: string, to: string, port: number) =>
+      (
+        await rig.host.exec(from, {
+          argv: ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${to}/${port}`],
+          timeoutMs: 10_000,
+        })
+      ).exitCode === 0;
+    // Given the flows the template allows, and one it never allowed
+    expect(await connects('backend-1', etcd1, 2379)).toBe(true);
+    expect(await connects('web-2', etcd1, 2379)).toBe(false);
+    // When a copy of the template loses the rule admitting Patroni to etcd
+    const copy = structuredClone(rig.template) as SynthesizedTemplate;
+    const [ruleId] = Object.entries(copy.Resources).find(
+      ([, r]) =>
+        r.Type === 'AWS::EC2::SecurityGroupIngress' &&
+        r.Properties?.Description === 'etcd clients (Patroni)',
+    )!;
+    delete copy.Resources[ruleId];
+    await rig.applySecurityGroups(copy);
+    try {
+      // Then a backend can no longer open a connection to etcd
+      expect(await connects('backend-1', etcd1, 2379)).toBe(false);
+    } finally {
+      await rig.applySecurityGroups();
+    }
+    // And with the template as synthesized it can again
+    expect(await connects('backend-1', etcd1, 2379)).toBe(true);
+  });
+
+  test('killing every process of the primary: writes come back through the endpoint and no acknowledged write is lost', async () => {
+    await endpointQuery(5432, 'CREATE TABLE IF NOT EXISTS acked (id int PRIMARY KEY)');
+    const oldLeader = await writeNode();
+    const writer = startEndpointWriter(rig, 'acked');
+    afterThisTest(() => writer.stop());
+    await eventually('some writes', 20_000, async () =>
+      expect(writer.acknowledged.length).toBeGreaterThan(10),
+    );
+    await rig.host.kill(oldLeader);
+    const killedAt = Date.now();
+    try {
+      // Only a write begun after the primary died shows the endpoint is back.
+      await eventually('writes on a new leader', 120_000, async () => {
+        expect(writer.resumedAfter(killedAt)).toBeGreaterThan(0);
+        expect(await writeNode()).not.toBe(oldLeader);
+      });
+      await writer.stop();
+      expect(await lostWrites(rig, 'acked', writer.acknowledged)).toEqual([]);
+      console.log(
+        `crash failover: writes back after ${((writer.resumedAfter(killedAt) - killedAt) / 1000).toFixed(1)} s; ${writer.acknowledged.length} writes acknowledged, none lost`,
+      );
+    } finally {
+      // The crashed node boots again (its data volume from its fstab) and rejoins as a replica.
+      await rig.reboot(oldLeader);
+    }
+    await waitForHealthyReplication(rig);
+    expect(
+      await rig.execOk(oldLeader, ['findmnt', '-n', '-o', 'SOURCE', '/var/lib/postgresql']),
+    ).toContain('/dev/nvme1n1');
+  }, 400_000);
+
+  test("cutting the primary's link while a writer runs: the isolated node takes no write, none acknowledged is lost, and it rejoins when the link is back", async () => {
+    await endpointQuery(5432, 'CREATE TABLE IF NOT EXISTS partitioned (id int PRIMARY KEY)');
     const isolated = await eventually('a serving write endpoint', 60_000, writeNode);
+    const writer = startEndpointWriter(rig, 'partitioned');
+    afterThisTest(() => writer.stop());
+    await eventually('some writes', 20_000, async () =>
+      expect(writer.acknowledged.length).toBeGreaterThan(10),
+    );
     await rig.host.setLink(isolated, false);
     try {
       await eventually('a new leader behind the write endpoint', 120_000, async () => {
@@ -216,17 +328,69 @@ suite('local cluster from the synthesized artifacts', () => {
       });
       // From now on the isolated node must refuse every write.
       for (let attempt = 0; attempt < 5; attempt++) {
-        const result = await nodePsql(isolated, 'INSERT INTO acked VALUES (-1)');
+        const result = await nodePsql(isolated, 'INSERT INTO partitioned VALUES (-1)');
         expect(result.exitCode).not.toBe(0);
         await sleep(1000);
       }
     } finally {
       await healPartition(rig, isolated);
     }
-    // The old primary rejoins as a replica: allow the endpoint to settle.
-    const rows = await eventually('a serving write endpoint', 60_000, () =>
-      endpointQuery(5432, 'SELECT count(*)::int AS n FROM acked WHERE id = -1'),
+    // The old primary rejoins as a replica; writes go on meanwhile.
+    const members = await waitForHealthyReplication(rig);
+    await writer.stop();
+    expect(members.find((m) => m.name === isolated)?.role).not.toBe('leader');
+    expect(await lostWrites(rig, 'partitioned', writer.acknowledged)).toEqual([]);
+    expect(
+      await endpointQuery(5432, 'SELECT count(*)::int AS n FROM partitioned WHERE id = -1'),
+    ).toEqual([{ n: 0 }]);
+  }, 400_000);
+
+  test("freezing the primary's Patroni for longer than ttl, then resuming it: the new leader and its timeline stay, and no acknowledged write is lost", async () => {
+    await endpointQuery(5432, 'CREATE TABLE IF NOT EXISTS frozen (id int PRIMARY KEY)');
+    const before = await waitForHealthyReplication(rig);
+    const oldLeader = before.find((m) => m.role === 'leader')!;
+    const writer = startEndpointWriter(rig, 'frozen');
+    afterThisTest(() => writer.stop());
+    await eventually('some writes', 20_000, async () =>
+      expect(writer.acknowledged.length).toBeGreaterThan(10),
     );
-    expect(rows).toEqual([{ n: 0 }]);
-  }, 300_000);
+    const patroniPid = (
+      await rig.execOk(oldLeader.name, ['systemctl', 'show', '-p', 'MainPID', '--value', 'patroni'])
+    ).trim();
+    await rig.execOk(oldLeader.name, ['kill', '-STOP', patroniPid]);
+    const frozenAt = Date.now();
+    let promoted: { name: string; timeline: number };
+    try {
+      // A new leader's timeline moves on once its promotion is done.
+      promoted = await eventually(
+        'a promoted leader while Patroni is frozen',
+        120_000,
+        async () => {
+          // The frozen node's REST API hangs: ask the others.
+          const leader = (await patroniMembers(rig, [oldLeader.name]))?.find(
+            (m) => m.role === 'leader' && m.name !== oldLeader.name,
+          );
+          expect(leader?.timeline).toBeGreaterThan(oldLeader.timeline!);
+          return { name: leader!.name, timeline: leader!.timeline! };
+        },
+      );
+      await eventually('writes on the new leader', 60_000, async () =>
+        expect(await writeNode()).toBe(promoted.name),
+      );
+      // Let the new primary take writes for a while, well past ttl in all.
+      await sleep(Math.max(0, 40_000 - (Date.now() - frozenAt)));
+    } finally {
+      await rig.execOk(oldLeader.name, ['kill', '-CONT', patroniPid]);
+    }
+    const after = await waitForHealthyReplication(rig);
+    const leader = after.find((m) => m.role === 'leader')!;
+    expect({ name: leader.name, timeline: leader.timeline }).toEqual(promoted);
+    const history = (await patroniGet(rig, '/history')) as [number, ...unknown[]][];
+    expect(history.map(([timeline]) => timeline)).toContain(promoted.timeline - 1);
+    await writer.stop();
+    expect(await lostWrites(rig, 'frozen', writer.acknowledged)).toEqual([]);
+    console.log(
+      `frozen leader: ${oldLeader.name} frozen ${((Date.now() - frozenAt) / 1000).toFixed(0)} s, ${promoted.name} promoted on timeline ${promoted.timeline}; ${writer.acknowledged.length} writes acknowledged, none lost`,
+    );
+  }, 400_000);
 });

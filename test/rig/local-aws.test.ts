@@ -242,7 +242,11 @@ describe('Step Functions ListExecutions on the rig', () => {
     const context = {
       template: runbook,
       assemblyDir: dir,
-      resources: rigResourceValues({ vpcCidr: '', nodes: [], nlbAddress: '' }, runbook, pseudo),
+      resources: rigResourceValues(
+        { vpcCidr: '', nodes: [], nlbAddress: '', albAddress: '' },
+        runbook,
+        pseudo,
+      ),
       pseudo,
       pollMs: 10,
       executions: aws.executions,

@@ -27,7 +27,12 @@ async function servedSerials(): Promise<Record<string, string>> {
   for (const node of rig.plan.nodes) {
     for (const identity of IDENTITIES[node.tier] ?? []) {
       const port = SERVED_PORTS[identity];
-      serials[`${node.name}:${port}`] = await servedSerial(node.address, port);
+      serials[`${node.name}:${port}`] = await servedSerial(
+        rig.host.exec,
+        node.name,
+        node.address,
+        port,
+      );
     }
   }
   return serials;

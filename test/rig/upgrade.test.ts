@@ -3,6 +3,11 @@
  * artifacts, with a real package version change: the rig starts at the older
  * PostgreSQL 15 minor Debian serves and upgrades to the newer one from the
  * rig's local apt repository, while a writer counts acknowledged rows.
+ *
+ * This suite alone runs Debian 12 nodes (and so Debian 12's Patroni 3.0.2,
+ * which synth refuses everywhere else): an upgrade test needs two real minors
+ * of one major, and Debian 13 serves a single PostgreSQL 17 minor today. A
+ * re-versioned copy of one package would prove nothing about an upgrade.
  */
 import { rigPostgresVersions } from '../../rig/apt';
 import { RigCluster } from '../../rig/cluster';
@@ -94,8 +99,14 @@ function startWatcher() {
 
 suite('rolling upgrade on the local cluster (synthesized state machine, real packages)', () => {
   beforeAll(async () => {
-    versions = rigPostgresVersions();
-    rig = await upTestRig('upg', '10.51.0.0/16', { fastPatroni: false });
+    const served = rigPostgresVersions();
+    versions = served;
+    if (served.rebuilt) {
+      throw new Error(
+        `Debian serves one PostgreSQL 15 minor (${served.old}) today: this suite asserts on a real minor change, never on a re-versioned copy`,
+      );
+    }
+    rig = await upTestRig('upg', '10.51.0.0/16', { fastPatroni: false, family: 'debian-12' });
     await waitForHealthyReplication(rig);
     await endpointQueryOn(
       rig,
