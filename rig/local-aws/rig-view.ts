@@ -30,6 +30,7 @@ export function rigLocalAws(
 ): LocalAws {
   return new LocalAws(host.exec, {
     secretsFile: join(stateDir, 'secrets.json'),
+    executionsFile: join(stateDir, 'executions.jsonl'),
     ...rigView(plan, template, {
       isRunning: (node) => host.nodeNames.includes(node) && host.isRunning(node),
       haproxyHealth: () => readTargetHealth(host.exec),

@@ -31,6 +31,8 @@ export function localAwsEndpoints(url: string): Record<string, string> {
 export interface LocalAwsOptions {
   /** Keeps secret values across runs of the rig (mode 0600). */
   readonly secretsFile?: string;
+  /** The Step Functions executions every process of the rig shares. @default this process's only */
+  readonly executionsFile?: string;
   /** The instances DescribeInstances sees, asked on each call. @default none */
   readonly instances?: () => readonly LocalInstance[];
   /** The target groups DescribeTargetHealth sees, by ARN (the rig's Ref). @default none */
@@ -47,7 +49,7 @@ interface StoredSecret {
 export class LocalAws {
   readonly ssm: LocalSsm;
   /** The executions ListExecutions reports: the rig's runbook runner records them here. */
-  readonly executions = new LocalExecutions();
+  readonly executions: LocalExecutions;
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly server: Server;
 
@@ -56,6 +58,7 @@ export class LocalAws {
     private readonly options: LocalAwsOptions = {},
   ) {
     this.ssm = new LocalSsm(exec);
+    this.executions = new LocalExecutions(options.executionsFile);
     const { secretsFile } = options;
     if (secretsFile && existsSync(secretsFile)) {
       for (const secret of JSON.parse(readFileSync(secretsFile, 'utf8')) as StoredSecret[]) {

@@ -1,9 +1,12 @@
 /**
  * Step Functions executions as the rig runs them (aws-local-stepfunctions in
- * this process): the runner records each one here, and ListExecutions
- * (AWS JSON 1.0) reports them, so a task can find its own execution running.
+ * the process that started them): the runner records each one here, and
+ * ListExecutions (AWS JSON 1.0) reports them, so a task can find its own
+ * execution running. With a file, every process of one rig records into and
+ * lists from the same journal, as one Step Functions account would.
  */
 import { randomUUID } from 'node:crypto';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { AwsError } from './ssm';
 
 export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
@@ -23,33 +26,94 @@ interface Execution {
   status: ExecutionStatus;
   readonly startDate: Date;
   stopDate?: Date;
+  /** The process running it: when it is gone without a stop, the execution was aborted. */
+  readonly pid: number;
 }
+
+/** One line of the journal: an execution started, or how one ended. */
+type JournalEntry =
+  | {
+      readonly event: 'start';
+      readonly execution: Omit<Execution, 'startDate'> & { startDate: number };
+    }
+  | {
+      readonly event: 'stop';
+      readonly executionArn: string;
+      readonly status: ExecutionStatus;
+      readonly stopDate: number;
+    };
+
+const processAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
 
 const STATE_MACHINE_ARN = /^arn:([^:]+):states:([^:]*):([^:]*):stateMachine:([^:]+)$/;
 
 export class LocalExecutions implements ExecutionRecorder {
-  private readonly executions: Execution[] = [];
+  private readonly memory: JournalEntry[] = [];
+
+  /** @param journal a file shared by every process of one rig; none: this process only. */
+  constructor(private readonly journal?: string) {}
 
   start(stateMachineArn: string, name: string = randomUUID()): string {
     const [, partition, region, account, machine] = parseStateMachineArn(stateMachineArn);
     const executionArn = `arn:${partition}:states:${region}:${account}:execution:${machine}:${name}`;
-    if (this.executions.some((e) => e.executionArn === executionArn))
+    if (this.executions().some((e) => e.executionArn === executionArn))
       throw new AwsError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`);
-    this.executions.push({
-      executionArn,
-      stateMachineArn,
-      name,
-      status: 'RUNNING',
-      startDate: new Date(),
+    const execution = { executionArn, stateMachineArn, name, status: 'RUNNING' as const };
+    this.record({
+      event: 'start',
+      execution: { ...execution, startDate: Date.now(), pid: process.pid },
     });
     return executionArn;
   }
 
   stop(executionArn: string, status: Exclude<ExecutionStatus, 'RUNNING'>): void {
-    const execution = this.executions.find((e) => e.executionArn === executionArn);
-    if (!execution) throw new Error(`no execution ${executionArn} was started`);
-    execution.status = status;
-    execution.stopDate = new Date();
+    if (!this.executions().some((e) => e.executionArn === executionArn))
+      throw new Error(`no execution ${executionArn} was started`);
+    this.record({ event: 'stop', executionArn, status, stopDate: Date.now() });
+  }
+
+  /** One line appended at once: several processes may record into one journal. */
+  private record(entry: JournalEntry): void {
+    if (this.journal) appendFileSync(this.journal, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
+    else this.memory.push(entry);
+  }
+
+  /** Every execution, oldest first, as the journal (or this process) recorded them. */
+  private executions(): Execution[] {
+    const entries = this.journal
+      ? existsSync(this.journal)
+        ? readFileSync(this.journal, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => JSON.parse(line) as JournalEntry)
+        : []
+      : this.memory;
+    const byArn = new Map<string, Execution>();
+    for (const entry of entries) {
+      if (entry.event === 'start') {
+        const { startDate, ...rest } = entry.execution;
+        byArn.set(rest.executionArn, { ...rest, startDate: new Date(startDate) });
+      } else {
+        const execution = byArn.get(entry.executionArn);
+        if (execution) {
+          execution.status = entry.status;
+          execution.stopDate = new Date(entry.stopDate);
+        }
+      }
+    }
+    for (const execution of byArn.values()) {
+      if (execution.status === 'RUNNING' && !processAlive(execution.pid)) {
+        execution.status = 'ABORTED';
+      }
+    }
+    return [...byArn.values()];
   }
 
   /** ListExecutions: newest first, optionally of one status (no paging: the rig runs few). */
@@ -57,7 +121,7 @@ export class LocalExecutions implements ExecutionRecorder {
     if (typeof input.stateMachineArn !== 'string')
       throw new AwsError('ValidationException', 'stateMachineArn is required on the rig');
     parseStateMachineArn(input.stateMachineArn);
-    const executions = this.executions
+    const executions = this.executions()
       .filter((e) => e.stateMachineArn === input.stateMachineArn)
       .filter((e) => input.statusFilter === undefined || e.status === input.statusFilter)
       .reverse();

@@ -7,6 +7,7 @@ import { nftRuleset, rigFilterMembers } from '../../rig/packet-filter';
 import { planCluster } from '../../rig/plan';
 import { securityGroupRules } from '../../rig/security-groups';
 import type { SynthesizedTemplate } from '../../rig/template';
+import { haproxyCheck } from '../helpers/haproxy';
 import { synthStack } from '../helpers/synth';
 
 const template = synthStack({
@@ -55,8 +56,7 @@ describe('ALB stand-in (HAProxy from the synthesized HTTPS listener and web targ
     );
     expect(config).toContain('server web-2-fail-open 10.40.4.30:8443 ssl verify none backup');
     // haproxy -c wants the certificate to exist: check a copy that points at a real one.
-    const dir = mkdtempSync(join(tmpdir(), 'haproxy-alb-'));
-    try {
+    const output = haproxyCheck(config, (dir) => {
       const pem = join(dir, 'alb.pem');
       execFileSync('sh', [
         '-c',
@@ -64,13 +64,9 @@ describe('ALB stand-in (HAProxy from the synthesized HTTPS listener and web targ
         'pem',
         pem,
       ]);
-      writeFileSync(join(dir, 'haproxy.cfg'), config.replace('/etc/haproxy/alb.pem', pem));
-      expect(
-        execFileSync('haproxy', ['-c', '-f', join(dir, 'haproxy.cfg')], { encoding: 'utf8' }),
-      ).toContain('Configuration file is valid');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+      return config.replace('/etc/haproxy/alb.pem', pem);
+    });
+    expect(output).toContain('Configuration file is valid');
   });
 });
 

@@ -5,7 +5,7 @@
  */
 import { request as httpsRequest } from 'node:https';
 import { RigCluster } from '../../rig/cluster';
-import type { SynthesizedTemplate } from '../../rig/template';
+import { resourcesOfType, SynthesizedTemplate } from '../../rig/template';
 import {
   healPartition,
   patroniGet,
@@ -122,6 +122,26 @@ suite('local cluster from the synthesized artifacts', () => {
     expect(
       await nodeQuery(leader, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'"),
     ).toBe('1');
+  });
+
+  test("Patroni runs the template's timing as given: the fast profile, nothing adjusted", async () => {
+    // Given the timing the synthesized patroni document carries (the fast profile)
+    const [, patroniDocument] = resourcesOfType(rig.template, 'AWS::SSM::Document').find(([, d]) =>
+      String(d.Properties?.Name).endsWith('-patroni'),
+    )!;
+    const parameters = (
+      patroniDocument.Properties?.Content as { parameters: Record<string, { default: string }> }
+    ).parameters;
+    const timing = ['Ttl', 'LoopWait', 'RetryTimeout'].map((p) => Number(parameters[p].default));
+    expect(timing).toEqual([20, 2, 9]);
+    // Then Patroni's DCS holds exactly it, and no backend's Patroni logged an adjustment
+    const config = (await patroniGet(rig, '/config')) as Record<string, number>;
+    expect([config.ttl, config.loop_wait, config.retry_timeout]).toEqual(timing);
+    for (const backend of BACKENDS) {
+      const log = await rig.execOk(backend, ['cat', '/var/log/rig-units/patroni.service.log']);
+      expect(log).toContain('no action. I am');
+      expect(log).not.toMatch(/adjusting|Violated the rule/);
+    }
   });
 
   test('writes through the write endpoint land on the leader; reads through 5433 on replicas', async () => {

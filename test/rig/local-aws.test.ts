@@ -4,7 +4,8 @@
  * from the synthesized template and plan (node state and HAProxy's checks
  * faked here), Step Functions executions as the runbook runner records them.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DescribeInstancesCommand, EC2Client, Filter } from '@aws-sdk/client-ec2';
@@ -15,6 +16,7 @@ import {
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { rigView } from '../../rig/local-aws/rig-view';
 import { ACCOUNT, LocalAws, localAwsEndpoints, REGION } from '../../rig/local-aws/server';
+import { LocalExecutions } from '../../rig/local-aws/sfn';
 import { nlbListeners } from '../../rig/nlb';
 import { planCluster, rigResourceValues } from '../../rig/plan';
 import { runRunbook } from '../../rig/runbook';
@@ -201,6 +203,42 @@ describe('Step Functions ListExecutions on the rig', () => {
     aws.executions.stop(arn, 'SUCCEEDED');
     expect(await list(machine, 'RUNNING')).toEqual([]);
     expect((await list(machine)).map((e) => e.status)).toEqual(['SUCCEEDED']);
+  });
+
+  test('Given two processes of one rig, then each lists what the other started, and an execution whose process died is aborted', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'local-sfn-'));
+    try {
+      const journal = join(dir, 'executions.jsonl');
+      const machine = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:Upgrade`;
+      // Given one `npm run local -- upgrade` process that started an execution
+      const first = new LocalExecutions(journal);
+      const arn = first.start(machine, 'from-first');
+      // When another process of the same rig asks
+      const second = new LocalExecutions(journal);
+      const listed = () =>
+        (
+          second.listExecutions({ stateMachineArn: machine }) as {
+            executions: { name: string; status: string }[];
+          }
+        ).executions;
+      // Then it sees the execution running, and how it ended
+      expect(listed()).toEqual([
+        expect.objectContaining({ name: 'from-first', status: 'RUNNING' }),
+      ]);
+      first.stop(arn, 'SUCCEEDED');
+      expect(listed()).toEqual([
+        expect.objectContaining({ name: 'from-first', status: 'SUCCEEDED' }),
+      ]);
+      // And an execution left RUNNING by a process that is gone counts as aborted
+      const gone = spawnSync('true').pid;
+      appendFileSync(
+        journal,
+        `${JSON.stringify({ event: 'start', execution: { executionArn: `${arn}-gone`, stateMachineArn: machine, name: 'gone', status: 'RUNNING', startDate: Date.now(), pid: gone } })}\n`,
+      );
+      expect(listed()[0]).toMatchObject({ name: 'gone', status: 'ABORTED' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   describe('Given a runbook run by the rig', () => {
