@@ -48,8 +48,6 @@ export interface RigOptions extends RigSettings {
   readonly pollMs?: number;
   /** HAProxy health-check intervals relative to the template's (benchmarks). @default 1 */
   readonly checkScale?: number;
-  /** The configure-pem-server.sh test double installed on backend and web nodes. @default rig/pem-double's */
-  readonly pemDouble?: string;
   readonly log?: (message: string) => void;
 }
 
@@ -155,17 +153,20 @@ export class RigCluster {
       });
       await configureNodeApt(this, node.name, this.family.localAptRepository);
       if (this.options.pem && node.tier !== 'etcd') {
-        const double = readFileSync(this.options.pemDouble ?? PEM_DOUBLE, 'utf8');
+        const double = readFileSync(PEM_DOUBLE, 'utf8');
         await this.writeFile(node.name, '/usr/edb/pem/bin/configure-pem-server.sh', double, '0755');
       }
     }
   }
 
   /**
-   * Gives every node (and the NLB stand-in, once it exists) the packet filter
+   * Gives every node that exists (or only the `only` ones) the packet filter
    * its security groups make, from `template` (default: the rig's own).
    */
-  async applySecurityGroups(template: SynthesizedTemplate = this.template): Promise<void> {
+  async applySecurityGroups(
+    template: SynthesizedTemplate = this.template,
+    only: readonly string[] = this.host.nodeNames,
+  ): Promise<void> {
     const rules = securityGroupRules(template);
     const members = rigFilterMembers(
       template,
@@ -174,7 +175,7 @@ export class RigCluster {
       this.host.hostAddress,
     );
     for (const member of members) {
-      if (!this.host.nodeNames.includes(member.name)) continue;
+      if (!only.includes(member.name)) continue;
       await this.host.applyPacketFilter(member.name, nftRuleset(member, members, rules));
     }
   }

@@ -36,7 +36,8 @@ async function addBalancerNode(
   description: string,
 ): Promise<void> {
   await rig.host.addNode({ name: node, address, lowerDir: rig.family.lowerDir });
-  await rig.applySecurityGroups();
+  // The other nodes' filters already name its address: only its own is new.
+  await rig.applySecurityGroups(rig.template, [node]);
   await rig.writeFile(
     node,
     `/etc/systemd/system/pem-ha-${node}.service`,
@@ -79,7 +80,7 @@ export async function configureNlb(rig: RigCluster, scale: number): Promise<void
  */
 export async function startAlb(rig: RigCluster): Promise<void> {
   const listeners = albListeners(rig.template);
-  if (listeners.length === 0 || !rig.plan.albAddress) return;
+  if (listeners.length === 0) return;
   const address = rig.plan.albAddress;
   await addBalancerNode(rig, 'alb', address, 'pem-ha ALB stand-in');
   const pem = '/etc/haproxy/pem-ha-alb.pem';
