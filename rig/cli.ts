@@ -12,8 +12,10 @@ import { planCluster } from './plan';
 import { REPO_ROOT } from './synth';
 import { readTemplate } from './template';
 
-const USAGE = `usage: npm run local -- <up|status|shell|psql|rotate|rollover|upgrade|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON] [--read]
+const USAGE = `usage: npm run local -- <up|bootstrap|status|shell|psql|rotate|rollover|upgrade|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON] [--read]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB and ALB stand-ins
+  bootstrap  run the bootstrap runbook again on an existing rig (after a failed up or a reboot)
+          and (re)start the NLB and ALB stand-ins
   status  nodes, services and Patroni's view of the cluster
   shell NODE  a root shell inside a node (what Session Manager gives on AWS)
   psql    psql as the Patroni superuser through the write endpoint (--read: the read endpoint)
@@ -51,6 +53,12 @@ async function up(name: string, family: string, fast: boolean, vpcCidr?: string)
     fastPatroni: fast,
     vpcCidr,
     log: (m) => !/: send$|^ {2}Sign/.test(m) && log(m),
+  }).catch((error: Error) => {
+    if (!RigHost.load(RigCluster.stateDir(name))) throw error;
+    const named = name === 'dev' ? '' : ` --name ${name}`;
+    throw new Error(
+      `${error.message}\nThe nodes are left as they are: fix the cause, then run \`npm run local -- bootstrap${named}\` to go on, or \`npm run local -- down${named}\` to remove them.`,
+    );
   });
   const health = await rig.targetHealth();
   await rig.detach();
@@ -198,6 +206,9 @@ async function main(): Promise<number> {
       await runOn(name, 'certificate rotation', (rig) => rig.rotateCertificates({ input }));
       return 0;
     }
+    case 'bootstrap':
+      await runOn(name, 'bootstrap', (rig) => rig.converge());
+      return 0;
     case 'rollover':
       await runOn(name, 'root CA rollover', (rig) => rig.rolloverRoot());
       return 0;

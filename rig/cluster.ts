@@ -23,6 +23,7 @@ import {
 import { readTargetHealth } from './nlb';
 import { nftRuleset, rigFilterMembers } from './packet-filter';
 import { securityGroupRules } from './security-groups';
+import { installSsmAgent, SSM_AGENT_UNIT } from './ssm-agent';
 import { planCluster, RigPlan, rigResourceValues, seedSecrets } from './plan';
 import { RunbookRun, runRunbook } from './runbook';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
@@ -152,6 +153,7 @@ export class RigCluster {
         }),
       });
       await configureNodeApt(this, node.name, this.family.localAptRepository);
+      await installSsmAgent(this, node.name, node.instanceId, this.endpointUrl);
       if (this.options.pem && node.tier !== 'etcd') {
         const double = readFileSync(PEM_DOUBLE, 'utf8');
         await this.writeFile(node.name, '/usr/edb/pem/bin/configure-pem-server.sh', double, '0755');
@@ -180,8 +182,13 @@ export class RigCluster {
     }
   }
 
+  /** The rig's AWS endpoint: 443, where the VPC's interface endpoints answer. */
+  private get endpointUrl(): string {
+    return `http://${this.host.hostAddress}:443`;
+  }
+
   private async startAws(): Promise<void> {
-    // 443, where the VPC's interface endpoints answer: the nodes' own egress rules admit it.
+    // The nodes' own egress rules admit 443: their agents and scripts reach it there.
     const url = await this.aws.listen(this.host.hostAddress, 443).catch((error: Error) => {
       throw new Error(
         `cannot serve the rig's AWS endpoint on ${this.host.hostAddress}:443 (${error.message}); is another process attached to this rig?`,
@@ -223,6 +230,16 @@ export class RigCluster {
   async bootstrap(): Promise<{ readonly durationMs: number }> {
     this.options.log?.('running the bootstrap runbook (synthesized state machine)');
     return this.runRunbook('BootstrapStateMachineArn');
+  }
+
+  /**
+   * Takes an existing rig to a working cluster again (after a failed `up`,
+   * or nodes rebooted): the bootstrap runbook, then the load balancers.
+   */
+  async converge(): Promise<{ readonly durationMs: number }> {
+    const { durationMs } = await this.bootstrap();
+    await this.startLoadBalancers();
+    return { durationMs };
   }
 
   /** Runs the synthesized certificate rotation, as the schedule or an operator starts it. */
@@ -303,6 +320,7 @@ export class RigCluster {
     ].join('\n');
     await this.execOk(node, ['sh', '-c', mountFstab]);
     const startServices = [
+      `systemctl start --no-block ${SSM_AGENT_UNIT}`,
       'for unit in etcd patroni; do',
       '  [ ! -f /etc/pem-ha/$unit.managed ] || systemctl start --no-block $unit',
       'done',

@@ -28,14 +28,19 @@ function haproxyUnit(description: string, config: string): string {
 const targetsOf = (rig: RigCluster) =>
   rig.plan.nodes.map((n) => ({ instanceLogicalId: n.logicalId, name: n.name, address: n.address }));
 
-/** Creates a load balancer's node, with its packet filter and an HAProxy unit. */
+/** Creates (or finds) a load balancer's node, with its packet filter and an HAProxy unit. */
 async function addBalancerNode(
   rig: RigCluster,
   node: 'nlb' | 'alb',
   address: string,
   description: string,
 ): Promise<void> {
-  await rig.host.addNode({ name: node, address, lowerDir: rig.family.lowerDir });
+  // Idempotent: `bootstrap` on an existing rig finds the node made by an earlier run.
+  if (!rig.host.nodeNames.includes(node)) {
+    await rig.host.addNode({ name: node, address, lowerDir: rig.family.lowerDir });
+  } else if (!rig.host.isRunning(node)) {
+    await rig.host.restart(node);
+  }
   // The other nodes' filters already name its address: only its own is new.
   await rig.applySecurityGroups(rig.template, [node]);
   await rig.writeFile(

@@ -2,6 +2,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { readTrust } from '../lib/ca-store';
 import { logger } from '../lib/logger';
 import { httpsPatroniGet } from '../lib/patroni';
+import { healthGate } from '../lib/replication';
 import { InvalidRequestError } from '../lib/ssm-run';
 import {
   confirmLeaderUnchanged,
@@ -21,22 +22,48 @@ export type ClusterStatusEvent =
       readonly duringRootRollover?: boolean;
     }
   | {
-      readonly action: 'confirm';
+      readonly action: 'confirm' | 'gate';
       readonly inventory: RunbookInventory;
       readonly before: LeaderSnapshot;
     };
 
+/** MAX_LAG_BYTES: how far (received and replayed) a replica may be behind the leader. */
+export function maxLagBytesSetting(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.MAX_LAG_BYTES;
+  const value = Number(raw);
+  if (raw === undefined || !/^[0-9]+$/.test(raw) || !Number.isSafeInteger(value)) {
+    throw new Error(
+      `environment variable MAX_LAG_BYTES must be a whole number of bytes, 0 or more; got ${raw === undefined ? 'nothing' : JSON.stringify(raw)}`,
+    );
+  }
+  return value;
+}
+
+function checkSnapshot(before: unknown): LeaderSnapshot {
+  const snapshot = before as Partial<LeaderSnapshot> | undefined;
+  if (typeof snapshot?.leader !== 'string' || !Number.isInteger(snapshot.timeline)) {
+    throw new InvalidRequestError(
+      `before must be {"leader": <name>, "timeline": <number>}; given ${JSON.stringify(before)}`,
+    );
+  }
+  return snapshot as LeaderSnapshot;
+}
+
 /**
  * Step Functions task: Patroni's view of the cluster over its REST API,
  * verified against the cluster's roots. `plan` checks health and orders the
- * nodes; `confirm` fails with LeaderChangedError when a failover happened.
+ * nodes; `gate` checks health between two nodes; `confirm` and `gate` fail
+ * with LeaderChangedError when a failover happened.
  */
 export const handler = async (event: ClusterStatusEvent) => {
   const trustSecretId = process.env.TRUST_SECRET;
   if (!trustSecretId) throw new Error('environment variable TRUST_SECRET must be set');
+  const maxLagBytes = maxLagBytesSetting();
   if (!event?.inventory?.backend?.length) {
     throw new InvalidRequestError('inventory.backend must list at least one backend node');
   }
+  // Checked before anything is read.
+  const before = event.action === 'gate' ? checkSnapshot(event.before) : undefined;
   const trust = await readTrust(secrets, trustSecretId);
   if (!trust) throw new Error(`the cluster CA in ${trustSecretId} does not exist yet`);
   const get = httpsPatroniGet(trust.roots);
@@ -45,9 +72,14 @@ export const handler = async (event: ClusterStatusEvent) => {
       if (trust.roots.length > 1 && event.duringRootRollover !== true) {
         throw new RootRolloverInProgressError();
       }
-      const plan = await planRotation(get, event.inventory);
+      const plan = await planRotation(get, event.inventory, { maxLagBytes });
       logger.info('cluster planned', { leader: plan.leader, timeline: plan.timeline });
       return plan;
+    }
+    case 'gate': {
+      const snapshot = await healthGate(get, event.inventory, { maxLagBytes, before });
+      logger.info('cluster healthy between nodes', { ...snapshot });
+      return snapshot;
     }
     case 'confirm': {
       const snapshot = await confirmLeaderUnchanged(get, event.inventory, event.before);
@@ -56,7 +88,7 @@ export const handler = async (event: ClusterStatusEvent) => {
     }
     default:
       throw new InvalidRequestError(
-        `action must be plan or confirm; given ${JSON.stringify((event as { action?: unknown }).action)}`,
+        `action must be plan, gate or confirm; given ${JSON.stringify((event as { action?: unknown }).action)}`,
       );
   }
 };

@@ -1,36 +1,15 @@
+import { ClusterUnhealthyError, LeaderChangedError, LeaderSnapshot } from '../lib/cluster-errors';
+import type { RunbookInventory, RunbookNode } from '../lib/inventory';
 import { PatroniCluster, PatroniGet, readPatroniCluster } from '../lib/patroni';
+import { healthGate } from '../lib/replication';
 
-/** A node as the runbooks carry it (the inventory's strings). */
-export interface RunbookNode {
-  readonly name: string;
-  readonly tier: 'etcd' | 'backend' | 'web';
-  readonly address: string;
-  readonly [field: string]: unknown;
-}
-
-export interface RunbookInventory<N extends RunbookNode = RunbookNode> {
-  readonly etcd: readonly N[];
-  readonly backend: readonly N[];
-  readonly web: readonly N[];
-}
-
-/** Leader and timeline: what must not change while certificates are rotated. */
-export interface LeaderSnapshot {
-  readonly leader: string;
-  readonly timeline: number;
-}
+// Shared with the upgrade function through functions/lib; re-exported for callers of this module.
+export { ClusterUnhealthyError, LeaderChangedError };
+export type { LeaderSnapshot, RunbookInventory, RunbookNode };
 
 export interface RotationPlan extends LeaderSnapshot {
   /** etcd members, replicas, the primary, web hosts: one at a time in this order. */
   readonly order: readonly RunbookNode[];
-}
-
-/** The cluster is not in a state to start from: nothing was touched. */
-export class ClusterUnhealthyError extends Error {
-  constructor(detail: string) {
-    super(`the cluster is not healthy: ${detail}`);
-    this.name = 'ClusterUnhealthyError';
-  }
 }
 
 /**
@@ -43,17 +22,6 @@ export class RootRolloverInProgressError extends Error {
       'a root rollover is in progress (two roots trusted); run the root rollover runbook to its end first',
     );
     this.name = 'RootRolloverInProgressError';
-  }
-}
-
-/** Leader or timeline differ from the snapshot taken before: a failover happened. */
-export class LeaderChangedError extends Error {
-  constructor(before: LeaderSnapshot, after: LeaderSnapshot) {
-    super(
-      `the leader changed during the run: before ${before.leader} on timeline ${before.timeline}, ` +
-        `now ${after.leader} on timeline ${after.timeline}`,
-    );
-    this.name = 'LeaderChangedError';
   }
 }
 
@@ -85,21 +53,19 @@ function healthySnapshot(
   return { leader: leaders[0].name, timeline };
 }
 
-/** Reads the cluster before a rolling change and orders the nodes: the primary last of the backends. */
+/**
+ * Reads the cluster before a rolling change (the health gate: one leader,
+ * every backend answering, running and caught up by the replay rule) and
+ * orders the nodes: the primary last of the backends.
+ */
 export async function planRotation(
   get: PatroniGet,
   inventory: RunbookInventory,
+  options: { readonly maxLagBytes: number; readonly now?: () => number },
 ): Promise<RotationPlan> {
-  const cluster = await readPatroniCluster(
-    get,
-    inventory.backend.map((n) => n.address),
-  );
-  const snapshot = healthySnapshot(cluster, inventory.backend);
+  const snapshot = await healthGate(get, inventory, options);
   const replicas = inventory.backend.filter((n) => n.name !== snapshot.leader);
   const leader = inventory.backend.filter((n) => n.name === snapshot.leader);
-  if (leader.length !== 1) {
-    throw new ClusterUnhealthyError(`the leader ${snapshot.leader} is not in the inventory`);
-  }
   return { ...snapshot, order: [...inventory.etcd, ...replicas, ...leader, ...inventory.web] };
 }
 

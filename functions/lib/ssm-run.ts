@@ -46,7 +46,8 @@ export class InvalidRequestError extends Error {
 type NodeRef = Pick<CommandRef, 'nodeName' | 'instanceId' | 'step'> & {
   readonly commandId?: string;
 };
-type Outcome = Pick<SsmRunError, 'status' | 'statusDetails' | 'responseCode' | 'stderrTail'>;
+/** What SSM reported of a command that did not succeed. */
+export type Outcome = Pick<SsmRunError, 'status' | 'statusDetails' | 'responseCode' | 'stderrTail'>;
 
 /** Step Functions Retry/Catch match `name`: each class sets it literally (minifier-proof). */
 export abstract class SsmRunError extends Error {
@@ -103,6 +104,21 @@ export class CommandCancelledError extends SsmRunError {
   constructor(ref: CommandRef, outcome: Outcome) {
     super(ref, outcome, 'was cancelled');
     this.name = 'CommandCancelledError';
+  }
+}
+
+/**
+ * The command had not succeeded and EC2 says its instance is not running
+ * (stopping, stopped, shutting-down, terminated): the node went away under it.
+ */
+export class InstanceNotRunningError extends SsmRunError {
+  /** EC2's instance state name; `terminated` when EC2 no longer knows the instance. */
+  readonly instanceState: string;
+
+  constructor(ref: CommandRef, outcome: Outcome, instanceState: string, cause?: unknown) {
+    super(ref, outcome, `did not finish: the instance is ${instanceState}`, cause);
+    this.name = 'InstanceNotRunningError';
+    this.instanceState = instanceState;
   }
 }
 

@@ -1,9 +1,15 @@
+import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import type { SSMClient } from '@aws-sdk/client-ssm';
+import { logger } from '../lib/logger';
 import {
   CommandRef,
   CommandTimedOutError,
+  InstanceNotRunningError,
   InvalidRequestError,
+  type Outcome,
   pollCommand,
+  type PollResult,
+  SsmRunError,
   startCommand,
 } from '../lib/ssm-run';
 
@@ -15,6 +21,15 @@ import {
 export const DELIVERY_TIMEOUT_SECONDS = 600;
 /** Slack after the latest moment SSM itself would report a result. */
 const DEADLINE_SLACK_SECONDS = 60;
+/** EC2 instance states in which a command can still run (or be delivered). */
+const RUNNING_STATES: ReadonlySet<string> = new Set(['pending', 'running']);
+/** SSM statuses of a command that ended without succeeding; the instance may be why. */
+const UNFINISHED_STATUSES: ReadonlySet<string> = new Set([
+  'Failed',
+  'TimedOut',
+  'Cancelled',
+  'Cancelling',
+]);
 
 export interface NodeRef {
   readonly name: string;
@@ -83,9 +98,74 @@ export async function startNodeCommand(
   return { ...ref, deadline: now() + seconds * 1000 };
 }
 
-/** One poll; past the deadline a command still running is a CommandTimedOutError. */
+/**
+ * EC2's state name for one instance: `terminated` when EC2 no longer knows it,
+ * undefined when its answer leaves the instance out; other errors propagate.
+ */
+export async function instanceState(
+  ec2: EC2Client,
+  instanceId: string,
+): Promise<string | undefined> {
+  const answer = await ec2
+    .send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }))
+    .catch((error: unknown) => {
+      if ((error as { name?: unknown } | undefined)?.name !== 'InvalidInstanceID.NotFound') {
+        throw error;
+      }
+      return 'gone' as const;
+    });
+  if (answer === 'gone') return 'terminated';
+  const instance = (answer.Reservations ?? [])
+    .flatMap((reservation) => reservation.Instances ?? [])
+    .find((described) => described.InstanceId === instanceId);
+  return instance?.State?.Name;
+}
+
+/**
+ * The InstanceNotRunningError to raise instead of the command's own outcome
+ * when EC2 says the instance is not running; undefined when it runs, or when
+ * EC2 cannot tell (then the command's outcome stands, with a warning).
+ */
+async function notRunningError(
+  ec2: EC2Client,
+  command: TrackedCommand,
+  outcome: Outcome,
+  cause?: unknown,
+): Promise<InstanceNotRunningError | undefined> {
+  const context = {
+    node: command.nodeName,
+    instanceId: command.instanceId,
+    commandId: command.commandId,
+    status: outcome.status,
+  };
+  let state: string | undefined;
+  try {
+    state = await instanceState(ec2, command.instanceId);
+  } catch (error) {
+    logger.warn('cannot read the instance state; reporting the command as SSM does', {
+      ...context,
+      error,
+    });
+    return undefined;
+  }
+  if (state === undefined) {
+    logger.warn('EC2 did not describe the instance; reporting the command as SSM does', context);
+    return undefined;
+  }
+  return RUNNING_STATES.has(state)
+    ? undefined
+    : new InstanceNotRunningError(command, outcome, state, cause);
+}
+
+/**
+ * One poll. A command not finished (still running, or failed, timed out or
+ * cancelled) on an instance EC2 says is not running is an
+ * InstanceNotRunningError; otherwise, past the deadline a command still running
+ * is a CommandTimedOutError.
+ */
 export async function pollNodeCommand(
   ssm: SSMClient,
+  ec2: EC2Client,
   event: PollEvent,
   now: () => number = Date.now,
 ): Promise<PollOutcome> {
@@ -96,12 +176,24 @@ export async function pollNodeCommand(
     'the object the start action returned',
     command,
   );
-  const result = await pollCommand(ssm, command);
-  if (result.state === 'running' && now() > command.deadline) {
+  let result: PollResult;
+  try {
+    result = await pollCommand(ssm, command);
+  } catch (error) {
+    if (error instanceof SsmRunError && UNFINISHED_STATUSES.has(error.status)) {
+      throw (await notRunningError(ec2, command, error, error)) ?? error;
+    }
+    throw error;
+  }
+  if (result.state === 'succeeded') return result;
+  const outcome = { status: result.status, stderrTail: '' };
+  const notRunning = await notRunningError(ec2, command, outcome);
+  if (notRunning) throw notRunning;
+  if (now() > command.deadline) {
     const when = new Date(command.deadline).toISOString();
     throw new CommandTimedOutError(
       command,
-      { status: result.status, stderrTail: '' },
+      outcome,
       `was still ${result.status} at the flow's deadline ${when}`,
     );
   }

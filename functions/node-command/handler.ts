@@ -1,13 +1,15 @@
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { logger } from '../lib/logger';
 import { InvalidRequestError } from '../lib/ssm-run';
 import { PollEvent, pollNodeCommand, StartEvent, startNodeCommand } from './command';
 
 const ssm = new SSMClient({});
+const ec2 = new EC2Client({});
 
 /**
  * Step Functions task: `start` sends a node document, `poll` reports on it.
- * Errors keep their names (CommandFailedError, NodeNotManagedError, ...) for Retry/Catch.
+ * Errors keep their names (CommandFailedError, InstanceNotRunningError, ...) for Retry/Catch.
  */
 export const handler = async (event: StartEvent | PollEvent) => {
   switch (event?.action) {
@@ -21,7 +23,7 @@ export const handler = async (event: StartEvent | PollEvent) => {
       return command;
     }
     case 'poll': {
-      const outcome = await pollNodeCommand(ssm, event);
+      const outcome = await pollNodeCommand(ssm, ec2, event);
       logger.info('command polled', {
         node: event.command.nodeName,
         commandId: event.command.commandId,

@@ -1,7 +1,9 @@
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { logger } from '../lib/logger';
+import { healthGate } from '../lib/replication';
 import { InvalidRequestError } from '../lib/ssm-run';
 import type { UpgradeClients, UpgradeInventory, UpgradeNode } from './cluster';
+import type { HaltResult } from './halt';
 import { NodeCheck, planUpgrade } from './plan';
 import { assertOnlyExecution, Preflight, preflight } from './preflight';
 import { parseRequest, RequestDefaults } from './request';
@@ -11,6 +13,7 @@ import {
   awaitReadTarget,
   confirmUpgraded,
   halt,
+  haltReport,
   switchover,
 } from './steps';
 
@@ -38,7 +41,18 @@ export type UpgradeEvent =
       readonly maxLagBytes: number;
       readonly deadline?: number;
     }>
-  | WithInventory<{ readonly action: 'switchover'; readonly leader: string }>
+  | WithInventory<{
+      readonly action: 'switchover';
+      readonly leader: string;
+      /** @default the function's MAX_LAG_BYTES */
+      readonly maxLagBytes?: number;
+    }>
+  | WithInventory<{
+      readonly action: 'gate';
+      /** @default the function's MAX_LAG_BYTES */
+      readonly maxLagBytes?: number;
+    }>
+  | WithInventory<{ readonly action: 'haltReport'; readonly halt: HaltResult }>
   | WithInventory<{
       readonly action: 'awaitLeader';
       readonly candidate: string;
@@ -52,6 +66,17 @@ export interface UpgradeDependencies {
   /** Made only after the input is checked (they read secrets). */
   readonly clients: () => Promise<UpgradeClients>;
   readonly defaults: RequestDefaults;
+}
+
+/** The event's maxLagBytes, else the function's default; checked before anything is read. */
+function maxLagBytesOf(event: { readonly maxLagBytes?: unknown }, defaults: RequestDefaults) {
+  const value = event.maxLagBytes ?? defaults.maxLagBytes;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidRequestError(
+      `maxLagBytes must be a whole number of bytes, 0 or more; given ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
 }
 
 /**
@@ -85,7 +110,13 @@ export async function runUpgradeAction(event: UpgradeEvent, deps: UpgradeDepende
         event.deadline,
       );
     case 'switchover': {
-      const result = await switchover(await deps.clients(), event.inventory, event.leader);
+      const maxLagBytes = maxLagBytesOf(event, deps.defaults);
+      const result = await switchover(
+        await deps.clients(),
+        event.inventory,
+        event.leader,
+        maxLagBytes,
+      );
       logger.info('switchover requested', { ...result });
       return result;
     }
@@ -97,16 +128,36 @@ export async function runUpgradeAction(event: UpgradeEvent, deps: UpgradeDepende
         event.oldLeader,
         event.deadline,
       );
+    case 'gate': {
+      // No snapshot to compare: the leader changes legitimately during an upgrade.
+      const maxLagBytes = maxLagBytesOf(event, deps.defaults);
+      const clients = await deps.clients();
+      const snapshot = await healthGate(clients.patroniGet, event.inventory, {
+        maxLagBytes,
+        now: clients.now,
+      });
+      logger.info('cluster healthy between nodes', { ...snapshot });
+      return snapshot;
+    }
     case 'halt': {
       const result = await halt(await deps.clients(), event.inventory);
-      logger.warn('upgrade halted', { ...result });
+      logger.warn('upgrade halted', {
+        summary: result.summary,
+        drained: result.drained.map((n) => n.name),
+        unknown: result.unknown,
+      });
+      return result;
+    }
+    case 'haltReport': {
+      const result = await haltReport(await deps.clients(), event.inventory, event.halt);
+      logger.warn('upgrade halt report', { ...result });
       return result;
     }
     case 'confirm':
       return confirmUpgraded(await deps.clients(), event.inventory);
     default:
       throw new InvalidRequestError(
-        `action must be preflight, plan, awaitReadTarget, awaitMember, switchover, awaitLeader, halt or confirm; given ${JSON.stringify((event as { action?: unknown })?.action)}`,
+        `action must be preflight, plan, awaitReadTarget, awaitMember, gate, switchover, awaitLeader, halt, haltReport or confirm; given ${JSON.stringify((event as { action?: unknown })?.action)}`,
       );
   }
 }

@@ -5,7 +5,7 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { PatroniCluster, PatroniGet, PatroniMember, PatroniSend } from '../lib/patroni';
 import { readPatroniCluster } from '../lib/patroni';
-import type { RunbookInventory, RunbookNode } from '../cluster-status/status';
+import type { RunbookInventory, RunbookNode } from '../lib/inventory';
 
 /** A node as the runbook carries it (the stack's inventory). */
 export type UpgradeNode = RunbookNode & { readonly instanceId: string };
@@ -32,6 +32,13 @@ export const isRunning = (member: PatroniMember) =>
 /** Bytes behind the leader; Patroni says "unknown" for a replica it cannot measure. */
 export const lagBytes = (member: PatroniMember) =>
   typeof member.lag === 'number' ? member.lag : Number.POSITIVE_INFINITY;
+
+/** Set by the upgrade's drain: out of the read endpoint, never the synchronous standby. */
+export const DRAIN_TAGS = ['noloadbalance', 'nosync'] as const;
+
+/** The drain tags set on a member as /cluster lists them: [] when none. */
+export const drainTagsOf = (member: PatroniMember | undefined) =>
+  DRAIN_TAGS.filter((tag) => member?.tags?.[tag] === true);
 
 export const describeMembers = (cluster: PatroniCluster) =>
   cluster.members

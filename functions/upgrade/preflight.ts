@@ -1,7 +1,9 @@
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { judgeReplica, readReplication } from '../lib/replication';
 import {
   clusterInstances,
   describeMembers,
+  drainTagsOf,
   isLeader,
   isRunning,
   lagBytes,
@@ -22,6 +24,8 @@ export interface Preflight {
   readonly replicaOrder: readonly string[];
   /** The nodes the component lives on: each checks itself (versions, etcd, transactions). */
   readonly checkNodes: readonly UpgradeNode[];
+  /** Backends an earlier, halted run left with noloadbalance or nosync set: cleared first. */
+  readonly drained: readonly UpgradeNode[];
 }
 
 /** Nodes a component's packages live on. */
@@ -69,8 +73,10 @@ export async function assertOnlyExecution(
 /**
  * Everything that must hold before any node is touched: EC2 and Patroni
  * agree on the members; one leader; every replica streaming, caught up and
- * on the leader's timeline; no pause and nothing scheduled; the write
- * endpoint's only healthy target is the leader.
+ * on the leader's timeline (received AND replayed, from each member's own
+ * /patroni: /cluster's lag counts only received WAL); no pause and nothing
+ * scheduled; the write endpoint's only healthy target is the leader. Drain
+ * tags left by a halted run do not refuse: the result lists those nodes.
  */
 export async function preflight(
   clients: UpgradeClients,
@@ -119,19 +125,42 @@ export async function preflight(
       fail(`${member.name} is ${member.lag} bytes behind (maxLagBytes ${request.maxLagBytes})`);
     }
   }
+  const replication = await readReplication(
+    clients.patroniGet,
+    inventory.backend,
+    (clients.now ?? Date.now)(),
+  );
+  for (const member of replication.members) {
+    if (!member.reachable) fail(`${member.name} does not answer GET /patroni (${member.error})`);
+  }
+  if (replication.leaders.length !== 1 || replication.leaders[0] !== leader.name) {
+    fail(
+      `Patroni's /cluster names ${leader.name} the leader, but ${replication.leaders.join(', ') || 'no member'} answers GET /patroni as the primary`,
+    );
+  }
+  for (const progress of replication.replicas) {
+    const verdict = judgeReplica(progress, request.maxLagBytes);
+    if (!verdict.caughtUp) fail(verdict.detail);
+  }
   const primary = await primaryState(clients, inventory);
   if (!primary.healthy)
     fail(`the write endpoint does not route to the leader alone (${primary.detail})`);
 
-  const replicaOrder = cluster.members
-    .filter((m) => m !== leader)
-    .sort((a, b) => lagBytes(b) - lagBytes(a) || a.name.localeCompare(b.name))
-    .map((m) => m.name);
+  // Least caught-up first, measured by replay (what a reader of the replica sees).
+  const replicaOrder = [...replication.replicas]
+    .sort(
+      (a, b) => (b.replayLagBytes ?? 0) - (a.replayLagBytes ?? 0) || a.name.localeCompare(b.name),
+    )
+    .map((p) => p.name);
+  const drained = inventory.backend.filter(
+    (n) => drainTagsOf(cluster.members.find((m) => m.name === n.name)).length > 0,
+  );
   return {
     request,
     leader: leader.name,
     timeline,
     replicaOrder,
     checkNodes: nodesOf(request.component, inventory),
+    drained,
   };
 }

@@ -1,3 +1,4 @@
+import { judgeReplica, readReplication, ReplicationView } from '../lib/replication';
 import {
   describeMembers,
   isLeader,
@@ -29,14 +30,13 @@ export interface Poll {
 export const BOUNDS_SECONDS = { target: 300, member: 600, leader: 300 } as const;
 
 function look(
-  clients: UpgradeClients,
+  now: number,
   deadline: number | undefined,
   boundSeconds: number,
   ready: boolean,
   detail: string,
   timedOut: (message: string) => Error,
 ): Poll {
-  const now = (clients.now ?? Date.now)();
   const until = deadline || now + boundSeconds * 1000;
   if (!ready && now > until) throw timedOut(`${detail} (gave up after ${boundSeconds} s)`);
   return { ready, deadline: until, detail };
@@ -52,7 +52,7 @@ export async function awaitReadTarget(
   const state = (await targetHealth(clients, 'read')).get(node.instanceId) ?? 'unregistered';
   const ready = want === 'healthy' ? state === 'healthy' : state !== 'healthy';
   return look(
-    clients,
+    nowOf(clients),
     deadline,
     BOUNDS_SECONDS.target,
     ready,
@@ -61,7 +61,29 @@ export async function awaitReadTarget(
   );
 }
 
-/** Waits until `node` runs as a replica on the leader's timeline, within the lag bound. */
+const nowOf = (clients: UpgradeClients) => (clients.now ?? Date.now)();
+
+/** Why the member's own /patroni does not make it a caught-up replica, or its figures when it does. */
+function replayVerdict(view: ReplicationView, name: string, maxLagBytes: number) {
+  const member = view.members.find((m) => m.name === name);
+  if (member && !member.reachable) {
+    return { caughtUp: false, detail: `${name} does not answer GET /patroni (${member.error})` };
+  }
+  const progress = view.replicas.find((p) => p.name === name);
+  if (!progress) {
+    const leaders = view.leaders.join(', ') || 'no member';
+    return {
+      caughtUp: false,
+      detail: `${name} is not a replica of a single primary (GET /patroni: ${leaders} answers as the primary)`,
+    };
+  }
+  return judgeReplica(progress, maxLagBytes);
+}
+
+/**
+ * Waits until `node` runs as a replica on the leader's timeline, within the
+ * lag bound both in /cluster and by the replay rule (its own /patroni).
+ */
 export async function awaitMember(
   clients: UpgradeClients,
   inventory: UpgradeInventory,
@@ -69,25 +91,36 @@ export async function awaitMember(
   maxLagBytes: number,
   deadline?: number,
 ): Promise<Poll> {
+  // One clock reading per look: the replay delay and the deadline agree.
+  const now = nowOf(clients);
   let ready = false;
   let detail: string;
   try {
     const cluster = await readCluster(clients, inventory);
     const leader = cluster.members.find(isLeader);
     const member = cluster.members.find((m) => m.name === node.name);
-    ready =
+    const listed =
       member !== undefined &&
       leader !== undefined &&
       member !== leader &&
       isRunning(member) &&
       member.timeline === leader.timeline &&
       lagBytes(member) <= maxLagBytes;
-    detail = `${node.name}: ${describeMembers(cluster)} (maxLagBytes ${maxLagBytes})`;
+    const leaderNode = inventory.backend.find((n) => n.name === leader?.name);
+    const replay = leaderNode
+      ? replayVerdict(
+          await readReplication(clients.patroniGet, [leaderNode, node], now),
+          node.name,
+          maxLagBytes,
+        )
+      : { caughtUp: false, detail: `no leader in /cluster` };
+    ready = listed && replay.caughtUp;
+    detail = `${node.name}: ${replay.detail}; ${describeMembers(cluster)} (maxLagBytes ${maxLagBytes})`;
   } catch (error) {
     detail = `${node.name}: ${(error as Error).message}`;
   }
   return look(
-    clients,
+    now,
     deadline,
     BOUNDS_SECONDS.member,
     ready,
@@ -97,14 +130,16 @@ export async function awaitMember(
 }
 
 /**
- * Asks the leader to hand over to the best upgraded replica: the synchronous
- * standby in synchronous mode, otherwise the least lagging one. A 503
- * "status unknown" is not an answer: the leader loop decides.
+ * Asks the leader to hand over to the best upgraded replica among those
+ * caught up by the replay rule: the synchronous standby in synchronous mode,
+ * otherwise the one least behind in replay. A 503 "status unknown" is not an
+ * answer: the leader loop decides.
  */
 export async function switchover(
   clients: UpgradeClients,
   inventory: UpgradeInventory,
   leaderName: string,
+  maxLagBytes: number,
 ): Promise<{ readonly leader: string; readonly candidate: string; readonly answer: string }> {
   const cluster = await readCluster(clients, inventory);
   const leader = cluster.members.find(isLeader);
@@ -113,11 +148,28 @@ export async function switchover(
       `the leader is ${leader?.name ?? 'nobody'}, not ${leaderName} as planned (${describeMembers(cluster)})`,
     );
   }
-  const replicas = cluster.members.filter((m) => m !== leader && isRunning(m));
+  const view = await readReplication(clients.patroniGet, inventory.backend, nowOf(clients));
+  const refused: string[] = [];
+  const replicas = cluster.members.filter((member) => {
+    if (member === leader) return false;
+    const verdict = isRunning(member)
+      ? replayVerdict(view, member.name, maxLagBytes)
+      : { caughtUp: false, detail: `${member.name} is ${member.state}` };
+    if (!verdict.caughtUp) refused.push(verdict.detail);
+    return verdict.caughtUp;
+  });
+  const replayLag = (name: string) =>
+    view.replicas.find((p) => p.name === name)?.replayLagBytes ?? Number.POSITIVE_INFINITY;
   const candidate =
     replicas.find((m) => m.role === 'sync_standby') ??
-    [...replicas].sort((a, b) => lagBytes(a) - lagBytes(b))[0];
-  if (!candidate) throw new SwitchoverFailedError(`no running replica to switch over to`);
+    [...replicas].sort(
+      (a, b) => replayLag(a.name) - replayLag(b.name) || a.name.localeCompare(b.name),
+    )[0];
+  if (!candidate) {
+    throw new SwitchoverFailedError(
+      `no replica can take over from ${leaderName}: ${refused.join('; ') || 'there are no replicas'}`,
+    );
+  }
   const address = inventory.backend.find((n) => n.name === leaderName)?.address;
   if (!address) throw new SwitchoverFailedError(`${leaderName} is not in the inventory`);
   const answer = await clients.patroniSend(address, 'POST', '/switchover', {
@@ -151,49 +203,13 @@ export async function awaitLeader(
     );
   }
   return look(
-    clients,
+    nowOf(clients),
     deadline,
     BOUNDS_SECONDS.leader,
     primary.healthy && primary.leader === candidate,
     `waiting for ${candidate} to lead behind the write endpoint: ${primary.detail}`,
     (message) => new SwitchoverTimedOutError(message),
   );
-}
-
-/**
- * After a failure: cancel what Patroni has scheduled, resume a pause, and
- * report whether exactly one healthy primary serves writes.
- */
-export async function halt(
-  clients: UpgradeClients,
-  inventory: UpgradeInventory,
-): Promise<{ readonly healthyPrimary: boolean; readonly summary: string }> {
-  const actions: string[] = [];
-  const cluster = await readCluster(clients, inventory);
-  const leader = cluster.members.find(isLeader);
-  const leaderAddress = inventory.backend.find((n) => n.name === leader?.name)?.address;
-  const anyAddress = leaderAddress ?? inventory.backend[0].address;
-  if (cluster.scheduled_switchover) {
-    await clients.patroniSend(anyAddress, 'DELETE', '/switchover');
-    actions.push('cancelled the scheduled switchover');
-  }
-  for (const member of cluster.members.filter((m) => m.scheduled_restart)) {
-    const address = inventory.backend.find((n) => n.name === member.name)?.address;
-    if (address) await clients.patroniSend(address, 'DELETE', '/restart');
-    actions.push(`cancelled the restart scheduled on ${member.name}`);
-  }
-  if (cluster.pause) {
-    await clients.patroniSend(anyAddress, 'PATCH', '/config', { pause: false });
-    actions.push('resumed Patroni');
-  }
-  const primary = await primaryState(clients, inventory);
-  const summary = [
-    ...actions,
-    primary.healthy
-      ? `one healthy primary, ${primary.leader}`
-      : `NO single healthy primary: ${primary.detail}`,
-  ].join('; ');
-  return { healthyPrimary: primary.healthy, summary };
 }
 
 /** The end of a run: one healthy primary, every backend a running member. */
@@ -215,3 +231,5 @@ export async function confirmUpgraded(
   const leader = cluster.members.find(isLeader)!;
   return { leader: leader.name, timeline: leader.timeline ?? -1 };
 }
+
+export { halt, haltReport } from './halt';

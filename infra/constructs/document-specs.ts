@@ -195,14 +195,22 @@ export function documentSpecs(
     },
     upgrade: {
       description:
-        'pem-ha: one rolling-upgrade step (check, drain, install, restart, verify, undrain)',
+        'pem-ha: one rolling-upgrade step (check, drain, install, restart, verify, undrain, clear-drain)',
       scripts: ['upgrade.sh'],
       timeoutSeconds: 1800,
       parameters: [
         {
           name: 'Action',
           description: 'The step',
-          allowedValues: ['check', 'drain', 'install', 'restart', 'verify', 'undrain'],
+          allowedValues: [
+            'check',
+            'drain',
+            'install',
+            'restart',
+            'verify',
+            'undrain',
+            'clear-drain',
+          ],
         },
         {
           name: 'Component',

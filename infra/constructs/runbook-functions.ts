@@ -1,4 +1,5 @@
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { ClusterPki } from './cluster-pki';
 import { acknowledge, arnOf } from './nag';
@@ -14,6 +15,8 @@ export interface RunbookFunctionsProps {
   readonly subnets: ec2.SubnetSelection;
   /** Leaf certificate lifetime. @default 90 */
   readonly leafValidityDays?: number;
+  /** A replica further behind (received or replayed) fails the cluster checks. @default 1 MiB */
+  readonly maxLagBytes?: number;
 }
 
 /**
@@ -37,12 +40,22 @@ export class RunbookFunctions extends Construct {
         `RunbookFunctions: leafValidityDays must be a whole number from 2 to 825; got ${validity}`,
       );
     }
+    const maxLagBytes = props.maxLagBytes ?? 1024 * 1024;
+    if (!Number.isSafeInteger(maxLagBytes) || maxLagBytes < 0) {
+      throw new Error(
+        `RunbookFunctions: maxLagBytes must be a whole number of bytes, 0 or more; got ${maxLagBytes}`,
+      );
+    }
     const { documents, pki } = props;
     this.nodeCommand = new TaskFunction(this, 'NodeCommand', {
       handlerFolder: 'node-command',
       description: 'pem-ha: sends a node document through SSM and polls it',
     });
     documents.grantRun(this.nodeCommand, props.clusterName);
+    // A poll asks EC2 whether the node still runs (InstanceNotRunningError).
+    this.nodeCommand.role.addToPolicy(
+      new iam.PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }),
+    );
     this.clusterCa = new TaskFunction(this, 'ClusterCa', {
       handlerFolder: 'cluster-ca',
       description: 'pem-ha: makes the cluster CA once',
@@ -74,7 +87,7 @@ export class RunbookFunctions extends Construct {
     this.clusterStatus = new TaskFunction(this, 'ClusterStatus', {
       handlerFolder: 'cluster-status',
       description: "pem-ha: reads Patroni's cluster view (leader, timeline, members)",
-      environment: { TRUST_SECRET: pki.trustSecretName },
+      environment: { TRUST_SECRET: pki.trustSecretName, MAX_LAG_BYTES: String(maxLagBytes) },
       vpc: { vpc: props.vpc, subnets: props.subnets },
     });
     pki.grantReadTrust(this.clusterStatus);
@@ -82,7 +95,10 @@ export class RunbookFunctions extends Construct {
     const getInvocation =
       'ssm:GetCommandInvocation takes no resource ARN (command ids are unknown before SendCommand).';
     acknowledge(this.nodeCommand.role, [
-      ['Resource::*', getInvocation],
+      [
+        'Resource::*',
+        `${getInvocation} ec2:DescribeInstances supports no resource-level permissions (read-only).`,
+      ],
       [
         `Resource::${arnOf(this, 'ec2', 'instance/*')}`,
         `SendCommand reaches only instances tagged pem-ha:cluster=${props.clusterName} (ssm:resourceTag condition).`,

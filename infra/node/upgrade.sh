@@ -1,5 +1,5 @@
 # upgrade: one step of the rolling upgrade on this node.
-# Parameters: ACTION (check|drain|install|restart|verify|undrain), COMPONENT
+# Parameters: ACTION (check|drain|install|restart|verify|undrain|clear-drain), COMPONENT
 # (postgresql|patroni|etcd|os), VERSION (an exact package version, or latest
 # for check), TIER, MEMBER_NAME, MEMBER_ADDRESS, POSTGRES_MAJOR,
 # WAIT_SECONDS. check, restart and verify end with key=value lines the
@@ -98,9 +98,13 @@ print(yaml.safe_dump(config, sort_keys=False, default_flow_style=False), end="")
 PY
   )
   install_file "$PATRONI_CONFIG" 0600 postgres:postgres <<<"$content"
-  if [[ " ${CHANGED_FILES[*]} " == *" ${PATRONI_CONFIG} "* ]]; then
+  if [[ " ${CHANGED_FILES[*]} " != *" ${PATRONI_CONFIG} "* ]]; then
+    log "noloadbalance=$1 nosync=$1 already in ${PATRONI_CONFIG}"
+  elif systemctl is-active --quiet patroni; then
     log "noloadbalance=$1 nosync=$1 in ${PATRONI_CONFIG}: reloading Patroni"
     systemctl reload patroni
+  else
+    log "noloadbalance=$1 nosync=$1 in ${PATRONI_CONFIG}: Patroni is not running and reads them when it starts"
   fi
 }
 
@@ -170,6 +174,11 @@ case "$ACTION" in
     log "waiting (up to ${WAIT_SECONDS} s) until ${MEMBER_NAME}'s /replica serves reads again"
     wait_until "$WAIT_SECONDS" "/replica to answer 200" replica_endpoint_is 200
     log "${MEMBER_NAME} is back in the read endpoint"
+    ;;
+  clear-drain)
+    # After a halted run: the tags go, without waiting for reads (the node may still be catching up).
+    [[ $TIER == backend ]] || die "clear-drain applies to backends; ${MEMBER_NAME} is ${TIER}"
+    set_drain_tags false
     ;;
   install)
     [[ $VERSION != latest || $COMPONENT == os ]] || die "install needs an exact Version; got latest"
@@ -258,5 +267,5 @@ case "$ACTION" in
     echo "at_target=true"
     log "${MEMBER_NAME} runs ${COMPONENT} ${running} from the installed package"
     ;;
-  *) die "Action must be check, drain, install, restart, verify or undrain; got ${ACTION}" ;;
+  *) die "Action must be check, drain, install, restart, verify, undrain or clear-drain; got ${ACTION}" ;;
 esac

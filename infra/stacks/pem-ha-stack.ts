@@ -137,6 +137,7 @@ export class PemHaStack extends Stack {
       vpc: network.vpc,
       subnets: { subnets: [...network.privateSubnets] },
       leafValidityDays: config.certificates.validityDays,
+      maxLagBytes: config.healthCheck.replicaMaxLagBytes,
     });
     this.backend.allowPatroniClient(functions.clusterStatus, 'runbooks reading the cluster state');
     const inventory = clusterInventory({

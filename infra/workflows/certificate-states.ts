@@ -124,6 +124,53 @@ export function planState(
   });
 }
 
+/** How long a gate waits for the cluster to be healthy again before the run stops. */
+export const GATE_RETRY = { interval: Duration.seconds(10), maxAttempts: 6 } as const;
+
+/**
+ * Before each node of a rolling runbook: one leader (the one `$.before`
+ * names), every backend answering, running and caught up, the node done
+ * last back among them. Retried for about a minute, then the run stops with
+ * ClusterUnhealthyError naming the member (LeaderChangedError at once).
+ * Expects `$.inventory` and `$.before` ({ leader, timeline }).
+ */
+export function gateState(
+  scope: Construct,
+  label: string,
+  clusterStatus: lambda.IFunction,
+): tasks.LambdaInvoke {
+  const gate = new tasks.LambdaInvoke(scope, `${label}: cluster healthy?`, {
+    lambdaFunction: clusterStatus,
+    payload: sfn.TaskInput.fromObject({
+      action: 'gate',
+      inventory: sfn.JsonPath.objectAt('$.inventory'),
+      before: sfn.JsonPath.objectAt('$.before'),
+    }),
+    resultPath: sfn.JsonPath.DISCARD,
+    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+  });
+  gate.addRetry({ errors: ['ClusterUnhealthyError'], ...GATE_RETRY, backoffRate: 1 });
+  return gate;
+}
+
+/** {@link certificateStates} behind a {@link gateState}: one node of a rolling runbook. */
+export function gatedCertificateStates(
+  scope: Construct,
+  gateLabel: string,
+  clusterStatus: lambda.IFunction,
+  props: CertificateStatesProps,
+): tasks.LambdaInvoke {
+  const gate = gateState(scope, gateLabel, clusterStatus);
+  gate.next(certificateStates(scope, props).start);
+  return gate;
+}
+
+/** What a gated Map iteration needs besides its node: the inventory and the plan's leader. */
+export const GATE_ITEM_FIELDS = {
+  'inventory.$': '$.inventory',
+  before: { 'leader.$': '$.plan.leader', 'timeline.$': '$.plan.timeline' },
+} as const;
+
 /** After the change: the leader and timeline `$.plan` recorded (LeaderChangedError otherwise). */
 export function confirmLeaderState(
   scope: Construct,

@@ -10,6 +10,7 @@ export const ERRORS = {
   commandFailed: 'CommandFailedError',
   commandTimedOut: 'CommandTimedOutError',
   commandCancelled: 'CommandCancelledError',
+  instanceNotRunning: 'InstanceNotRunningError',
   invalidRequest: 'InvalidRequestError',
   csrRejected: 'CsrRejectedError',
 } as const;

@@ -6,9 +6,11 @@ import { Construct } from 'constructs';
 import type { BootstrapInventory } from './bootstrap-definition';
 import {
   caExpiryState,
-  certificateStates,
   confirmLeaderState,
   failureEnd,
+  GATE_ITEM_FIELDS,
+  gatedCertificateStates,
+  gateState,
   planState,
 } from './certificate-states';
 import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
@@ -51,15 +53,17 @@ export function rootRolloverDefinition(
         taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
       }),
     );
+  // Every node of every pass behind a health gate (GATE_ITEM_FIELDS).
   const node = (label: string, itemsPath: string, extra: Record<string, string>) =>
     catchInto(
       new sfn.Map(scope, label, {
         itemsPath,
-        itemSelector: { 'node.$': '$$.Map.Item.Value', ...extra },
+        itemSelector: { 'node.$': '$$.Map.Item.Value', ...GATE_ITEM_FIELDS, ...extra },
         maxConcurrency: 1,
         resultPath: sfn.JsonPath.DISCARD,
       }),
     );
+
   const trustEveryNode = (label: string) => {
     const map = node(label, '$.plan.order', { 'bundle.$': '$.trust.bundle' });
     const install = nodeCommandStates(scope, `${label}: install`, {
@@ -75,7 +79,9 @@ export function rootRolloverDefinition(
       },
       pollInterval: props.pollInterval,
     });
-    map.itemProcessor(install.start);
+    const gate = gateState(scope, label, props.clusterStatus);
+    gate.next(install.start);
+    map.itemProcessor(gate);
     return map;
   };
 
@@ -83,14 +89,14 @@ export function rootRolloverDefinition(
     renewBeforeDays: REISSUE_EVERYTHING,
   });
   reissue.itemProcessor(
-    certificateStates(scope, {
+    gatedCertificateStates(scope, 'Reissue', props.clusterStatus, {
       nodeCommand: props.nodeCommand,
       signCertificates: props.signCertificates,
       recordExpiry: props.recordExpiry,
       document: props.certificates,
       renewBeforeDaysPath: '$.renewBeforeDays',
       pollInterval: props.pollInterval,
-    }).start,
+    }),
   );
   return new sfn.Pass(scope, 'Inventory', {
     result: sfn.Result.fromObject(props.inventory),

@@ -5,9 +5,10 @@ import { Construct } from 'constructs';
 import type { BootstrapInventory } from './bootstrap-definition';
 import {
   caExpiryState,
-  certificateStates,
   confirmLeaderState,
   failureEnd,
+  GATE_ITEM_FIELDS,
+  gatedCertificateStates,
   planState,
 } from './certificate-states';
 import type { DocumentRun } from './node-command-states';
@@ -31,9 +32,9 @@ export interface RotationDefinitionProps {
 /**
  * Certificate rotation: check the cluster (one leader, every backend
  * running), then one node at a time (etcd members, replicas, the primary,
- * web hosts) renew what expires within the threshold, verified on the node
- * before and after the switch; finally the same leader on the same timeline
- * must be in charge. Input: `{}` or `{ "renewBeforeDays": N }`.
+ * web hosts), each behind a health gate, renew what expires within the
+ * threshold, verified on the node before and after the switch; finally the
+ * same leader on the same timeline must be in charge. Input: `{}` or `{ "renewBeforeDays": N }`.
  */
 export function rotationDefinition(
   scope: Construct,
@@ -77,20 +78,21 @@ export function rotationDefinition(
       itemSelector: {
         'node.$': '$$.Map.Item.Value',
         'renewBeforeDays.$': '$.settings.renewBeforeDays',
+        ...GATE_ITEM_FIELDS,
       },
       maxConcurrency: 1,
       resultPath: sfn.JsonPath.DISCARD,
     }),
   );
   eachNode.itemProcessor(
-    certificateStates(scope, {
+    gatedCertificateStates(scope, 'Before the node', props.clusterStatus, {
       nodeCommand: props.nodeCommand,
       signCertificates: props.signCertificates,
       recordExpiry: props.recordExpiry,
       document: props.certificates,
       renewBeforeDaysPath: '$.renewBeforeDays',
       pollInterval: props.pollInterval,
-    }).start,
+    }),
   );
   const confirm = catchInto(confirmLeaderState(scope, props.clusterStatus));
   plan

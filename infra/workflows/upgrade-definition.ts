@@ -4,6 +4,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { BootstrapInventory } from './bootstrap-definition';
+import { GATE_RETRY } from './certificate-states';
 import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
 
 export interface UpgradeDefinitionProps {
@@ -24,11 +25,13 @@ const NOTHING_TOUCHED = ['InvalidInput'];
 
 /**
  * The rolling upgrade: preflight and each node's own check, the plan (a dry
- * run ends there), then one node at a time: etcd members, replicas least
+ * run ends there), drain tags an earlier halted run left cleared, then one
+ * node at a time, each behind a health gate: etcd members, replicas least
  * caught-up first (out of the read endpoint while they change), the primary
- * through a single switchover, web hosts. Any failure goes to `Halted`,
- * which touches no further node, cancels anything Patroni has scheduled and
- * reports whether one healthy primary serves writes.
+ * through a single switchover, web hosts. Any failure goes to the halt,
+ * which touches no further node, cancels anything Patroni has scheduled,
+ * clears the drain tags it can, and reports whether one healthy primary
+ * serves writes and what is left drained.
  */
 export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProps): sfn.IChainable {
   const step = (
@@ -47,7 +50,8 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
   const inventory = sfn.JsonPath.objectAt('$.inventory');
   const node = sfn.JsonPath.objectAt('$.node');
 
-  // The halt: report, then fail with the error that stopped the run.
+  // The halt: make safe, clear the drain tags this run set, report, then fail
+  // with the error that stopped the run.
   const halted = new sfn.Fail(scope, 'Halted', {
     errorPath: '$.failure.Error',
     causePath: '$.failure.Cause',
@@ -55,13 +59,19 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
   const report = new sfn.Pass(scope, 'Halt report', {
     parameters: {
       'Error.$': '$.failure.Error',
-      'Cause.$': "States.Format('{} [halt: {}]', $.failure.Cause, $.halt.result.summary)",
+      'Cause.$': "States.Format('{} [halt: {}]', $.failure.Cause, $.haltReport.result.summary)",
     },
     resultPath: '$.failure',
   }).next(halted);
   const haltSafely = step('Halt safely', { action: 'halt', inventory }, '$.halt');
   haltSafely.addCatch(halted, { resultPath: '$.haltError' });
-  haltSafely.next(report);
+  const haltSummary = step(
+    'Halt: what is left',
+    { action: 'haltReport', inventory, halt: sfn.JsonPath.objectAt('$.halt.result') },
+    '$.haltReport',
+  );
+  haltSummary.addCatch(halted, { resultPath: '$.haltError' });
+  haltSummary.next(report);
   const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
     state.addCatch(halted, { errors: NOTHING_TOUCHED, resultPath: '$.failure' });
     state.addCatch(haltSafely, { resultPath: '$.failure' });
@@ -123,29 +133,50 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
       node,
       maxLagBytes: sfn.JsonPath.numberAt('$.settings.maxLagBytes'),
     });
+  const mapOver = (id: string, itemsPath: string, settings: string) =>
+    new sfn.Map(scope, id, {
+      itemsPath,
+      itemSelector: {
+        'node.$': '$$.Map.Item.Value',
+        'settings.$': settings,
+        'inventory.$': '$.inventory',
+      },
+      maxConcurrency: 1,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
   const onEach = (id: string, itemsPath: string, processor: sfn.IChainable) => {
-    const map = catchInto(
-      new sfn.Map(scope, id, {
-        itemsPath,
-        itemSelector: {
-          'node.$': '$$.Map.Item.Value',
-          'settings.$': '$.plan.result.settings',
-          'inventory.$': '$.inventory',
-        },
-        maxConcurrency: 1,
-        resultPath: sfn.JsonPath.DISCARD,
-      }),
-    );
+    const map = catchInto(mapOver(id, itemsPath, '$.plan.result.settings'));
     map.itemProcessor(processor);
     return map;
   };
+  // Before each node: one leader, every other backend answering, running and
+  // caught up (the node done last among them); about a minute, then the halt.
+  const gate = (label: string) => {
+    const look = step(
+      `${label}: cluster healthy?`,
+      { action: 'gate', inventory, maxLagBytes: sfn.JsonPath.numberAt('$.settings.maxLagBytes') },
+      sfn.JsonPath.DISCARD,
+    );
+    look.addRetry({ errors: ['ClusterUnhealthyError'], ...GATE_RETRY, backoffRate: 1 });
+    return { start: look, end: look };
+  };
+  // Drain tags a halted run could not take back: cleared without waiting for reads.
+  const clearDrain = (label: string) =>
+    command(label, 'clear-drain', { Component: 'postgresql', Version: 'latest' });
+  const haltClear = mapOver('Halt: clear drain tags', '$.halt.result.drained', '$.halt.result');
+  haltClear.itemProcessor(clearDrain('Halt: clear drain tags on the node').start);
+  haltClear.addCatch(haltSummary, { resultPath: '$.haltClearError' });
+  haltClear.next(haltSummary);
+  haltSafely.next(haltClear);
 
   const etcdMember = chain(
+    gate('etcd member'),
     command('etcd member: install', 'install'),
     command('etcd member: restart', 'restart'),
     command('etcd member: verify', 'verify'),
   );
   const replica = chain(
+    gate('Replica'),
     command('Replica: drain', 'drain'),
     until('Replica: read endpoint drained', { action: 'awaitReadTarget', node, want: 'drained' }),
     command('Replica: install', 'install'),
@@ -157,10 +188,16 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
   );
   const switchover = step(
     'Primary: switch over',
-    { action: 'switchover', inventory, leader: sfn.JsonPath.stringAt('$.node.name') },
+    {
+      action: 'switchover',
+      inventory,
+      leader: sfn.JsonPath.stringAt('$.node.name'),
+      maxLagBytes: sfn.JsonPath.numberAt('$.settings.maxLagBytes'),
+    },
     '$.switchover',
   );
   const primary = chain(
+    gate('Primary'),
     command('Primary: install', 'install'),
     { start: switchover, end: switchover },
     until('Primary: new leader serving', {
@@ -174,6 +211,7 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
     command('Primary: verify', 'verify'),
   );
   const webHost = chain(
+    gate('Web host'),
     command('Web host: install', 'install'),
     command('Web host: verify', 'verify'),
   );
@@ -227,7 +265,14 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
   const confirm = catchInto(
     step('Confirm upgrade', { action: 'confirm', inventory }, '$.confirmed'),
   );
-  const upgrade = onEach('Upgrade etcd members one by one', '$.plan.result.etcd', etcdMember);
+  const leftover = onEach(
+    'Clear drain tags left by an earlier run',
+    '$.preflight.result.drained',
+    clearDrain('Leftover drain tags: clear').start,
+  );
+  const upgrade = leftover.next(
+    onEach('Upgrade etcd members one by one', '$.plan.result.etcd', etcdMember),
+  );
   upgrade
     .next(onEach('Upgrade replicas one by one', '$.plan.result.replicas', replica))
     .next(onEach('Upgrade the primary', '$.plan.result.primary', primary))
@@ -248,6 +293,6 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
           sfn.Condition.booleanEquals('$.preflight.result.request.dryRun', true),
           new sfn.Succeed(scope, 'Planned (dry run)', { outputPath: '$.plan.result' }),
         )
-        .otherwise(upgrade),
+        .otherwise(leftover),
     );
 }

@@ -4,7 +4,15 @@
  * (an overlay over the host's /). Everything created is recorded in a state
  * file first, so `destroy` works from another process and after a crash.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { ExecRequest, ExecResult, NodeExec } from '../types';
@@ -117,6 +125,9 @@ export class RigHost {
     for (const sub of ['upper/usr/local/sbin', 'work', 'root'])
       mkdirSync(join(node.dir, sub), { recursive: true });
     copyFileSync(join(__dirname, 'systemctl'), join(node.dir, 'upper/usr/local/sbin/systemctl'));
+    const agent = join(node.dir, 'upper/usr/local/sbin/rig-ssm-agent');
+    copyFileSync(join(__dirname, 'ssm-agent.sh'), agent);
+    chmodSync(agent, 0o755);
     if (spec.dataDisk) {
       const file = join(node.dir, 'data-volume.img');
       await host('truncate', ['-s', `${spec.dataDisk.sizeMiB}M`, file]);

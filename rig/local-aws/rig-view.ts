@@ -28,7 +28,7 @@ export function rigLocalAws(
   template: SynthesizedTemplate,
   stateDir: string,
 ): LocalAws {
-  return new LocalAws(host.exec, {
+  return new LocalAws({
     secretsFile: join(stateDir, 'secrets.json'),
     executionsFile: join(stateDir, 'executions.jsonl'),
     ...rigView(plan, template, {

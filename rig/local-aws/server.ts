@@ -8,13 +8,16 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { NodeExec } from '../types';
 import { describeInstances, EC2_VERSION, ec2Error, LocalInstance } from './ec2';
 import { describeTargetHealth, ELBV2_VERSION, queryError, TargetHealthLookup } from './elbv2';
 import { LocalExecutions } from './sfn';
-import { AwsError, LocalSsm } from './ssm';
+import { AgentReport, AwsError, LocalSsm } from './ssm';
 
 export const REGION = 'local-1';
+/** Where the nodes' SSM agents poll and report. */
+const AGENT_PATH = '/rig-ssm-agent/';
+/** How long an agent's poll is held open when nothing is queued (the agent's curl waits 30 s). */
+const AGENT_POLL_HOLD_MS = 20_000;
 export const ACCOUNT = '000000000000';
 
 /** The variables that point the AWS SDKs (v3, botocore) at a LocalAws for each service it speaks. */
@@ -53,11 +56,8 @@ export class LocalAws {
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly server: Server;
 
-  constructor(
-    exec: NodeExec,
-    private readonly options: LocalAwsOptions = {},
-  ) {
-    this.ssm = new LocalSsm(exec);
+  constructor(private readonly options: LocalAwsOptions = {}) {
+    this.ssm = new LocalSsm();
     this.executions = new LocalExecutions(options.executionsFile);
     const { secretsFile } = options;
     if (secretsFile && existsSync(secretsFile)) {
@@ -90,14 +90,17 @@ export class LocalAws {
   }
 
   async close(): Promise<void> {
-    await this.ssm.settle();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.ssm.close();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    await closed;
   }
 
   private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString();
+    if (request.url?.startsWith(AGENT_PATH)) return this.handleAgent(request, body, response);
     const requestId = randomUUID();
     response.setHeader('x-amzn-requestid', requestId);
     const authorized = Boolean(request.headers.authorization);
@@ -118,6 +121,46 @@ export class LocalAws {
       response.setHeader('x-amzn-errortype', type);
       reply(response, error instanceof AwsError ? 400 : 500, json, {
         __type: type,
+        message: (error as Error).message,
+      });
+    }
+  }
+
+  /**
+   * The nodes' agents (rig/host/ssm-agent.sh): `GET next?instance=ID` holds
+   * the poll until a command is queued (204 when none came), `POST report`
+   * takes one step's status and output.
+   */
+  private async handleAgent(
+    request: IncomingMessage,
+    body: string,
+    response: ServerResponse,
+  ): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://rig');
+    try {
+      if (request.method === 'GET' && url.pathname === `${AGENT_PATH}next`) {
+        const hungUp = new AbortController();
+        response.on('close', () => hungUp.abort());
+        const message = await this.ssm.nextFor(
+          url.searchParams.get('instance') ?? '',
+          AGENT_POLL_HOLD_MS,
+          hungUp.signal,
+        );
+        if (!message || response.destroyed) {
+          response.writeHead(204).end();
+          return;
+        }
+        reply(response, 200, '1.1', message);
+      } else if (request.method === 'POST' && url.pathname === `${AGENT_PATH}report`) {
+        this.ssm.report(JSON.parse(body) as AgentReport);
+        reply(response, 200, '1.1', {});
+      } else {
+        reply(response, 404, '1.1', {
+          message: `no agent route ${request.method} ${url.pathname}`,
+        });
+      }
+    } catch (error) {
+      reply(response, error instanceof AwsError ? 400 : 500, '1.1', {
         message: (error as Error).message,
       });
     }

@@ -1,15 +1,20 @@
 /**
- * Run Command as the SSM agent does it on Linux: each `aws:runShellScript`
- * step's lines go to `_script.sh` on the node and run with `sh`, and
- * GetCommandInvocation reports status, exit code and the first 24,000
- * characters of stdout and stderr.
+ * Run Command as SSM does it: SendCommand queues an invocation per
+ * instance, and each node's agent (rig/host/ssm-agent.sh) fetches it over
+ * the node's own link and reports every step back. GetCommandInvocation
+ * reports status, exit code and the first 24,000 characters of stdout and
+ * stderr. An invocation no agent picks up within SendCommand's
+ * TimeoutSeconds ends TimedOut (DeliveryTimedOut), as on AWS.
  */
 import { randomUUID } from 'node:crypto';
-import type { NodeExec } from '../types';
 import { CommandDocument, resolveParameters, substitute } from './documents';
 
 const OUTPUT_LIMIT = 24_000;
 const DEFAULT_STEP_TIMEOUT_SECONDS = 3600;
+/** SendCommand's default TimeoutSeconds: how long a command waits to be delivered. */
+const DEFAULT_DELIVERY_SECONDS = 3600;
+/** An offered command that no report acknowledged within this is offered again. */
+const REOFFER_MS = 15_000;
 
 export class AwsError extends Error {
   constructor(
@@ -26,12 +31,16 @@ export interface ManagedInstance {
   readonly env: Readonly<Record<string, string>>;
 }
 
+type Status = 'Pending' | 'InProgress' | 'Success' | 'Failed' | 'TimedOut' | 'Cancelled';
+const FINAL: readonly Status[] = ['Success', 'Failed', 'TimedOut', 'Cancelled'];
+
 interface Invocation {
-  commandId: string;
-  instanceId: string;
-  documentName: string;
-  pluginName: string;
-  status: 'Pending' | 'InProgress' | 'Success' | 'Failed' | 'TimedOut' | 'Cancelled';
+  readonly commandId: string;
+  readonly instanceId: string;
+  readonly documentName: string;
+  readonly pluginName: string;
+  status: Status;
+  statusDetails: string;
   responseCode: number;
   stdout: string;
   stderr: string;
@@ -39,13 +48,45 @@ interface Invocation {
   endedAt?: Date;
 }
 
+/** What an agent receives: the steps with parameters substituted, and the instance's environment. */
+export interface AgentMessage {
+  readonly commandId: string;
+  readonly documentName: string;
+  readonly steps: readonly {
+    readonly name: string;
+    readonly script: string;
+    readonly workingDirectory?: string;
+    readonly timeoutSeconds: number;
+  }[];
+  readonly env: Readonly<Record<string, string>>;
+}
+
+interface Delivery {
+  readonly instanceId: string;
+  readonly message: AgentMessage;
+  readonly deliverBy: number;
+  offeredAt?: number;
+}
+
+/** One step's report from an agent. */
+export interface AgentReport {
+  readonly instanceId: string;
+  readonly commandId: string;
+  readonly step: string;
+  readonly status: Status;
+  readonly responseCode?: number;
+  readonly stdout?: string;
+  readonly stderr?: string;
+}
+
 export class LocalSsm {
   private readonly documents = new Map<string, CommandDocument>();
   private readonly instances = new Map<string, ManagedInstance>();
   private readonly invocations = new Map<string, Invocation[]>();
-  private readonly running = new Set<Promise<void>>();
-
-  constructor(private readonly exec: NodeExec) {}
+  private readonly queue: Delivery[] = [];
+  /** Agents' held polls, woken when a command is queued or the endpoint closes. */
+  private readonly waiting = new Set<() => void>();
+  private closed = false;
 
   registerDocument(name: string, content: CommandDocument): void {
     this.documents.set(name, content);
@@ -59,6 +100,7 @@ export class LocalSsm {
     DocumentName?: string;
     InstanceIds?: string[];
     Parameters?: Record<string, string[]>;
+    TimeoutSeconds?: number;
     Comment?: string;
   }): unknown {
     const document = this.documents.get(String(input.DocumentName));
@@ -79,22 +121,40 @@ export class LocalSsm {
       throw new AwsError('InvalidParameters', (error as Error).message);
     }
     const commandId = randomUUID();
+    const documentName = String(input.DocumentName);
+    const deliverBy = Date.now() + (input.TimeoutSeconds ?? DEFAULT_DELIVERY_SECONDS) * 1000;
+    const steps = document.mainSteps.map((step) => {
+      if (step.action !== 'aws:runShellScript')
+        throw new AwsError(
+          'InvalidDocument',
+          `the rig runs only aws:runShellScript steps, not ${step.action}`,
+        );
+      return {
+        name: step.name,
+        script: substitute(step.inputs.runCommand.join('\n'), values),
+        ...(step.inputs.workingDirectory && { workingDirectory: step.inputs.workingDirectory }),
+        timeoutSeconds: Number(step.inputs.timeoutSeconds ?? DEFAULT_STEP_TIMEOUT_SECONDS),
+      };
+    });
     for (const instanceId of instanceIds) {
-      const steps = document.mainSteps.map((step) => ({
-        commandId,
-        instanceId,
-        documentName: String(input.DocumentName),
-        pluginName: step.name,
-        status: 'Pending' as const,
-        responseCode: -1,
-        stdout: '',
-        stderr: '',
-      }));
-      this.invocations.set(`${commandId}/${instanceId}`, steps);
-      const run = this.execute(document, values, steps, this.instances.get(instanceId)!);
-      this.running.add(run);
-      void run.finally(() => this.running.delete(run));
+      this.invocations.set(
+        `${commandId}/${instanceId}`,
+        steps.map((step) => ({
+          commandId,
+          instanceId,
+          documentName,
+          pluginName: step.name,
+          status: 'Pending',
+          statusDetails: 'Pending',
+          responseCode: -1,
+          stdout: '',
+          stderr: '',
+        })),
+      );
+      const { env } = this.instances.get(instanceId)!;
+      this.queue.push({ instanceId, deliverBy, message: { commandId, documentName, steps, env } });
     }
+    for (const wake of this.waiting) wake();
     return {
       Command: {
         CommandId: commandId,
@@ -112,6 +172,7 @@ export class LocalSsm {
     InstanceId?: string;
     PluginName?: string;
   }): unknown {
+    this.expireDeliveries();
     const steps = this.invocations.get(`${input.CommandId}/${input.InstanceId}`);
     if (!steps)
       throw new AwsError(
@@ -134,7 +195,7 @@ export class LocalSsm {
       PluginName: step.pluginName,
       ResponseCode: step.responseCode,
       Status: step.status,
-      StatusDetails: step.status,
+      StatusDetails: step.statusDetails,
       ExecutionStartDateTime: step.startedAt?.toISOString() ?? '',
       ExecutionEndDateTime: step.endedAt?.toISOString() ?? '',
       StandardOutputContent: step.stdout.slice(0, OUTPUT_LIMIT),
@@ -142,63 +203,89 @@ export class LocalSsm {
     };
   }
 
-  /** Resolves when every command sent so far has ended (bounded by their step timeouts). */
-  async settle(): Promise<void> {
-    await Promise.allSettled([...this.running]);
+  /**
+   * An agent's poll: the oldest command for its instance that is not taken
+   * yet, waiting up to `holdMs` for one; undefined when none came.
+   */
+  async nextFor(
+    instanceId: string,
+    holdMs: number,
+    gone: AbortSignal,
+  ): Promise<AgentMessage | undefined> {
+    const deadline = Date.now() + holdMs;
+    for (;;) {
+      // An agent that hung up (its node stopped) must not be handed a command.
+      if (this.closed || gone.aborted) return undefined;
+      this.expireDeliveries();
+      const now = Date.now();
+      const delivery = this.queue.find(
+        (d) =>
+          d.instanceId === instanceId &&
+          (d.offeredAt === undefined || now - d.offeredAt > REOFFER_MS),
+      );
+      if (delivery) {
+        delivery.offeredAt = now;
+        return delivery.message;
+      }
+      const left = deadline - now;
+      if (left <= 0) return undefined;
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.waiting.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, Math.min(left, REOFFER_MS));
+        this.waiting.add(wake);
+        gone.addEventListener('abort', wake, { once: true });
+      });
+    }
   }
 
-  private async execute(
-    document: CommandDocument,
-    values: Record<string, string>,
-    steps: Invocation[],
-    instance: ManagedInstance,
-  ): Promise<void> {
-    let failed = false;
-    for (const [index, step] of document.mainSteps.entries()) {
-      const invocation = steps[index];
-      if (failed) {
-        invocation.status = 'Cancelled';
-        continue;
+  /** An agent's report on one step; its first report takes the command off the queue. */
+  report(report: AgentReport): void {
+    const steps = this.invocations.get(`${report.commandId}/${report.instanceId}`);
+    const step = steps?.find((s) => s.pluginName === report.step);
+    if (!step)
+      throw new AwsError(
+        'InvocationDoesNotExist',
+        `no invocation ${report.commandId} step ${report.step} on ${report.instanceId}`,
+      );
+    if (![...FINAL, 'InProgress'].includes(report.status))
+      throw new AwsError('InvalidParameters', `status ${report.status} is not a step status`);
+    const taken = this.queue.findIndex(
+      (d) => d.instanceId === report.instanceId && d.message.commandId === report.commandId,
+    );
+    if (taken >= 0) this.queue.splice(taken, 1);
+    if (FINAL.includes(step.status)) return;
+    step.status = report.status;
+    step.statusDetails = report.status === 'TimedOut' ? 'ExecutionTimedOut' : report.status;
+    step.responseCode = report.responseCode ?? -1;
+    step.stdout = report.stdout ?? '';
+    step.stderr = report.stderr ?? '';
+    if (report.status === 'InProgress') step.startedAt = new Date();
+    else step.endedAt = new Date();
+  }
+
+  /** Releases the agents' held polls (the endpoint is closing). */
+  close(): void {
+    this.closed = true;
+    for (const wake of this.waiting) wake();
+  }
+
+  /** Commands no agent took in time end as SSM ends them: TimedOut, DeliveryTimedOut. */
+  private expireDeliveries(): void {
+    const now = Date.now();
+    for (let index = this.queue.length - 1; index >= 0; index--) {
+      const delivery = this.queue[index];
+      if (delivery.deliverBy > now) continue;
+      this.queue.splice(index, 1);
+      const key = `${delivery.message.commandId}/${delivery.instanceId}`;
+      for (const step of this.invocations.get(key) ?? []) {
+        step.status = 'TimedOut';
+        step.statusDetails = 'DeliveryTimedOut';
+        step.endedAt = new Date();
       }
-      invocation.status = 'InProgress';
-      invocation.startedAt = new Date();
-      const dir = `/var/lib/amazon/ssm/${invocation.instanceId}/document/orchestration/${invocation.commandId}/${step.name}`;
-      const script = substitute(step.inputs.runCommand.join('\n'), values);
-      const timeoutMs = Number(step.inputs.timeoutSeconds ?? DEFAULT_STEP_TIMEOUT_SECONDS) * 1000;
-      try {
-        if (step.action !== 'aws:runShellScript')
-          throw new Error(`the rig runs only aws:runShellScript steps, not ${step.action}`);
-        const written = await this.exec(instance.nodeName, {
-          argv: ['sh', '-c', 'mkdir -p "$1" && cat > "$1/_script.sh"', 'write', dir],
-          stdin: script,
-          timeoutMs: 30_000,
-        });
-        if (written.exitCode !== 0) throw new Error(`cannot write the script: ${written.stderr}`);
-        const result = await this.exec(instance.nodeName, {
-          argv: [
-            'sh',
-            '-c',
-            `cd "${step.inputs.workingDirectory ?? dir}" && exec sh "$0"`,
-            `${dir}/_script.sh`,
-          ],
-          env: instance.env,
-          timeoutMs,
-        });
-        invocation.stdout = result.stdout;
-        invocation.stderr = result.stderr;
-        invocation.responseCode = result.timedOut ? -1 : (result.exitCode ?? -1);
-        invocation.status = result.timedOut
-          ? 'TimedOut'
-          : result.exitCode === 0
-            ? 'Success'
-            : 'Failed';
-      } catch (error) {
-        invocation.stderr = `${invocation.stderr}${(error as Error).message}\n`;
-        invocation.status = 'Failed';
-        invocation.responseCode = 1;
-      }
-      invocation.endedAt = new Date();
-      failed = invocation.status !== 'Success';
     }
   }
 }

@@ -4,6 +4,7 @@ import { createServer, Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { maxLagBytesSetting } from '../../functions/cluster-status/handler';
 import {
   ClusterUnhealthyError,
   confirmLeaderUnchanged,
@@ -35,15 +36,43 @@ const INVENTORY: RunbookInventory = {
   web: [node('web-1', 'web', '10.0.4.30')],
 };
 
-/** A Patroni that answers GET /cluster with these members (name:role:state:timeline). */
-const patroni =
-  (...members: string[]): PatroniGet =>
-  async () => ({
-    members: members.map((m) => {
-      const [name, role, state, timeline] = m.split(':');
-      return { name, role, state, timeline: Number(timeline) };
-    }),
+const MAX_LAG = { maxLagBytes: 1048576 };
+
+/**
+ * A Patroni whose members (name:role:state:timeline[:replay bytes behind])
+ * answer GET /cluster and each its own GET /patroni; a backend not listed
+ * refuses connections.
+ */
+const patroni = (...specs: string[]): PatroniGet => {
+  const members = specs.map((m) => {
+    const [name, role, state, timeline, behind] = m.split(':');
+    return { name, role, state, timeline: Number(timeline), behind: Number(behind ?? 0) };
   });
+  return async (address, path) => {
+    if (path === '/cluster') {
+      return { members: members.map(({ behind: _, ...member }) => member) };
+    }
+    const member = members.find(
+      (m) => m.name === INVENTORY.backend.find((n) => n.address === address)?.name,
+    );
+    if (!member) throw new Error(`connect ECONNREFUSED ${address}:8008`);
+    const state = member.state === 'streaming' ? 'running' : member.state;
+    if (member.role === 'leader') {
+      return { state, role: 'primary', timeline: member.timeline, xlog: { location: 9_000_000 } };
+    }
+    return {
+      state,
+      role: 'replica',
+      timeline: member.timeline,
+      xlog: {
+        received_location: 9_000_000,
+        replayed_location: 9_000_000 - member.behind,
+        replayed_timestamp: null,
+        paused: false,
+      },
+    };
+  };
+};
 
 describe('planRotation', () => {
   test('Given backend-2 leads, then the order is etcd, the replicas, backend-2, web', async () => {
@@ -54,6 +83,7 @@ describe('planRotation', () => {
         'backend-3:sync_standby:streaming:3',
       ),
       INVENTORY,
+      MAX_LAG,
     );
     expect(plan).toMatchObject({ leader: 'backend-2', timeline: 3 });
     expect(plan.order.map((n) => n.name)).toEqual([
@@ -78,16 +108,27 @@ describe('planRotation', () => {
       'backend-2 is not a running member',
     ],
     [
-      'a missing member',
+      'a member whose REST API does not answer',
       ['backend-1:leader:running:1', 'backend-2:replica:running:1'],
-      'backend-3 is not a running member',
+      'backend-3 is unreachable: GET /patroni failed (connect ECONNREFUSED 10.0.6.20:8008)',
+    ],
+    [
+      'a replica whose replay stands behind what it received',
+      [
+        'backend-1:leader:running:1',
+        'backend-2:replica:running:1:57794208',
+        'backend-3:replica:running:1',
+      ],
+      'backend-2 replays 57794208 bytes behind the leader (receives 0 bytes behind; replay delay unknown; maxLagBytes 1048576)',
     ],
   ])('Given %s, then ClusterUnhealthyError says so', async (_, members, message) => {
-    const run = planRotation(patroni(...members), INVENTORY);
+    const run = planRotation(patroni(...members), INVENTORY, MAX_LAG);
     await expect(run).rejects.toThrow(ClusterUnhealthyError);
     await expect(run).rejects.toThrow(message);
   });
+});
 
+describe('confirmLeaderUnchanged reading /cluster', () => {
   test('Given the first backend does not answer, then the next one is asked', async () => {
     const asked: string[] = [];
     const get: PatroniGet = async (address, path) => {
@@ -99,7 +140,9 @@ describe('planRotation', () => {
         'backend-3:replica:running:1',
       )(address, path);
     };
-    await expect(planRotation(get, INVENTORY)).resolves.toMatchObject({ leader: 'backend-1' });
+    await expect(
+      confirmLeaderUnchanged(get, INVENTORY, { leader: 'backend-1', timeline: 1 }),
+    ).resolves.toMatchObject({ leader: 'backend-1' });
     expect(asked).toEqual(['10.0.4.20', '10.0.5.20']);
   });
 
@@ -107,7 +150,7 @@ describe('planRotation', () => {
     const get: PatroniGet = async (address) => {
       throw new Error(`${address} timed out`);
     };
-    const run = planRotation(get, INVENTORY);
+    const run = confirmLeaderUnchanged(get, INVENTORY, { leader: 'backend-1', timeline: 1 });
     await expect(run).rejects.toThrow(PatroniUnreachableError);
     await expect(run).rejects.toThrow(
       '10.0.4.20 timed out; 10.0.5.20 timed out; 10.0.6.20 timed out',
@@ -136,6 +179,23 @@ describe('confirmLeaderUnchanged', () => {
     await expect(run).rejects.toThrow(LeaderChangedError);
     await expect(run).rejects.toThrow(
       'before backend-1 on timeline 3, now backend-1 on timeline 4',
+    );
+  });
+});
+
+describe('the cluster-status function settings', () => {
+  test('Given MAX_LAG_BYTES as a whole number, then it is the bound', () => {
+    expect(maxLagBytesSetting({ MAX_LAG_BYTES: '16777216' })).toBe(16777216);
+  });
+
+  test.each([
+    [undefined, 'got nothing'],
+    ['1.5', 'got "1.5"'],
+    ['-1', 'got "-1"'],
+    ['', 'got ""'],
+  ])('Given MAX_LAG_BYTES %j, then a clear error names the variable', (value, given) => {
+    expect(() => maxLagBytesSetting({ MAX_LAG_BYTES: value })).toThrow(
+      `environment variable MAX_LAG_BYTES must be a whole number of bytes, 0 or more; ${given}`,
     );
   });
 });

@@ -1,3 +1,4 @@
+import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DescribeExecutionCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -13,14 +14,22 @@ import { isComplete, onEvent } from '../../functions/bootstrap-trigger/trigger';
 
 const ssm = mockClient(SSMClient);
 const sfn = mockClient(SFNClient);
+const ec2 = mockClient(EC2Client);
 const ssmClient = new SSMClient({ region: 'eu-west-1' });
+const ec2Client = new EC2Client({ region: 'eu-west-1' });
 const sfnClient = new SFNClient({ region: 'eu-west-1' });
 const node = { name: 'etcd-1', instanceId: 'i-0123456789abcdef0' };
 const NOW = 1_800_000_000_000;
+const instanceIn = (state: 'running') => ({
+  Reservations: [{ Instances: [{ InstanceId: node.instanceId, State: { Name: state } }] }],
+});
 
 beforeEach(() => {
   ssm.reset();
   sfn.reset();
+  ec2.reset();
+  // EC2 sees the node running unless a test says otherwise.
+  ec2.on(DescribeInstancesCommand).resolves(instanceIn('running'));
 });
 
 describe('node command task', () => {
@@ -52,7 +61,7 @@ describe('node command task', () => {
     });
   });
 
-  test('Given a command still running past its deadline, when polled, then CommandTimedOutError names the node', async () => {
+  test('Given a command still running past its deadline on a running node, when polled, then CommandTimedOutError names the node', async () => {
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'InProgress', ResponseCode: -1 });
     const command = {
       commandId: 'cmd-1',
@@ -62,13 +71,13 @@ describe('node command task', () => {
     };
 
     await expect(
-      pollNodeCommand(ssmClient, { action: 'poll', command }, () => NOW + 1),
+      pollNodeCommand(ssmClient, ec2Client, { action: 'poll', command }, () => NOW + 1),
     ).rejects.toMatchObject({
       name: 'CommandTimedOutError',
       nodeName: 'etcd-1',
     });
     await expect(
-      pollNodeCommand(ssmClient, { action: 'poll', command }, () => NOW - 1),
+      pollNodeCommand(ssmClient, ec2Client, { action: 'poll', command }, () => NOW - 1),
     ).resolves.toEqual({ state: 'running', status: 'InProgress' });
   });
 

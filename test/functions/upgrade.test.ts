@@ -1,73 +1,82 @@
-import { EC2Client } from '@aws-sdk/client-ec2';
-import {
-  DescribeTargetHealthCommand,
-  ElasticLoadBalancingV2Client,
-} from '@aws-sdk/client-elastic-load-balancing-v2';
-import { mockClient } from 'aws-sdk-client-mock';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import type { PatroniMember } from '../../functions/lib/patroni';
-import type { UpgradeClients, UpgradeInventory } from '../../functions/upgrade/cluster';
+import { runUpgradeAction, UpgradeDependencies } from '../../functions/upgrade/actions';
 import { parseKeyValues, planUpgrade, upstreamVersion } from '../../functions/upgrade/plan';
-import { halt, switchover } from '../../functions/upgrade/steps';
+import { preflight } from '../../functions/upgrade/preflight';
+import { awaitMember, switchover } from '../../functions/upgrade/steps';
+import {
+  ec2,
+  elb,
+  HEALTHY as healthy,
+  INVENTORY as inventory,
+  upgradeClients as clients,
+} from '../helpers/upgrade-clients';
 
-const node = (name: string, i: number) => ({
-  name,
-  tier: 'backend' as const,
-  instanceId: `i-0000000000000000${i}`,
-  address: `10.0.0.${i}`,
+afterEach(() => {
+  elb.reset();
+  ec2.reset();
 });
-const inventory: UpgradeInventory = {
-  etcd: [],
-  backend: [node('backend-1', 1), node('backend-2', 2), node('backend-3', 3)],
-  web: [],
-};
-const elb = mockClient(ElasticLoadBalancingV2Client);
-afterEach(() => elb.reset());
 
-function clients(
-  members: PatroniMember[],
-  extra: Record<string, unknown> = {},
-  answer = { status: 200, body: 'Successfully switched over to "backend-2"' },
-) {
-  const sent: string[] = [];
-  elb.on(DescribeTargetHealthCommand).resolves({
-    TargetHealthDescriptions: [
-      { Target: { Id: 'i-00000000000000001' }, TargetHealth: { State: 'healthy' } },
-      { Target: { Id: 'i-00000000000000002' }, TargetHealth: { State: 'unhealthy' } },
-    ],
-  });
-  const value: UpgradeClients = {
-    ec2: new EC2Client({ region: 'local-1' }),
-    elb: new ElasticLoadBalancingV2Client({ region: 'local-1' }),
-    patroniGet: async () => ({ members, ...extra }),
-    patroniSend: async (address, method, path, body) => {
-      sent.push(`${method} ${address}${path} ${JSON.stringify(body ?? null)}`);
-      return answer;
-    },
-    targetGroups: { write: 'write', read: 'read' },
-    clusterName: 'pem-ha',
-  };
-  return { value, sent };
-}
-
-const healthy: PatroniMember[] = [
-  { name: 'backend-1', role: 'leader', state: 'running', timeline: 1 },
-  { name: 'backend-2', role: 'replica', state: 'running', timeline: 1, lag: 0 },
-  { name: 'backend-3', role: 'sync_standby', state: 'running', timeline: 1, lag: 16 },
-];
+const MAX_LAG = 1048576;
+/** The issue's replica: replay frozen 41 s, its WAL receiver still running (/cluster lag 0). */
+const FROZEN = { bytes: 57794208, delaySeconds: 41 };
+const FROZEN_DETAIL =
+  'backend-3 replays 57794208 bytes behind the leader (receives 0 bytes behind; replay delay 41 s; maxLagBytes 1048576)';
+const caughtUp: PatroniMember[] = healthy.map((m) => ({
+  ...m,
+  lag: m.lag === undefined ? m.lag : 0,
+}));
 
 describe('upgrade steps', () => {
   test('Given synchronous mode, when it switches over, then the synchronous standby is the candidate', async () => {
     const { value, sent } = clients(healthy);
-    const result = await switchover(value, inventory, 'backend-1');
+    const result = await switchover(value, inventory, 'backend-1', MAX_LAG);
     expect(result.candidate).toBe('backend-3');
     expect(sent).toEqual([
       'POST 10.0.0.1/switchover {"leader":"backend-1","candidate":"backend-3"}',
     ]);
   });
 
+  test("Given the synchronous standby's replay lags behind, when it switches over, then the replica that passes the replay rule is the candidate", async () => {
+    const { value, sent } = clients(caughtUp, { replay: { 'backend-3': FROZEN } });
+    const result = await switchover(value, inventory, 'backend-1', MAX_LAG);
+    expect(result.candidate).toBe('backend-2');
+    expect(sent).toEqual([
+      'POST 10.0.0.1/switchover {"leader":"backend-1","candidate":"backend-2"}',
+    ]);
+  });
+
+  test('Given no synchronous standby, when it switches over, then the replica least behind in replay is the candidate', async () => {
+    const asyncOnly = caughtUp.map((m) => ({
+      ...m,
+      role: m.role === 'leader' ? 'leader' : 'replica',
+    }));
+    const { value } = clients(asyncOnly, {
+      replay: { 'backend-2': { bytes: 5000 }, 'backend-3': { bytes: 40 } },
+    });
+    await expect(switchover(value, inventory, 'backend-1', MAX_LAG)).resolves.toMatchObject({
+      candidate: 'backend-3',
+    });
+  });
+
+  test('Given no replica passes the replay rule, then SwitchoverFailedError names why each was refused and nothing is sent', async () => {
+    const { value, sent } = clients(caughtUp, {
+      replay: { 'backend-2': { bytes: 0, paused: true }, 'backend-3': FROZEN },
+    });
+    const error = await switchover(value, inventory, 'backend-1', MAX_LAG).catch((e: Error) => e);
+    expect(error).toMatchObject({ name: 'SwitchoverFailedError' });
+    expect((error as Error).message).toBe(
+      "no replica can take over from backend-1: backend-2's replay is paused (pg_wal_replay_pause): it replays 0 bytes behind the leader, receives 0 bytes behind; " +
+        FROZEN_DETAIL,
+    );
+    expect(sent).toEqual([]);
+  });
+
   test('Given Patroni answers 503 "status unknown", then the switchover is not a failure (the leader loop decides)', async () => {
-    const { value } = clients(healthy, {}, { status: 503, body: 'Switchover status unknown' });
-    await expect(switchover(value, inventory, 'backend-1')).resolves.toMatchObject({
+    const { value } = clients(healthy, {
+      answer: { status: 503, body: 'Switchover status unknown' },
+    });
+    await expect(switchover(value, inventory, 'backend-1', MAX_LAG)).resolves.toMatchObject({
       candidate: 'backend-3',
     });
   });
@@ -76,40 +85,104 @@ describe('upgrade steps', () => {
     [{ status: 200, body: 'Switched over to "backend-2" instead of "backend-3"' }, 'instead of'],
     [{ status: 412, body: 'candidate name does not match' }, 'refused the switchover (412)'],
   ])('Given Patroni answers %j, then SwitchoverFailedError', async (answer, message) => {
-    const { value } = clients(healthy, {}, answer);
-    const error = await switchover(value, inventory, 'backend-1').catch((e: Error) => e);
+    const { value } = clients(healthy, { answer });
+    const error = await switchover(value, inventory, 'backend-1', MAX_LAG).catch((e: Error) => e);
     expect(error).toMatchObject({ name: 'SwitchoverFailedError' });
     expect((error as Error).message).toContain(message);
   });
 
   test('Given the leader is not the planned one, then nothing is sent', async () => {
     const { value, sent } = clients(healthy);
-    await expect(switchover(value, inventory, 'backend-2')).rejects.toMatchObject({
+    await expect(switchover(value, inventory, 'backend-2', MAX_LAG)).rejects.toMatchObject({
       name: 'SwitchoverFailedError',
     });
     expect(sent).toEqual([]);
   });
 
-  test('Given a paused cluster with a scheduled switchover, when halting, then both are undone and one healthy primary is reported', async () => {
-    const { value, sent } = clients(healthy, { pause: true, scheduled_switchover: { at: 'x' } });
-    const result = await halt(value, inventory);
-    expect(sent).toEqual([
-      'DELETE 10.0.0.1/switchover null',
-      'PATCH 10.0.0.1/config {"pause":false}',
-    ]);
-    expect(result).toEqual({
-      healthyPrimary: true,
-      summary:
-        'cancelled the scheduled switchover; resumed Patroni; one healthy primary, backend-1',
+  test('Given a restarted replica that /cluster shows at lag 0 but whose replay is 57 MB behind, when awaiting it, then it is not ready and the detail names both figures', async () => {
+    const { value } = clients(caughtUp, { replay: { 'backend-3': FROZEN } });
+    const look = await awaitMember(value, inventory, inventory.backend[2], MAX_LAG);
+    expect(look.ready).toBe(false);
+    expect(look.detail).toContain(`backend-3: ${FROZEN_DETAIL}`);
+  });
+
+  test('Given the replica replays what it received, when awaiting it, then it is ready', async () => {
+    const { value } = clients(caughtUp, { replay: { 'backend-3': { bytes: 100 } } });
+    const look = await awaitMember(value, inventory, inventory.backend[2], MAX_LAG);
+    expect(look).toMatchObject({ ready: true });
+    expect(look.detail).toContain('backend-3 receives 0 and replays 100 bytes behind the leader');
+  });
+});
+
+describe('upgrade preflight (replay rule) and gate', () => {
+  const request = {
+    component: 'postgresql' as const,
+    version: 'latest',
+    maxLagBytes: MAX_LAG,
+    maxTransactionSeconds: 60,
+    dryRun: false,
+  };
+
+  test('Given a replica whose replay is frozen while /cluster says lag 0, then PreflightFailedError names it and both figures', async () => {
+    const { value, sent } = clients(caughtUp, { replay: { 'backend-3': FROZEN } });
+    const error = await preflight(value, inventory, request).catch((e: Error) => e);
+    expect(error).toMatchObject({
+      name: 'PreflightFailedError',
+      message: `preflight: ${FROZEN_DETAIL}; no node was touched`,
+    });
+    expect(sent).toEqual([]);
+  });
+
+  test('Given a replica whose replay is paused, then PreflightFailedError says so', async () => {
+    const { value } = clients(caughtUp, { replay: { 'backend-2': { bytes: 0, paused: true } } });
+    await expect(preflight(value, inventory, request)).rejects.toThrow(
+      "preflight: backend-2's replay is paused (pg_wal_replay_pause)",
+    );
+  });
+
+  test('Given drain tags an earlier halted run left, then preflight passes, lists that node, and orders replicas by replay lag', async () => {
+    const tagged = caughtUp.map((m) =>
+      m.name === 'backend-2' ? { ...m, tags: { noloadbalance: true, nosync: true } } : m,
+    );
+    const { value } = clients(tagged, {
+      replay: { 'backend-2': { bytes: 10 }, 'backend-3': { bytes: 900 } },
+    });
+    const result = await preflight(value, inventory, request);
+    expect(result.drained).toEqual([inventory.backend[1]]);
+    expect(result.replicaOrder).toEqual(['backend-3', 'backend-2']);
+  });
+
+  const deps = (value: ReturnType<typeof clients>['value']): UpgradeDependencies => ({
+    sfn: new SFNClient({ region: 'local-1' }),
+    clients: async () => value,
+    defaults: { maxLagBytes: MAX_LAG, maxTransactionSeconds: 300 },
+  });
+
+  test('Given a healthy cluster, when the gate runs between nodes, then it returns the leader and timeline', async () => {
+    const { value } = clients(caughtUp);
+    await expect(
+      runUpgradeAction({ action: 'gate', inventory, maxLagBytes: MAX_LAG }, deps(value)),
+    ).resolves.toEqual({ leader: 'backend-1', timeline: 1 });
+  });
+
+  test('Given a replica behind in replay, when the gate runs, then ClusterUnhealthyError names it with both figures', async () => {
+    const { value } = clients(caughtUp, { replay: { 'backend-3': FROZEN } });
+    await expect(
+      runUpgradeAction({ action: 'gate', inventory, maxLagBytes: MAX_LAG }, deps(value)),
+    ).rejects.toMatchObject({
+      name: 'ClusterUnhealthyError',
+      message: `the cluster is not healthy: ${FROZEN_DETAIL}`,
     });
   });
 
-  test('Given the write endpoint routes to no one, when halting, then it says so', async () => {
-    const { value } = clients(healthy);
-    elb.on(DescribeTargetHealthCommand).resolves({ TargetHealthDescriptions: [] });
-    const result = await halt(value, inventory);
-    expect(result.healthyPrimary).toBe(false);
-    expect(result.summary).toContain('NO single healthy primary');
+  test('Given maxLagBytes that is not a whole number, then the gate refuses before reading anything', async () => {
+    const { value } = clients(caughtUp);
+    await expect(
+      runUpgradeAction({ action: 'gate', inventory, maxLagBytes: -1 }, deps(value)),
+    ).rejects.toMatchObject({
+      name: 'InvalidRequestError',
+      message: 'maxLagBytes must be a whole number of bytes, 0 or more; given -1',
+    });
   });
 });
 
@@ -126,6 +199,7 @@ describe('upgrade plan', () => {
     timeline: 1,
     replicaOrder: ['backend-3', 'backend-2'],
     checkNodes: inventory.backend,
+    drained: [],
   };
   const check = (name: string, lines: string) => ({
     name,

@@ -11,6 +11,7 @@ import {
   RunbookInventory,
 } from '../../functions/cluster-status/status';
 import type { PatroniGet } from '../../functions/lib/patroni';
+import { healthGate } from '../../functions/lib/replication';
 import { allStates } from '../../rig/lambdas';
 import { stateMachineDefinition } from '../../rig/template';
 import { synthStack } from './synth';
@@ -69,6 +70,8 @@ export function fakeCluster(
     leaderAfter?: string;
     /** Members Patroni reports as stopped. */
     stopped?: readonly string[];
+    /** Replicas whose replay stands this many bytes behind what they received. */
+    replayBehind?: Readonly<Record<string, number>>;
   } = {},
 ) {
   const sent: Sent[] = [];
@@ -120,36 +123,72 @@ export function fakeCluster(
     }
     return { state: 'succeeded', stdoutTail: '' };
   };
-  // The real cluster-status logic over a fake Patroni: the state the options describe.
+  // The real cluster-status logic over a fake Patroni: the state the options
+  // describe, the leader after the first cluster-status call as `leaderAfter` says.
+  const MAX_LAG_BYTES = 1048576;
+  const LOCATION = 50_000_000;
   let statusCalls = 0;
-  const patroni: PatroniGet = async () => {
-    const leader =
-      statusCalls++ > 0 && options.leaderAfter
-        ? options.leaderAfter
-        : (options.leader ?? 'backend-1');
-    return {
-      members: ['backend-1', 'backend-2', 'backend-3'].map((name) => ({
-        name,
-        role: name === leader ? 'leader' : 'replica',
-        state: options.stopped?.includes(name) ? 'stopped' : 'running',
-        timeline: name === leader && statusCalls > 1 && options.leaderAfter ? 2 : 1,
-      })),
+  const patroniFor = (inventory: RunbookInventory): PatroniGet => {
+    const after = statusCalls++ > 0 && options.leaderAfter !== undefined;
+    const leader = after ? options.leaderAfter! : (options.leader ?? 'backend-1');
+    const timeline = after ? 2 : 1;
+    const state = (name: string) => (options.stopped?.includes(name) ? 'stopped' : 'running');
+    return async (address, path) => {
+      if (path === '/cluster') {
+        return {
+          members: inventory.backend.map(({ name }) => ({
+            name,
+            role: name === leader ? 'leader' : 'replica',
+            state: state(name),
+            timeline,
+          })),
+        };
+      }
+      const name = inventory.backend.find((n) => n.address === address)?.name;
+      if (path !== '/patroni' || !name) throw new Error(`${address}:8008${path} answered 404`);
+      if (state(name) === 'stopped') return { state: 'stopped', role: 'replica' };
+      if (name === leader) {
+        return { state: 'running', role: 'primary', timeline, xlog: { location: LOCATION } };
+      }
+      const replayed = LOCATION - (options.replayBehind?.[name] ?? 0);
+      return {
+        state: 'running',
+        role: 'replica',
+        timeline,
+        xlog: {
+          received_location: LOCATION,
+          replayed_location: replayed,
+          replayed_timestamp: new Date(Date.now() - 30_000).toISOString(),
+          paused: false,
+        },
+      };
     };
   };
   const clusterStatus = (event: {
     action: string;
     inventory: RunbookInventory;
     before: LeaderSnapshot;
-  }) =>
-    event.action === 'plan'
-      ? planRotation(patroni, event.inventory)
-      : confirmLeaderUnchanged(patroni, event.inventory, event.before);
+  }) => {
+    const patroni = patroniFor(event.inventory);
+    switch (event.action) {
+      case 'plan':
+        return planRotation(patroni, event.inventory, { maxLagBytes: MAX_LAG_BYTES });
+      case 'gate':
+        return healthGate(patroni, event.inventory, {
+          maxLagBytes: MAX_LAG_BYTES,
+          before: event.before,
+        });
+      default:
+        return confirmLeaderUnchanged(patroni, event.inventory, event.before);
+    }
+  };
   const caSteps: string[] = [];
   const handlers: LocalHandlers = {};
   const definitionStates = (definition: { States: Record<string, Record<string, unknown>> }) =>
     allStates(definition.States).filter(([, state]) => state.Type === 'Task');
   const bind = (definition: { States: Record<string, Record<string, unknown>> }) => {
-    for (const [name] of definitionStates(definition)) {
+    for (const [name, state] of definitionStates(definition)) {
+      const fn = String((state.Parameters as { FunctionName?: unknown } | undefined)?.FunctionName);
       handlers[name] = (async (input: unknown) => {
         const { Payload } = input as { Payload: Payload };
         if (name === 'Ensure cluster CA') return { Payload: { created: true } };
@@ -160,7 +199,7 @@ export function fakeCluster(
             Payload: { bundle: name === 'New root and issuing CA' ? 'Ym90aA==' : 'bmV3', roots: 1 },
           };
         }
-        if (name.startsWith('Plan ') || name === 'Confirm leader unchanged') {
+        if (fn.includes('ClusterStatus')) {
           return { Payload: await clusterStatus(Payload as never) };
         }
         if (name === 'Sign certificates') {

@@ -20,6 +20,7 @@ import { allStates } from '../../rig/lambdas';
 import { createHash } from 'node:crypto';
 import { stateMachineDefinition } from '../../rig/template';
 import { pseudo, resources, RunbookDefinition } from './fake-runbook';
+import { ReplayLag, simulatedPatroni } from './fake-patroni';
 import { synthStack } from './synth';
 
 /** The upgrade runbook from the synthesized template, instances given EC2-shaped ids. */
@@ -45,6 +46,7 @@ const READ = 'tg-read';
 interface SimNode {
   readonly name: string;
   readonly instanceId: string;
+  readonly address: string;
   installed: string;
   running: string;
   stale: boolean;
@@ -64,6 +66,10 @@ export interface FakeUpgradeOptions {
   readonly otherExecutions?: number;
   /** Backends already at the new version. */
   readonly upgraded?: readonly string[];
+  /** Replicas whose replay lags (or is paused) from the start; `world.setReplayLag` changes it later. */
+  readonly replayLag?: Readonly<Record<string, ReplayLag>>;
+  /** Backends that start with the drain tags set (left by an earlier, halted run). */
+  readonly drained?: readonly string[];
 }
 
 /** What happened, in order: `backend-2 install`, `switchover backend-1 -> backend-2`, ... */
@@ -71,22 +77,23 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
   // The backends as the synthesized inventory names them.
   const inventory = (
     definition.States.Inventory as {
-      Result: Record<string, { name: string; instanceId: string }[]>;
+      Result: Record<string, { name: string; instanceId: string; address: string }[]>;
     }
   ).Result;
   const events: string[] = [];
   const nodes = new Map<string, SimNode>(
-    inventory.backend.map(({ name, instanceId }) => {
+    inventory.backend.map(({ name, instanceId, address }) => {
       const version = options.upgraded?.includes(name) ? NEW : OLD;
       return [
         name,
         {
           name,
           instanceId,
+          address,
           installed: version,
           running: upstreamVersion(version),
           stale: false,
-          drained: false,
+          drained: options.drained?.includes(name) ?? false,
         },
       ];
     }),
@@ -95,19 +102,19 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
   let timeline = 1;
   let clock = 1_000_000;
   const restarted = new Set<string>();
+  const replayLag = new Map(Object.entries(options.replayLag ?? {}));
   const node = (name: string) => nodes.get(name);
 
-  const clusterView = () => ({
-    members: [...nodes.values()].map((n) => ({
-      name: n.name,
-      role: n.name === leader ? 'leader' : 'replica',
-      state: 'running',
-      timeline,
-      lag:
-        n.name !== leader && options.laggingAfterRestart === n.name && restarted.has(n.name)
-          ? 10 ** 9
-          : 0,
-    })),
+  const patroniGet = simulatedPatroni({
+    members: () => [...nodes.values()],
+    leader: () => leader,
+    timeline: () => timeline,
+    receiveLag: (name) => {
+      const lagging = options.laggingAfterRestart === name && restarted.has(name);
+      return name !== leader && lagging ? 10 ** 9 : 0;
+    },
+    replayLag: (name) => replayLag.get(name),
+    now: () => clock,
   });
 
   // Node documents: what upgrade.sh does to a node, by action.
@@ -133,6 +140,7 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
         ].join('\n');
       case 'drain':
       case 'undrain':
+      case 'clear-drain':
         sim.drained = p.Action === 'drain';
         return '';
       case 'install':
@@ -221,7 +229,7 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
     clients: async () => ({
       ec2: new EC2Client({ region: 'local-1' }),
       elb: new ElasticLoadBalancingV2Client({ region: 'local-1' }),
-      patroniGet: async () => clusterView(),
+      patroniGet,
       patroniSend: async (_address: string, method: string, path: string, body?: unknown) => {
         events.push(`${method} ${path}`);
         if (method === 'POST' && path === '/switchover') {
@@ -244,6 +252,7 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
   };
 
   const ssmClient = new SSMClient({ region: 'local-1' });
+  const ec2Client = new EC2Client({ region: 'local-1' });
   const bind = (definition: RunbookDefinition) => {
     const handlers: Record<string, (input: never) => Promise<never>> = {};
     for (const [name, state] of allStates(definition.States)) {
@@ -278,7 +287,12 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
           Payload:
             payload.action === 'start'
               ? await startNodeCommand(ssmClient, payload as never, () => clock)
-              : await pollNodeCommand(ssmClient, payload as never, () => (clock += 10_000)),
+              : await pollNodeCommand(
+                  ssmClient,
+                  ec2Client,
+                  payload as never,
+                  () => (clock += 10_000),
+                ),
         };
       }) as never;
     }
@@ -293,6 +307,9 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
     restore,
     leader: () => leader,
     advance: (ms: number) => (clock += ms),
+    /** Makes a replica's replay lag (or pause) from now on; undefined catches it up. */
+    setReplayLag: (name: string, lag: ReplayLag | undefined) =>
+      lag ? replayLag.set(name, lag) : replayLag.delete(name),
   };
 }
 

@@ -21,6 +21,7 @@ import {
   startEndpointWriter,
   upTestRig,
 } from '../helpers/rig';
+import { runbookFaultTests } from './runbook-faults';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -255,6 +256,7 @@ suite('local cluster from the synthesized artifacts', () => {
     for (let i = 0; i < 5; i++) expect((await albGet('/pem/login', cookie)).body).toContain(sticky);
     // When that host dies while the browser keeps polling
     await rig.host.kill(sticky);
+    afterThisTest(() => rig.reboot(sticky));
     const killedAt = Date.now();
     let failed = 0;
     const served = await eventually('the other web host behind the ALB', 120_000, async () => {
@@ -413,4 +415,10 @@ suite('local cluster from the synthesized artifacts', () => {
       `frozen leader: ${oldLeader.name} frozen ${((Date.now() - frozenAt) / 1000).toFixed(0)} s, ${promoted.name} promoted on timeline ${promoted.timeline}; ${writer.acknowledged.length} writes acknowledged, none lost`,
     );
   }, 400_000);
+
+  // Runbooks under faults: replay lag, a cut link, a node killed mid-bootstrap (last: it re-attaches).
+  runbookFaultTests(
+    () => rig,
+    (attached) => (rig = attached),
+  );
 });

@@ -36,7 +36,6 @@ let stopped = new Set<string>();
 let haproxy: Record<number, Record<string, string>> | Error = {};
 
 const aws = new LocalAws(
-  () => Promise.reject(new Error('no node commands in this test')),
   rigView(plan, template, {
     isRunning: (name) => !stopped.has(name),
     haproxyHealth: async () => {

@@ -134,6 +134,32 @@ function steadyClients() {
   };
 }
 
+/**
+ * Renews every certificate with `before(node)` run as `sendState` is about
+ * to send to each node (a fault injected there); resolves with the error
+ * that stopped the run, or undefined.
+ */
+function rotateEverythingWith(
+  sendState: string,
+  before: (node: string) => Promise<void>,
+): Promise<Error | undefined> {
+  return rig
+    .rotateCertificates({
+      input: { renewBeforeDays: 3650 },
+      wrapTask: (state, handler) =>
+        state !== sendState
+          ? handler
+          : ((async (input: { Payload: { node: { name: string } } }) => {
+              await before(input.Payload.node.name);
+              return handler(input as never);
+            }) as never),
+    })
+    .then(
+      () => undefined,
+      (e: { cause?: Error }) => e.cause,
+    );
+}
+
 suite('certificate rotation on a running cluster', () => {
   beforeAll(async () => {
     // Patroni's default timing, as deployed: with retry_timeout 3 (the fast
@@ -243,22 +269,10 @@ suite('certificate rotation on a running cluster', () => {
 
     let error: Error | undefined;
     try {
-      error = await rig
-        .rotateCertificates({
-          input: { renewBeforeDays: 3650 },
-          // Patroni frozen just before this node's install: SIGHUP stays pending.
-          wrapTask: (state, handler) =>
-            state !== 'Install certificates: send'
-              ? handler
-              : ((async (input: { Payload: { node: { name: string } } }) => {
-                  if (input.Payload.node.name === replica.name) await signal('STOP');
-                  return handler(input as never);
-                }) as never),
-        })
-        .then(
-          () => undefined,
-          (e: { cause?: Error }) => e.cause,
-        );
+      // Patroni frozen just before this node's install: SIGHUP stays pending.
+      error = await rotateEverythingWith('Install certificates: send', async (node) => {
+        if (node === replica.name) await signal('STOP');
+      });
     } finally {
       await signal('CONT');
     }
@@ -271,6 +285,44 @@ suite('certificate rotation on a running cluster', () => {
     const served = await servedSerials();
     for (const port of [5432, 8008]) {
       const key = `${replica.name}:${port}`;
+      expect({ key, serial: served[key] }).toEqual({ key, serial: serialsBefore[key] });
+    }
+    await waitForHealthyReplication(rig);
+    expect(await leader()).toBe(primary);
+  }, 900_000);
+
+  test('Given a replica cut off once the etcd members are done, then the rotation stops at the health gate before the primary, naming the replica, and the primary keeps its certificates', async () => {
+    const primary = await leader();
+    const [first, second] = rig.plan.nodes
+      .filter((n) => n.tier === 'backend' && n.name !== primary)
+      .map((n) => n.name);
+    const generationsBefore = await generations();
+    const serialsBefore = await servedSerials();
+    let cut = false;
+    let error: Error | undefined;
+    try {
+      // The second replica's link goes down as the first replica's turn begins.
+      error = await rotateEverythingWith('Request certificates: send', async (node) => {
+        if (node === first && !cut) {
+          cut = true;
+          await rig.host.setLink(second, false);
+        }
+      });
+    } finally {
+      await rig.host.setLink(second, true);
+    }
+
+    console.log(`rotation stopped: ${error?.message}`);
+    expect(cut).toBe(true);
+    expect(error?.name).toBe('ClusterUnhealthyError');
+    expect(error?.message).toContain(second);
+    const after = await generations();
+    expect(after[first]).not.toBe(generationsBefore[first]);
+    expect(after[second]).toBe(generationsBefore[second]);
+    expect(after[primary]).toBe(generationsBefore[primary]);
+    const served = await servedSerials();
+    for (const port of [5432, 8008]) {
+      const key = `${primary}:${port}`;
       expect({ key, serial: served[key] }).toEqual({ key, serial: serialsBefore[key] });
     }
     await waitForHealthyReplication(rig);

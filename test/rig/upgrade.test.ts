@@ -46,6 +46,14 @@ async function runningVersions(nodes = backends()) {
   return result;
 }
 
+/** The drain tags in a backend's patroni.yml (what the runbook sets while it works on a replica). */
+async function drainTags(node: string): Promise<string> {
+  const script =
+    'import yaml; t = yaml.safe_load(open("/etc/patroni/patroni.yml")).get("tags") or {}; ' +
+    "print(f\"noloadbalance={bool(t.get('noloadbalance'))} nosync={bool(t.get('nosync'))}\")";
+  return (await rig.execOk(node, ['python3', '-c', script])).trim();
+}
+
 /** Acknowledged writes through the write endpoint, one new connection each (as a pooler would). */
 function startWriter() {
   const acknowledged: { id: number; at: number }[] = [];
@@ -119,7 +127,7 @@ suite('rolling upgrade on the local cluster (synthesized state machine, real pac
     await rig?.down();
   }, 120_000);
 
-  test('Given the cluster at the older minor, when a replica is killed in the middle of its upgrade, then the runbook halts naming it, the primary keeps serving, nothing is lost, and a second execution completes with one switchover', async () => {
+  test('Given the cluster at the older minor, when a replica is killed in the middle of its upgrade, then the runbook halts naming it and the drain tags left on it, the primary keeps serving, nothing is lost, and a second execution clears the tags first and completes with one switchover', async () => {
     const before = await runningVersions();
     for (const node of backends()) {
       expect({ node, ...before[node] }).toEqual({
@@ -134,7 +142,7 @@ suite('rolling upgrade on the local cluster (synthesized state machine, real pac
     const watcher = startWatcher();
     let killed: string | undefined;
     try {
-      // When: the second replica's processes die just before its restart.
+      // When: the second replica's instance stops just before its restart (it is drained by then).
       let restarts = 0;
       const halted = await rig
         .upgrade(
@@ -146,11 +154,7 @@ suite('rolling upgrade on the local cluster (synthesized state machine, real pac
                 : ((async (input: { Payload: { node: { name: string } } }) => {
                     if (++restarts === 2) {
                       killed = input.Payload.node.name;
-                      await rig.execOk(killed, [
-                        'sh',
-                        '-c',
-                        "pkill -KILL -f '[/]usr/bin/patroni'; pkill -KILL -x postgres; true",
-                      ]);
+                      await rig.host.kill(killed);
                     }
                     return handler(input as never);
                   }) as never),
@@ -158,14 +162,23 @@ suite('rolling upgrade on the local cluster (synthesized state machine, real pac
         )
         .then(
           () => undefined,
-          (error: Error) => error,
+          (error: Error & { cause?: Error }) => error.cause ?? error,
         );
 
-      // Then: halted, naming the node; the primary untouched and still serving.
+      // Then: halted, naming the node and its stopped instance, and the drain
+      // tags it could not clear there; the primary untouched and still serving.
       console.log(`halted: ${halted?.message}`);
       expect(killed).toBeDefined();
-      expect(halted?.message).toContain(killed!);
+      expect(halted?.name).toBe('InstanceNotRunningError');
+      expect(halted?.message).toMatch(
+        new RegExp(`^${killed} \\(i-[0-9a-f]+\\): .*the instance is stopped`),
+      );
       expect(halted?.message).toMatch(/halt: one healthy primary/);
+      expect(halted?.message).toMatch(
+        new RegExp(
+          `${killed}[^;]*(noloadbalance|nosync)[^;]*the next upgrade run clears them first`,
+        ),
+      );
       const afterHalt = await runningVersions([primary]);
       expect(afterHalt[primary]).toEqual({
         installed: versions.old,
@@ -181,9 +194,27 @@ suite('rolling upgrade on the local cluster (synthesized state machine, real pac
         nodeQueryOn(rig, killed!, 'SELECT 1'),
       );
       await waitForHealthyReplication(rig);
+      // The halted run's tags came back with the node: it serves no reads.
+      expect(await drainTags(killed!)).toBe('noloadbalance=True nosync=True');
       const firstRun = writer.acknowledged.length;
       const started = Date.now();
-      const { durationMs } = await rig.upgrade({ component: 'postgresql', version: versions.new });
+      const sends: string[] = [];
+      const { durationMs } = await rig.upgrade(
+        { component: 'postgresql', version: versions.new },
+        {
+          wrapTask: (state, handler) =>
+            !state.endsWith(': send')
+              ? handler
+              : ((async (input: { Payload: { node: { name: string } } }) => {
+                  sends.push(`${state} ${input.Payload.node.name}`);
+                  return handler(input as never);
+                }) as never),
+        },
+      );
+      // The second run cleared them before it touched anything else.
+      expect(sends.filter((s) => !s.startsWith('Check node'))[0]).toBe(
+        `Leftover drain tags: clear: send ${killed}`,
+      );
       const during = writer.acknowledged.filter((w) => w.at >= started);
       const gaps = during.slice(1).map((w, i) => w.at - during[i].at);
       console.log(
@@ -205,6 +236,17 @@ suite('rolling upgrade on the local cluster (synthesized state machine, real pac
         stale: false,
       });
     }
+    // Every backend's tags as before the first run, and both replicas serving reads.
+    for (const node of backends()) {
+      expect({ node, tags: await drainTags(node) }).toEqual({
+        node,
+        tags: 'noloadbalance=False nosync=False',
+      });
+    }
+    await eventually('both replicas in the read endpoint', 60_000, async () => {
+      const up = Object.values((await rig.targetHealth())[5433] ?? {}).filter((s) => s === 'UP');
+      expect(up).toHaveLength(2);
+    });
     // One switchover: the leader changed exactly once, never two members down at once.
     expect(watcher.leaders).toHaveLength(2);
     expect(watcher.leaders[0]).toBe(primary);

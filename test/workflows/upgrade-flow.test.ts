@@ -22,7 +22,7 @@ const failureOf = (run: Promise<unknown>) =>
   );
 /** Nodes a step touched (check excluded: it only reads). */
 const touched = (w: FakeUpgradeWorld) =>
-  w.events.filter((e) => /^backend-\d (drain|install|restart|verify|undrain)$/.test(e));
+  w.events.filter((e) => /^backend-\d (drain|install|restart|verify|undrain|clear-drain)$/.test(e));
 
 describe('rolling upgrade runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
   test('Given a healthy cluster at 15.18, when it upgrades postgresql to 15.20, then replicas go one at a time, then one switchover, then the old primary', async () => {
@@ -132,7 +132,7 @@ describe('rolling upgrade runbook (synthesized definition, run with aws-local-st
     expect(world.events.filter((e) => e.startsWith('backend'))).toEqual([]);
   });
 
-  test('Given the install fails on the second replica, then it halts with CommandFailedError naming node and step, and the primary is never touched', async () => {
+  test('Given the install fails on the second replica, then it halts with CommandFailedError naming node and step, clears the drain tags it set, and the primary is never touched', async () => {
     world = fakeUpgradeWorld(UPGRADE, { failOn: { node: 'backend-3', action: 'install' } });
 
     const error = await failureOf(runUpgrade(UPGRADE, world, START));
@@ -141,9 +141,22 @@ describe('rolling upgrade runbook (synthesized definition, run with aws-local-st
     expect(error.message).toContain('backend-3');
     expect(error.message).toContain('pem-ha Replica: install');
     expect(error.message).toContain('dpkg: error processing package postgresql-15');
-    expect(error.message).toContain('[halt: one healthy primary, backend-1]');
+    expect(error.message).toContain(
+      '[halt: one healthy primary, backend-1; drain tags cleared on backend-3]',
+    );
+    expect(world.events).toContain('backend-3 clear-drain');
     expect(touched(world).filter((e) => e.startsWith('backend-1'))).toEqual([]);
     expect(world.events.some((e) => e.startsWith('switchover'))).toBe(false);
+  });
+
+  test('Given drain tags a halted run left on a replica, then a real run clears them before any other node is touched, and a dry run leaves them', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { drained: ['backend-3'] });
+    await runUpgrade(UPGRADE, world, { ...START, dryRun: true });
+    expect(world.events.filter((e) => e.endsWith('clear-drain'))).toEqual([]);
+
+    world = fakeUpgradeWorld(UPGRADE, { drained: ['backend-3'] });
+    await runUpgrade(UPGRADE, world, START);
+    expect(touched(world)[0]).toBe('backend-3 clear-drain');
   });
 
   test('Given the drain fails on the first replica, then no further node is touched', async () => {
