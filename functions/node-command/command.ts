@@ -1,5 +1,5 @@
 import { DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import type { SSMClient } from '@aws-sdk/client-ssm';
+import { CancelCommandCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { logger } from '../lib/logger';
 import {
   CommandRef,
@@ -188,8 +188,12 @@ export async function pollNodeCommand(
   if (result.state === 'succeeded') return result;
   const outcome = { status: result.status, stderrTail: '' };
   const notRunning = await notRunningError(ec2, command, outcome);
-  if (notRunning) throw notRunning;
+  if (notRunning) {
+    await abandon(ssm, command);
+    throw notRunning;
+  }
   if (now() > command.deadline) {
+    await abandon(ssm, command);
     const when = new Date(command.deadline).toISOString();
     throw new CommandTimedOutError(
       command,
@@ -198,4 +202,27 @@ export async function pollNodeCommand(
     );
   }
   return result;
+}
+
+/**
+ * Cancels a command the runbook gives up on, so a node that comes back (or
+ * whose link returns) within SSM's delivery window does not run it after the
+ * run has moved on or halted. Best effort: a failure is logged, not raised.
+ */
+async function abandon(ssm: SSMClient, command: TrackedCommand): Promise<void> {
+  try {
+    await ssm.send(
+      new CancelCommandCommand({ CommandId: command.commandId, InstanceIds: [command.instanceId] }),
+    );
+    logger.warn('command cancelled: the runbook gave up on it', {
+      node: command.nodeName,
+      commandId: command.commandId,
+    });
+  } catch (error) {
+    logger.warn('could not cancel a command the runbook gave up on', {
+      node: command.nodeName,
+      commandId: command.commandId,
+      error,
+    });
+  }
 }

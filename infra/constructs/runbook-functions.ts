@@ -52,9 +52,13 @@ export class RunbookFunctions extends Construct {
       description: 'pem-ha: sends a node document through SSM and polls it',
     });
     documents.grantRun(this.nodeCommand, props.clusterName);
-    // A poll asks EC2 whether the node still runs (InstanceNotRunningError).
+    // A poll asks EC2 whether the node still runs (InstanceNotRunningError), and
+    // cancels a command it gives up on so it never runs late.
     this.nodeCommand.role.addToPolicy(
-      new iam.PolicyStatement({ actions: ['ec2:DescribeInstances'], resources: ['*'] }),
+      new iam.PolicyStatement({
+        actions: ['ec2:DescribeInstances', 'ssm:CancelCommand'],
+        resources: ['*'],
+      }),
     );
     this.clusterCa = new TaskFunction(this, 'ClusterCa', {
       handlerFolder: 'cluster-ca',
@@ -97,7 +101,8 @@ export class RunbookFunctions extends Construct {
     acknowledge(this.nodeCommand.role, [
       [
         'Resource::*',
-        `${getInvocation} ec2:DescribeInstances supports no resource-level permissions (read-only).`,
+        `${getInvocation} ec2:DescribeInstances supports no resource-level permissions (read-only); ` +
+          'ssm:CancelCommand takes only command ids, known after SendCommand.',
       ],
       [
         `Resource::${arnOf(this, 'ec2', 'instance/*')}`,

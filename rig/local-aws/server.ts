@@ -217,6 +217,8 @@ export class LocalAws {
         return this.ssm.sendCommand(input);
       case 'AmazonSSM.GetCommandInvocation':
         return this.ssm.getCommandInvocation(input);
+      case 'AmazonSSM.CancelCommand':
+        return this.ssm.cancelCommand(input);
       case 'secretsmanager.GetSecretValue': {
         const secret = this.secret(input.SecretId);
         return {

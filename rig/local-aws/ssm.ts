@@ -204,6 +204,30 @@ export class LocalSsm {
   }
 
   /**
+   * CancelCommand: an invocation no agent has taken is cancelled at once; one
+   * already running is left to end (the rig's agent takes no cancel signal).
+   */
+  cancelCommand(input: { CommandId?: string; InstanceIds?: string[] }): unknown {
+    const keys = [...this.invocations.keys()].filter((key) =>
+      key.startsWith(`${input.CommandId}/`),
+    );
+    if (keys.length === 0)
+      throw new AwsError('InvalidCommandId', `The command ID ${input.CommandId} is not valid`);
+    for (let index = this.queue.length - 1; index >= 0; index--) {
+      const { message, instanceId } = this.queue[index];
+      const chosen = !input.InstanceIds?.length || input.InstanceIds.includes(instanceId);
+      if (message.commandId !== input.CommandId || !chosen) continue;
+      this.queue.splice(index, 1);
+      for (const step of this.invocations.get(`${message.commandId}/${instanceId}`) ?? []) {
+        step.status = 'Cancelled';
+        step.statusDetails = 'Cancelled';
+        step.endedAt = new Date();
+      }
+    }
+    return {};
+  }
+
+  /**
    * An agent's poll: the oldest command for its instance that is not taken
    * yet, waiting up to `holdMs` for one; undefined when none came.
    */

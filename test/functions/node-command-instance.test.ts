@@ -5,6 +5,7 @@ import {
   type InstanceStateName,
 } from '@aws-sdk/client-ec2';
 import {
+  CancelCommandCommand,
   type CommandInvocationStatus,
   GetCommandInvocationCommand,
   SSMClient,
@@ -186,5 +187,43 @@ describe('node command poll when the instance stopped under it', () => {
       name: 'InstanceNotRunningError',
       instanceState: 'stopped',
     });
+  });
+});
+
+describe('a command the runbook gives up on is cancelled, so it never runs late', () => {
+  test('Given a command Pending on a stopped instance, when polled, then it is cancelled on that instance before InstanceNotRunningError', async () => {
+    invocation('Pending');
+    ec2.on(DescribeInstancesCommand).resolves(instanceIn('stopped'));
+
+    expect(await failure()).toBeInstanceOf(InstanceNotRunningError);
+    expect(ssm).toHaveReceivedCommandWith(CancelCommandCommand, {
+      CommandId: 'cmd-7',
+      InstanceIds: [INSTANCE],
+    });
+  });
+
+  test("Given a command still Pending past the flow's deadline on a running instance (its link cut), then it is cancelled and the poll is a CommandTimedOutError", async () => {
+    invocation('Pending');
+    ec2.on(DescribeInstancesCommand).resolves(instanceIn('running'));
+
+    expect(await failure(command.deadline + 1)).toBeInstanceOf(CommandTimedOutError);
+    expect(ssm).toHaveReceivedCommandTimes(CancelCommandCommand, 1);
+  });
+
+  test('Given SSM refuses the cancel, then the poll still raises the error it found', async () => {
+    invocation('InProgress');
+    ec2.on(DescribeInstancesCommand).resolves(instanceIn('stopped'));
+    ssm.on(CancelCommandCommand).rejects(new Error('AccessDeniedException'));
+    jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
+
+    expect(await failure()).toBeInstanceOf(InstanceNotRunningError);
+  });
+
+  test('Given a command still running before the deadline on a running instance, then nothing is cancelled', async () => {
+    invocation('InProgress');
+    ec2.on(DescribeInstancesCommand).resolves(instanceIn('running'));
+
+    expect(await poll()).toEqual({ state: 'running', status: 'InProgress' });
+    expect(ssm).not.toHaveReceivedCommand(CancelCommandCommand);
   });
 });

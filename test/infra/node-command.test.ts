@@ -40,6 +40,8 @@ describe('node command function in the template', () => {
     const describe = allows(statements, 'ec2:DescribeInstances');
     expect(describe).toHaveLength(1);
     expect(describe[0].Resource).toBe('*');
+    // And it may cancel a command it gives up on (so a returning node never runs it late)
+    expect(allows(statements, 'ssm:CancelCommand')).toHaveLength(1);
   });
 
   test('Given the certificate signer, then it is not given DescribeInstances along the way', () => {
@@ -48,5 +50,6 @@ describe('node command function in the template', () => {
       "pem-ha: checks nodes' certificate requests and signs them",
     );
     expect(allows(statements, 'ec2:DescribeInstances')).toEqual([]);
+    expect(allows(statements, 'ssm:CancelCommand')).toEqual([]);
   });
 });

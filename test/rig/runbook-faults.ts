@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { SSMClient } from '@aws-sdk/client-ssm';
+import { GetCommandInvocationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { pollNodeCommand, startNodeCommand } from '../../functions/node-command/command';
 import { RigCluster } from '../../rig/cluster';
@@ -144,6 +144,14 @@ export function runbookFaultTests(
         name: 'CommandTimedOutError',
         message: expect.stringContaining(`${cut} (${node.instanceId})`),
       });
+      // And it is cancelled: the node will not run it once its link is back
+      const { Status } = await clients.ssm.send(
+        new GetCommandInvocationCommand({
+          CommandId: command.commandId,
+          InstanceId: node.instanceId,
+        }),
+      );
+      expect(Status).toBe('Cancelled');
     } finally {
       await rig().host.setLink(cut, true);
       clients.ssm.destroy();

@@ -5,10 +5,11 @@
  * caller would see, including a command no agent ever picks up.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CancelCommandCommand,
   GetCommandInvocationCommand,
   GetCommandInvocationCommandOutput,
   SendCommandCommand,
@@ -215,6 +216,22 @@ describe('Run Command through a node agent', () => {
         Status: 'TimedOut',
         StatusDetails: 'DeliveryTimedOut',
       });
+    } finally {
+      await stopAgent(agent);
+    }
+  });
+
+  test('Given a command no agent has taken, when it is cancelled, then it is Cancelled and an agent that starts later never runs it', async () => {
+    const commandId = await send('two-steps', INSTANCE);
+    await ssm.send(new CancelCommandCommand({ CommandId: commandId, InstanceIds: [INSTANCE] }));
+    const agent = startAgent();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect(await outcome(commandId, 'first')).toMatchObject({
+        Status: 'Cancelled',
+        ResponseCode: -1,
+      });
+      expect(existsSync(join(work, commandId))).toBe(false);
     } finally {
       await stopAgent(agent);
     }
