@@ -77,6 +77,11 @@ export function runbookFaultTests(
         5432,
         "CREATE TABLE replay_filler AS SELECT g AS id, repeat('x', 900) AS pad FROM generate_series(1, 50000) g",
       );
+      // And received by the replica: Patroni's /cluster lag (received WAL) is back under the bound
+      await eventually(`${stalled} receiving the new WAL`, 60_000, async () => {
+        const member = (await patroniMembers(rig()))?.find((m) => m.name === stalled);
+        expect(typeof member?.lag === 'number' && member.lag <= 1024 * 1024).toBe(true);
+      });
       // When the upgrade runs (a dry run would pass the same preflight)
       const error = await failureOf(
         rig().upgrade(
