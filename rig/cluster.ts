@@ -214,10 +214,7 @@ export class RigCluster {
       );
     }
     for (const node of this.plan.nodes) {
-      this.aws.ssm.registerInstance(node.instanceId, {
-        nodeName: node.name,
-        env: { ...credentials, ...endpoints },
-      });
+      this.aws.ssm.registerInstance(node.instanceId, { env: { ...credentials, ...endpoints } });
     }
     const extra = this.options.pem
       ? [{ name: 'pem-ha/edb-repo-token', value: 'rig-token-not-used' }]

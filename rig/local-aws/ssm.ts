@@ -26,7 +26,6 @@ export class AwsError extends Error {
 }
 
 export interface ManagedInstance {
-  readonly nodeName: string;
   /** What the agent's scripts see: region, endpoints, credentials of the instance role. */
   readonly env: Readonly<Record<string, string>>;
 }

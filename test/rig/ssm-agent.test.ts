@@ -143,7 +143,7 @@ beforeAll(async () => {
     mainSteps: [shellStep('only', ['sleep 30'], 2)],
   });
   for (const id of [INSTANCE, OTHER_INSTANCE])
-    aws.ssm.registerInstance(id, { nodeName: id, env: { AWS_REGION: REGION } });
+    aws.ssm.registerInstance(id, { env: { AWS_REGION: REGION } });
 });
 
 afterAll(async () => {
