@@ -1,8 +1,6 @@
-/** @type {import('jest').Config} */
-module.exports = {
+/** What both projects share. */
+const common = {
   testEnvironment: 'node',
-  roots: ['<rootDir>/test'],
-  testMatch: ['**/*.test.ts'],
   transform: {
     // Type checking is `npm run build`'s job; jest only transpiles.
     '^.+\\.ts$': ['ts-jest', { tsconfig: { isolatedModules: true } }],
@@ -10,10 +8,39 @@ module.exports = {
   // Map iterations stop after a failure, as in Step Functions (rig/map-limit.ts).
   moduleNameMapper: { '^p-limit$': '<rootDir>/rig/map-limit.js' },
   setupFiles: ['<rootDir>/test/helpers/setup.ts'],
+  // Removes the cloud assemblies the suite's CDK apps wrote (test/helpers/cdk-out.ts).
+  setupFilesAfterEnv: ['<rootDir>/test/helpers/cdk-out.ts'],
+};
+
+/** @type {import('jest').Config} */
+module.exports = {
+  // Read from here, not from the projects: jest-circus takes the global value.
   testTimeout: 60000,
-  // One suite at a time: each rig suite runs nine nodes of etcd, Patroni and
-  // PostgreSQL, and two rigs on this 2-core machine starve each other's HA
-  // loops (a leader missing its DCS renewal during the root rollover's etcd
-  // restarts, seen in CI with the rig suites side by side).
-  maxWorkers: 1,
+  // Every core: the unit suites synthesize the app (CPU-bound); Jest's
+  // default leaves one core idle, and on 2 cores that means no parallelism.
+  maxWorkers: '100%',
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      roots: ['<rootDir>/test'],
+      testMatch: ['**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/rig/'],
+    },
+    {
+      ...common,
+      // One suite at a time, and never beside the unit suites: each rig suite
+      // runs nine nodes of etcd, Patroni and PostgreSQL, and two rigs on a
+      // 2-core machine starve each other's HA loops (a leader missing its DCS
+      // renewal during the root rollover's etcd restarts, seen in CI with the
+      // rig suites side by side); they also share namespace names.
+      // A runner whose isSerial is true gets the suites one after another in
+      // Jest's main process; Jest runs each runner's group of suites only
+      // after the previous group has finished and its workers have exited.
+      displayName: 'rig',
+      roots: ['<rootDir>/test/rig'],
+      testMatch: ['**/*.test.ts'],
+      runner: '<rootDir>/test/helpers/serial-runner.ts',
+    },
+  ],
 };

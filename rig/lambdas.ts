@@ -4,6 +4,7 @@
  * code a deploy uploads. Results come back in the shape the state's
  * integration returns; errors keep their names for Retry/Catch.
  */
+import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { StateMachineDefinition, SynthesizedTemplate } from './template';
 
@@ -23,6 +24,22 @@ export function allStates(
       ...(nested ? allStates(nested.States) : []),
     ];
   });
+}
+
+/**
+ * What Lambda passes beside the event, as far as the handlers read it
+ * (Powertools' logger puts it on every line): one request id per invocation.
+ */
+function invocationContext(functionArn: string, properties: Record<string, unknown> = {}) {
+  const deadline = Date.now() + Number(properties.Timeout ?? 3) * 1000;
+  return {
+    functionName: functionArn.split(':function:')[1],
+    functionVersion: '$LATEST',
+    invokedFunctionArn: functionArn,
+    memoryLimitInMB: String(properties.MemorySize ?? 128),
+    awsRequestId: randomUUID(),
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+  };
 }
 
 export interface BindOptions {
@@ -103,7 +120,7 @@ export function bindLambdaTasks(
     const handler = load(logicalId);
     handlers[name] = (async (input: { Payload?: unknown }) => {
       options.onInvoke?.(name, logicalId);
-      const context = { functionName: logicalId };
+      const context = invocationContext(functionArn, template.Resources[logicalId]?.Properties);
       return integration
         ? { Payload: await handler(input.Payload, context) }
         : handler(input, context);

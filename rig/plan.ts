@@ -4,13 +4,12 @@
  * would assign, the secrets nodes read, and the NLB's place in the network.
  */
 import { randomBytes } from 'node:crypto';
+import { TIERS, type Tier } from '../functions/lib/inventory';
 import { ResourceValues, resourcesOfType, SynthesizedTemplate, TemplateResource } from './template';
-
-export type RigTier = 'etcd' | 'backend' | 'web';
 
 export interface RigNodePlan {
   readonly name: string;
-  readonly tier: RigTier;
+  readonly tier: Tier;
   readonly logicalId: string;
   /** What EC2 would have called it: the rig's stand-in id. */
   readonly instanceId: string;
@@ -74,9 +73,11 @@ export function planCluster(template: SynthesizedTemplate): RigPlan {
   const nodes = instances.map(([logicalId, instance], index): RigNodePlan => {
     const tags = tagsOf(instance);
     const name = tags.get('pem-ha:node');
-    const tier = tags.get('pem-ha:tier') as RigTier | undefined;
+    const tier = TIERS.find((known) => known === tags.get('pem-ha:tier'));
     if (!name || !tier)
-      throw new Error(`instance ${logicalId} has no pem-ha:node / pem-ha:tier tags`);
+      throw new Error(
+        `instance ${logicalId} needs a pem-ha:node tag and a pem-ha:tier tag of ${TIERS.join(', ')}`,
+      );
     let address = instance.Properties?.PrivateIpAddress as string | undefined;
     if (address === undefined) {
       // EC2 picks these (web tier); the rig takes .30 and up in the node's subnet.

@@ -9,18 +9,19 @@ import type {
   CdkCustomResourceIsCompleteResponse,
   CdkCustomResourceResponse,
 } from 'aws-lambda';
+import { ErrorName, PemHaError } from '../lib/errors';
 
 const PHYSICAL_ID = 'pem-ha-bootstrap';
 
 /** The bootstrap execution ended without success; its error and cause are in the message. */
-export class BootstrapFailedError extends Error {
+export class BootstrapFailedError extends PemHaError {
   constructor(executionArn: string, status: string, error?: string, cause?: string) {
     super(
+      ErrorName.BootstrapFailed,
       `bootstrap execution ${executionArn} ended ${status}` +
         (error ? `: ${error}` : '') +
         (cause ? `\n${cause}` : ''),
     );
-    this.name = 'BootstrapFailedError';
   }
 }
 

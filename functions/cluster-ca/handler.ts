@@ -1,16 +1,11 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ClusterCaSettings, ensureClusterCa } from '../lib/ca-store';
-import { logger } from '../lib/logger';
+import { setting } from '../lib/env';
+import { logger, withLambdaContext } from '../lib/logger';
 import { beginRootRollover, finishRootRollover } from '../lib/root-rollover';
 import { InvalidRequestError } from '../lib/ssm-run';
 
 const secrets = new SecretsManagerClient({});
-
-function setting(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`environment variable ${name} must be set; it is empty`);
-  return value;
-}
 
 export interface ClusterCaEvent {
   /** @default 'ensure' */
@@ -21,7 +16,7 @@ export interface ClusterCaEvent {
  * Step Functions task over the CA secrets: make the CA once (`ensure`, the
  * bootstrap's step), or the two halves of a root rollover. Logs no key material.
  */
-export const handler = async (event: ClusterCaEvent = {}) => {
+export const handler = withLambdaContext(async (event: ClusterCaEvent = {}) => {
   const settings: ClusterCaSettings = {
     clusterName: setting('CLUSTER_NAME'),
     rootSecretId: setting('ROOT_CA_SECRET'),
@@ -49,4 +44,4 @@ export const handler = async (event: ClusterCaEvent = {}) => {
         `action must be ensure, begin-root-rollover or finish-root-rollover; given ${JSON.stringify(event.action)}`,
       );
   }
-};
+});

@@ -1,6 +1,7 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { readTrust } from '../lib/ca-store';
-import { logger } from '../lib/logger';
+import { setting, wholeNumberSetting } from '../lib/env';
+import { logger, withLambdaContext } from '../lib/logger';
 import { httpsPatroniGet } from '../lib/patroni';
 import { healthGate } from '../lib/replication';
 import { InvalidRequestError } from '../lib/ssm-run';
@@ -9,34 +10,27 @@ import {
   LeaderSnapshot,
   planRotation,
   RootRolloverInProgressError,
-  RunbookInventory,
 } from './status';
+import type { ClusterInventory, NodeAddress } from '../lib/inventory';
 
 const secrets = new SecretsManagerClient({});
 
 export type ClusterStatusEvent =
   | {
       readonly action: 'plan';
-      readonly inventory: RunbookInventory;
+      readonly inventory: ClusterInventory<NodeAddress>;
       /** Set by the root rollover, the one runbook that signs while two roots are trusted. */
       readonly duringRootRollover?: boolean;
     }
   | {
       readonly action: 'confirm' | 'gate';
-      readonly inventory: RunbookInventory;
+      readonly inventory: ClusterInventory<NodeAddress>;
       readonly before: LeaderSnapshot;
     };
 
 /** MAX_LAG_BYTES: how far (received and replayed) a replica may be behind the leader. */
 export function maxLagBytesSetting(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.MAX_LAG_BYTES;
-  const value = Number(raw);
-  if (raw === undefined || !/^[0-9]+$/.test(raw) || !Number.isSafeInteger(value)) {
-    throw new Error(
-      `environment variable MAX_LAG_BYTES must be a whole number of bytes, 0 or more; got ${raw === undefined ? 'nothing' : JSON.stringify(raw)}`,
-    );
-  }
-  return value;
+  return wholeNumberSetting('MAX_LAG_BYTES', { min: 0, unit: 'bytes' }, env);
 }
 
 function checkSnapshot(before: unknown): LeaderSnapshot {
@@ -55,9 +49,8 @@ function checkSnapshot(before: unknown): LeaderSnapshot {
  * nodes; `gate` checks health between two nodes; `confirm` and `gate` fail
  * with LeaderChangedError when a failover happened.
  */
-export const handler = async (event: ClusterStatusEvent) => {
-  const trustSecretId = process.env.TRUST_SECRET;
-  if (!trustSecretId) throw new Error('environment variable TRUST_SECRET must be set');
+export const handler = withLambdaContext(async (event: ClusterStatusEvent) => {
+  const trustSecretId = setting('TRUST_SECRET');
   const maxLagBytes = maxLagBytesSetting();
   if (!event?.inventory?.backend?.length) {
     throw new InvalidRequestError('inventory.backend must list at least one backend node');
@@ -91,4 +84,4 @@ export const handler = async (event: ClusterStatusEvent) => {
         `action must be plan, gate or confirm; given ${JSON.stringify((event as { action?: unknown }).action)}`,
       );
   }
-};
+});

@@ -1,27 +1,28 @@
 import { ClusterUnhealthyError, LeaderChangedError, LeaderSnapshot } from '../lib/cluster-errors';
-import type { RunbookInventory, RunbookNode } from '../lib/inventory';
+import type { ClusterInventory, NodeAddress } from '../lib/inventory';
 import { PatroniCluster, PatroniGet, readPatroniCluster } from '../lib/patroni';
 import { healthGate } from '../lib/replication';
+import { ErrorName, PemHaError } from '../lib/errors';
 
 // Shared with the upgrade function through functions/lib; re-exported for callers of this module.
 export { ClusterUnhealthyError, LeaderChangedError };
-export type { LeaderSnapshot, RunbookInventory, RunbookNode };
+export type { LeaderSnapshot };
 
 export interface RotationPlan extends LeaderSnapshot {
   /** etcd members, replicas, the primary, web hosts: one at a time in this order. */
-  readonly order: readonly RunbookNode[];
+  readonly order: readonly NodeAddress[];
 }
 
 /**
  * A root rollover has begun and not finished: leaves signed now would chain
  * to a root some nodes do not trust yet, so only the rollover itself may sign.
  */
-export class RootRolloverInProgressError extends Error {
+export class RootRolloverInProgressError extends PemHaError {
   constructor() {
     super(
+      ErrorName.RootRolloverInProgress,
       'a root rollover is in progress (two roots trusted); run the root rollover runbook to its end first',
     );
-    this.name = 'RootRolloverInProgressError';
   }
 }
 
@@ -31,7 +32,7 @@ const describe = (cluster: PatroniCluster) =>
 /** One leader, every inventory backend a running member: the snapshot of it. */
 function healthySnapshot(
   cluster: PatroniCluster,
-  backends: readonly RunbookNode[],
+  backends: readonly NodeAddress[],
 ): LeaderSnapshot {
   const leaders = cluster.members.filter((m) => m.role === 'leader');
   if (leaders.length !== 1) {
@@ -60,7 +61,7 @@ function healthySnapshot(
  */
 export async function planRotation(
   get: PatroniGet,
-  inventory: RunbookInventory,
+  inventory: ClusterInventory<NodeAddress>,
   options: { readonly maxLagBytes: number; readonly now?: () => number },
 ): Promise<RotationPlan> {
   const snapshot = await healthGate(get, inventory, options);
@@ -72,7 +73,7 @@ export async function planRotation(
 /** After the change: same leader, same timeline, every backend running again. */
 export async function confirmLeaderUnchanged(
   get: PatroniGet,
-  inventory: RunbookInventory,
+  inventory: ClusterInventory<NodeAddress>,
   before: LeaderSnapshot,
 ): Promise<LeaderSnapshot> {
   const cluster = await readPatroniCluster(

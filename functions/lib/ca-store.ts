@@ -20,9 +20,17 @@ async function readJson<T extends object>(
   fields: readonly (keyof T & string)[],
 ): Promise<T | undefined> {
   const { SecretString } = await secrets.send(new GetSecretValueCommand({ SecretId: secretId }));
+  return parseJson<T>(secretId, SecretString, fields);
+}
+
+function parseJson<T extends object>(
+  secretId: string,
+  secretString: string | undefined,
+  fields: readonly (keyof T & string)[],
+): T | undefined {
   let value: Record<string, unknown>;
   try {
-    value = JSON.parse(SecretString ?? '{}');
+    value = JSON.parse(secretString ?? '{}');
   } catch {
     throw new Error(`secret ${secretId} does not hold JSON`);
   }
@@ -62,7 +70,16 @@ export async function readTrust(
   secrets: SecretsManagerClient,
   secretId: string,
 ): Promise<StoredTrust | undefined> {
-  const trust = await readJson<StoredTrust>(secrets, secretId, ['intermediateCertificatePem']);
+  const { SecretString } = await secrets.send(new GetSecretValueCommand({ SecretId: secretId }));
+  return parseTrust(secretId, SecretString);
+}
+
+/** The trust secret's value fetched elsewhere (a cache), checked as {@link readTrust} checks it. */
+export function parseTrust(
+  secretId: string,
+  secretString: string | undefined,
+): StoredTrust | undefined {
+  const trust = parseJson<StoredTrust>(secretId, secretString, ['intermediateCertificatePem']);
   if (trust && (!Array.isArray(trust.roots) || trust.roots.length === 0)) {
     throw new Error(`secret ${secretId} lacks roots`);
   }

@@ -1,4 +1,5 @@
 import { request } from 'node:https';
+import { ErrorName, PemHaError } from './errors';
 
 /** One member as Patroni's GET /cluster lists it. */
 export interface PatroniMember {
@@ -22,10 +23,12 @@ export interface PatroniCluster {
 export type PatroniGet = (address: string, path: string) => Promise<unknown>;
 
 /** No backend answered GET /cluster. */
-export class PatroniUnreachableError extends Error {
+export class PatroniUnreachableError extends PemHaError {
   constructor(detail: string) {
-    super(`no backend's Patroni REST API answered GET /cluster: ${detail}`);
-    this.name = 'PatroniUnreachableError';
+    super(
+      ErrorName.PatroniUnreachable,
+      `no backend's Patroni REST API answered GET /cluster: ${detail}`,
+    );
   }
 }
 

@@ -1,15 +1,16 @@
-// tsyringe (used by @peculiar/x509) needs the Reflect metadata API before x509 loads.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
-import { randomBytes, webcrypto } from 'node:crypto';
+import type { webcrypto } from 'node:crypto';
+import { ErrorName, PemHaError } from './errors';
+import type { Tier } from './inventory';
+import {
+  ECDSA_SHA256,
+  newKeyPair,
+  privateKeyPem,
+  randomSerial,
+  signingKeyOf,
+  validity,
+  x509,
+} from './x509';
 
-x509.cryptoProvider.set(webcrypto);
-
-const ECDSA_P256: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
-const ECDSA_SHA256: webcrypto.EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
-const DAY_MS = 24 * 60 * 60 * 1000;
-/** notBefore this far in the past, so a node whose clock is slightly behind accepts a new certificate. */
-const CLOCK_SKEW_MS = 5 * 60 * 1000;
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const SUBJECT_ALT_NAME_OID = '2.5.29.17';
@@ -29,12 +30,10 @@ export type Identity =
   | 'pem-agent'
   | 'pem-web';
 
-export type NodeTier = 'etcd' | 'backend' | 'web';
-
 /** What a node may hold certificates for: derived from the inventory, never from a CSR. */
 export interface NodeFacts {
   readonly name: string;
-  readonly tier: NodeTier;
+  readonly tier: Tier;
   readonly address: string;
   /** PEM agent number (agent<N> is the agent's database user), when PEM is enabled. */
   readonly agentId?: number;
@@ -49,10 +48,9 @@ export interface Entitlement {
 }
 
 /** A CSR does not match what its node is entitled to; nothing is signed. */
-export class CsrRejectedError extends Error {
+export class CsrRejectedError extends PemHaError {
   constructor(node: string, identity: string, reason: string) {
-    super(`${node}: certificate request for ${identity} refused: ${reason}`);
-    this.name = 'CsrRejectedError';
+    super(ErrorName.CsrRejected, `${node}: certificate request for ${identity} refused: ${reason}`);
   }
 }
 
@@ -115,22 +113,6 @@ export function parseCsrBlocks(stdout: string): Map<string, string> {
   return blocks;
 }
 
-const randomSerial = () => {
-  const bytes = randomBytes(16);
-  bytes[0] &= 0x7f; // positive
-  return Buffer.from(bytes).toString('hex');
-};
-
-async function exportKey(key: webcrypto.CryptoKey): Promise<string> {
-  const der = await webcrypto.subtle.exportKey('pkcs8', key);
-  return x509.PemConverter.encode(der, 'PRIVATE KEY');
-}
-
-async function importKey(pem: string): Promise<webcrypto.CryptoKey> {
-  const der = x509.PemConverter.decode(pem)[0];
-  return webcrypto.subtle.importKey('pkcs8', der, ECDSA_P256, false, ['sign']);
-}
-
 interface CaParams {
   readonly commonName: string;
   readonly validityDays: number;
@@ -139,13 +121,11 @@ interface CaParams {
 
 /** A self-signed root that can sign intermediates (pathLen 1) and nothing else directly. */
 export async function createRootCa(params: CaParams): Promise<CaMaterial> {
-  const now = params.now ?? new Date();
-  const keys = await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']);
+  const keys = await newKeyPair();
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
     name: `CN=${params.commonName}`,
-    notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
-    notAfter: new Date(now.getTime() + params.validityDays * DAY_MS),
+    ...validity(params.now ?? new Date(), params.validityDays),
     signingAlgorithm: ECDSA_SHA256,
     keys,
     extensions: [
@@ -159,7 +139,7 @@ export async function createRootCa(params: CaParams): Promise<CaMaterial> {
   });
   return {
     certificatePem: certificate.toString('pem'),
-    privateKeyPem: await exportKey(keys.privateKey),
+    privateKeyPem: await privateKeyPem(keys.privateKey),
   };
 }
 
@@ -168,20 +148,16 @@ export async function createIntermediateCa(
   root: CaMaterial,
   params: CaParams,
 ): Promise<CaMaterial> {
-  const now = params.now ?? new Date();
   const rootCertificate = new x509.X509Certificate(root.certificatePem);
-  const keys = await webcrypto.subtle.generateKey(ECDSA_P256, true, ['sign', 'verify']);
+  const keys = await newKeyPair();
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: `CN=${params.commonName}`,
     issuer: rootCertificate.subject,
-    notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
-    notAfter: new Date(
-      Math.min(now.getTime() + params.validityDays * DAY_MS, rootCertificate.notAfter.getTime()),
-    ),
+    ...validity(params.now ?? new Date(), params.validityDays, rootCertificate.notAfter),
     signingAlgorithm: ECDSA_SHA256,
     publicKey: keys.publicKey,
-    signingKey: await importKey(root.privateKeyPem),
+    signingKey: await signingKeyOf(root.privateKeyPem),
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(
@@ -194,7 +170,7 @@ export async function createIntermediateCa(
   });
   return {
     certificatePem: certificate.toString('pem'),
-    privateKeyPem: await exportKey(keys.privateKey),
+    privateKeyPem: await privateKeyPem(keys.privateKey),
   };
 }
 
@@ -256,7 +232,6 @@ export async function issueLeaf(
     );
   }
   await checkCsr(node, csr, wanted);
-  const now = params.now ?? new Date();
   const issuer = new x509.X509Certificate(intermediate.certificatePem);
   const subjectNames = [
     ...wanted.dnsNames.map((value) => ({ type: 'dns' as const, value })),
@@ -266,13 +241,10 @@ export async function issueLeaf(
     serialNumber: randomSerial(),
     subject: `CN=${wanted.commonName}`,
     issuer: issuer.subject,
-    notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
-    notAfter: new Date(
-      Math.min(now.getTime() + params.validityDays * DAY_MS, issuer.notAfter.getTime()),
-    ),
+    ...validity(params.now ?? new Date(), params.validityDays, issuer.notAfter),
     signingAlgorithm: ECDSA_SHA256,
     publicKey: csr.publicKey,
-    signingKey: await importKey(intermediate.privateKeyPem),
+    signingKey: await signingKeyOf(intermediate.privateKeyPem),
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),

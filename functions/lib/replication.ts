@@ -1,5 +1,5 @@
 import { ClusterUnhealthyError, LeaderChangedError, LeaderSnapshot } from './cluster-errors';
-import { PatroniGet, readPatroniCluster } from './patroni';
+import { PatroniCluster, PatroniGet, readPatroniCluster } from './patroni';
 
 /**
  * GET /patroni as Patroni 3.0 and 4.0 answer it (api.py, get_postgresql_status):
@@ -206,17 +206,25 @@ export interface HealthGateOptions {
   readonly now?: () => number;
 }
 
+export interface HealthReport extends LeaderSnapshot {
+  /** Each backend's own GET /patroni, and each replica's progress. */
+  readonly view: ReplicationView;
+  /** Patroni's /cluster, or why no backend answered it. */
+  readonly cluster: PatroniCluster | Error;
+  /** What is wrong, one entry a member; empty when healthy. */
+  readonly problems: readonly string[];
+}
+
 /**
- * Between two nodes of a rolling runbook: exactly one leader, agreeing with
- * /cluster; every backend answering its own REST API, running, and caught
- * up by the replay rule on the leader's timeline. Every problem found is in
- * the ClusterUnhealthyError's message.
+ * Everything {@link healthGate} judges, for callers that check more (the
+ * upgrade preflight). Throws only when there is no single leader with a
+ * timeline (ClusterUnhealthyError) or it is not `before`'s (LeaderChangedError).
  */
-export async function healthGate(
+export async function inspectHealth(
   get: PatroniGet,
   inventory: { readonly backend: readonly BackendAddress[] },
   options: HealthGateOptions,
-): Promise<LeaderSnapshot> {
+): Promise<HealthReport> {
   const [view, cluster] = await Promise.all([
     readReplication(get, inventory.backend, (options.now ?? Date.now)()),
     readPatroniCluster(
@@ -264,6 +272,21 @@ export async function healthGate(
       if (!verdict.caughtUp) problems.push(verdict.detail);
     }
   }
+  return { leader, timeline, view, cluster, problems };
+}
+
+/**
+ * Between two nodes of a rolling runbook: exactly one leader, agreeing with
+ * /cluster; every backend answering its own REST API, running, and caught
+ * up by the replay rule on the leader's timeline. Every problem found is in
+ * the ClusterUnhealthyError's message.
+ */
+export async function healthGate(
+  get: PatroniGet,
+  inventory: { readonly backend: readonly BackendAddress[] },
+  options: HealthGateOptions,
+): Promise<LeaderSnapshot> {
+  const { leader, timeline, problems } = await inspectHealth(get, inventory, options);
   if (problems.length) throw new ClusterUnhealthyError(problems.join('; '));
   return { leader, timeline };
 }

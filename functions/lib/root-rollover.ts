@@ -8,6 +8,7 @@ import {
   writeTrust,
 } from './ca-store';
 import { createIntermediateCa, createRootCa, isIssuedBy } from './pki';
+import { ErrorName, PemHaError } from './errors';
 
 /** What the nodes install in a trust-only step: base64 JSON `{ root, certificates: {} }`. */
 export interface TrustStep {
@@ -16,10 +17,9 @@ export interface TrustStep {
 }
 
 /** The rollover cannot go on from the state the secrets are in; nothing was changed. */
-export class RootRolloverStateError extends Error {
+export class RootRolloverStateError extends PemHaError {
   constructor(detail: string) {
-    super(`root rollover: ${detail}`);
-    this.name = 'RootRolloverStateError';
+    super(ErrorName.RootRolloverState, `root rollover: ${detail}`);
   }
 }
 

@@ -3,6 +3,7 @@ import {
   SendCommandCommand,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
+import { ErrorName, messageError, PemHaError } from './errors';
 
 /** Characters of stdout/stderr kept: enough to diagnose, small enough for a Step Functions cause. */
 export const TAIL_CHARS = 2000;
@@ -36,12 +37,7 @@ export type PollResult =
   | { readonly state: 'succeeded'; readonly stdoutTail: string };
 
 /** A request is malformed; raised before any AWS call. */
-export class InvalidRequestError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidRequestError';
-  }
-}
+export class InvalidRequestError extends messageError(ErrorName.InvalidRequest) {}
 
 type NodeRef = Pick<CommandRef, 'nodeName' | 'instanceId' | 'step'> & {
   readonly commandId?: string;
@@ -49,8 +45,8 @@ type NodeRef = Pick<CommandRef, 'nodeName' | 'instanceId' | 'step'> & {
 /** What SSM reported of a command that did not succeed. */
 export type Outcome = Pick<SsmRunError, 'status' | 'statusDetails' | 'responseCode' | 'stderrTail'>;
 
-/** Step Functions Retry/Catch match `name`: each class sets it literally (minifier-proof). */
-export abstract class SsmRunError extends Error {
+/** A command that did not succeed: which node, which command and what SSM reported. */
+export abstract class SsmRunError extends PemHaError {
   readonly nodeName: string;
   readonly instanceId: string;
   /** Absent only when SendCommand itself was refused. */
@@ -63,13 +59,20 @@ export abstract class SsmRunError extends Error {
   /** The last {@link TAIL_CHARS} characters of stderr, control characters removed. */
   readonly stderrTail: string;
 
-  protected constructor(node: NodeRef, outcome: Outcome, what: string, cause?: unknown) {
+  protected constructor(
+    name: ErrorName,
+    node: NodeRef,
+    outcome: Outcome,
+    what: string,
+    cause?: unknown,
+  ) {
     const command = node.commandId ? `command ${node.commandId} ` : '';
     const details = outcome.statusDetails ? ` (${outcome.statusDetails})` : '';
     const code = outcome.responseCode !== undefined ? `, exit code ${outcome.responseCode}` : '';
     const stderr = outcome.stderrTail ? `\n${outcome.stderrTail}` : ' (empty)';
     const step = node.step ? `${node.step}: ` : '';
     super(
+      name,
       `${node.nodeName} (${node.instanceId}): ${step}${command}${what}; ` +
         `status ${outcome.status}${details}${code}; stderr tail:${stderr}`,
       cause === undefined ? undefined : { cause },
@@ -87,23 +90,20 @@ export abstract class SsmRunError extends Error {
 
 export class CommandFailedError extends SsmRunError {
   constructor(ref: CommandRef, outcome: Outcome) {
-    super(ref, outcome, 'failed');
-    this.name = 'CommandFailedError';
+    super(ErrorName.CommandFailed, ref, outcome, 'failed');
   }
 }
 
 /** SSM timed the command out, or it was still running when our wait bound ran out. */
 export class CommandTimedOutError extends SsmRunError {
   constructor(ref: CommandRef, outcome: Outcome, what = 'timed out in SSM') {
-    super(ref, outcome, what);
-    this.name = 'CommandTimedOutError';
+    super(ErrorName.CommandTimedOut, ref, outcome, what);
   }
 }
 
 export class CommandCancelledError extends SsmRunError {
   constructor(ref: CommandRef, outcome: Outcome) {
-    super(ref, outcome, 'was cancelled');
-    this.name = 'CommandCancelledError';
+    super(ErrorName.CommandCancelled, ref, outcome, 'was cancelled');
   }
 }
 
@@ -116,8 +116,13 @@ export class InstanceNotRunningError extends SsmRunError {
   readonly instanceState: string;
 
   constructor(ref: CommandRef, outcome: Outcome, instanceState: string, cause?: unknown) {
-    super(ref, outcome, `did not finish: the instance is ${instanceState}`, cause);
-    this.name = 'InstanceNotRunningError';
+    super(
+      ErrorName.InstanceNotRunning,
+      ref,
+      outcome,
+      `did not finish: the instance is ${instanceState}`,
+      cause,
+    );
     this.instanceState = instanceState;
   }
 }
@@ -126,8 +131,13 @@ export class InstanceNotRunningError extends SsmRunError {
 export class NodeNotManagedError extends SsmRunError {
   constructor(node: NodeRef, cause: unknown) {
     const outcome = { status: 'InvalidInstanceId', stderrTail: '' };
-    super(node, outcome, 'is not a managed node in SSM yet, nothing was sent', cause);
-    this.name = 'NodeNotManagedError';
+    super(
+      ErrorName.NodeNotManaged,
+      node,
+      outcome,
+      'is not a managed node in SSM yet, nothing was sent',
+      cause,
+    );
   }
 }
 

@@ -1,6 +1,6 @@
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { logger } from '../lib/logger';
+import { logger, withLambdaContext } from '../lib/logger';
 import { InvalidRequestError } from '../lib/ssm-run';
 import { PollEvent, pollNodeCommand, StartEvent, startNodeCommand } from './command';
 
@@ -11,7 +11,7 @@ const ec2 = new EC2Client({});
  * Step Functions task: `start` sends a node document, `poll` reports on it.
  * Errors keep their names (CommandFailedError, InstanceNotRunningError, ...) for Retry/Catch.
  */
-export const handler = async (event: StartEvent | PollEvent) => {
+export const handler = withLambdaContext(async (event: StartEvent | PollEvent) => {
   switch (event?.action) {
     case 'start': {
       const command = await startNodeCommand(ssm, event);
@@ -36,4 +36,4 @@ export const handler = async (event: StartEvent | PollEvent) => {
         `action must be start or poll; given ${JSON.stringify((event as { action?: unknown })?.action)}`,
       );
   }
-};
+});

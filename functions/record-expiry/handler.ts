@@ -2,7 +2,8 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { readTrust } from '../lib/ca-store';
-import { logger } from '../lib/logger';
+import { setting } from '../lib/env';
+import { logger, withLambdaContext } from '../lib/logger';
 import { CERTIFICATE_METRICS } from '../lib/metric-names';
 import { CommandRef, InvalidRequestError } from '../lib/ssm-run';
 import { caExpiry, ExpiryReading, nodeExpiry, publishExpiry } from './expiry';
@@ -17,17 +18,11 @@ const metrics = new Metrics({
 export type RecordExpiryEvent =
   { readonly source: 'node'; readonly command: CommandRef } | { readonly source: 'ca' };
 
-function setting(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`environment variable ${name} must be set; it is empty`);
-  return value;
-}
-
 /**
  * Step Functions task: publishes DaysToExpiry for a node's certificates (from
  * its last certificates command) or for the cluster's CA certificates.
  */
-export const handler = async (event: RecordExpiryEvent) => {
+export const handler = withLambdaContext(async (event: RecordExpiryEvent) => {
   let readings: ExpiryReading[];
   switch (event?.source) {
     case 'node':
@@ -48,4 +43,4 @@ export const handler = async (event: RecordExpiryEvent) => {
   publishExpiry(metrics, setting('CLUSTER_NAME'), readings);
   logger.info('certificate expiry recorded', { readings });
   return { minDaysToExpiry: Math.min(...readings.map((r) => r.daysToExpiry)) };
-};
+});

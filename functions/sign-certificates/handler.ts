@@ -1,21 +1,18 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { logger } from '../lib/logger';
+import { setting, wholeNumberSetting } from '../lib/env';
+import { logger, withLambdaContext } from '../lib/logger';
 import { SignEvent, signNodeRequests } from './sign';
 
 const ssm = new SSMClient({});
 const secrets = new SecretsManagerClient({});
-const validityDays = Number(process.env.LEAF_VALIDITY_DAYS ?? '90');
 
 /** Step Functions task: signs a node's CSRs. Logs names and counts, never PEM text. */
-export const handler = async (event: SignEvent) => {
-  const intermediateSecretId = process.env.INTERMEDIATE_CA_SECRET;
-  if (!intermediateSecretId)
-    throw new Error('environment variable INTERMEDIATE_CA_SECRET must be set');
+export const handler = withLambdaContext(async (event: SignEvent) => {
   const result = await signNodeRequests(ssm, secrets, event, {
-    intermediateSecretId,
-    validityDays,
+    intermediateSecretId: setting('INTERMEDIATE_CA_SECRET'),
+    validityDays: wholeNumberSetting('LEAF_VALIDITY_DAYS', { min: 1, unit: 'days' }),
   });
   logger.info('certificates signed', { node: event.node.name, identities: result.identities });
   return result;
-};
+});

@@ -3,6 +3,7 @@ import { GetCommandInvocationCommand, type SSMClient } from '@aws-sdk/client-ssm
 import { readIntermediate } from '../lib/ca-store';
 import { CsrRejectedError, entitlementsOf, issueLeaf, NodeFacts, parseCsrBlocks } from '../lib/pki';
 import type { CommandRef } from '../lib/ssm-run';
+import { ErrorName, PemHaError } from '../lib/errors';
 
 export interface SignEvent {
   readonly node: NodeFacts;
@@ -24,10 +25,9 @@ export interface SignSettings {
 }
 
 /** The CA has not been made yet: the flow must run its CA step first. */
-export class ClusterCaMissingError extends Error {
+export class ClusterCaMissingError extends PemHaError {
   constructor(secretId: string) {
-    super(`the cluster CA in ${secretId} does not exist yet`);
-    this.name = 'ClusterCaMissingError';
+    super(ErrorName.ClusterCaMissing, `the cluster CA in ${secretId} does not exist yet`);
   }
 }
 

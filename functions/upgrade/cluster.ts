@@ -5,12 +5,12 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { PatroniCluster, PatroniGet, PatroniMember, PatroniSend } from '../lib/patroni';
 import { readPatroniCluster } from '../lib/patroni';
-import type { RunbookInventory, RunbookNode } from '../lib/inventory';
+import type { ClusterInventory, NodeAddress } from '../lib/inventory';
 
 /** A node as the runbook carries it (the stack's inventory). */
-export type UpgradeNode = RunbookNode & { readonly instanceId: string };
+export type UpgradeNode = NodeAddress & { readonly instanceId: string };
 
-export type UpgradeInventory = RunbookInventory<UpgradeNode>;
+export type UpgradeInventory = ClusterInventory<UpgradeNode>;
 
 /** The AWS and Patroni clients every step receives (the handler makes them once). */
 export interface UpgradeClients {

@@ -1,19 +1,14 @@
 import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { judgeReplica, readReplication } from '../lib/replication';
+import { inspectHealth } from '../lib/replication';
 import {
   clusterInstances,
-  describeMembers,
   drainTagsOf,
-  isLeader,
-  isRunning,
-  lagBytes,
   primaryState,
-  readCluster,
   UpgradeClients,
   UpgradeInventory,
   UpgradeNode,
 } from './cluster';
-import { PreflightFailedError, RunbookAlreadyRunning } from './errors';
+import { PreflightFailedError, RunbookAlreadyRunningError } from './errors';
 import type { UpgradeRequest } from './request';
 
 export interface Preflight {
@@ -64,7 +59,7 @@ export async function assertOnlyExecution(
     if (!token) break;
   }
   if (others.length) {
-    throw new RunbookAlreadyRunning(
+    throw new RunbookAlreadyRunningError(
       `another upgrade is running (${others.join(', ')}); wait for it to end or stop it first`,
     );
   }
@@ -72,9 +67,9 @@ export async function assertOnlyExecution(
 
 /**
  * Everything that must hold before any node is touched: EC2 and Patroni
- * agree on the members; one leader; every replica streaming, caught up and
- * on the leader's timeline (received AND replayed, from each member's own
- * /patroni: /cluster's lag counts only received WAL); no pause and nothing
+ * agree on the members; the health gate's rules (one leader; every replica
+ * running, on the leader's timeline, receiving and replaying within
+ * maxLagBytes, from each member's own /patroni); no pause and nothing
  * scheduled; the write endpoint's only healthy target is the leader. Drain
  * tags left by a halted run do not refuse: the result lists those nodes.
  */
@@ -83,7 +78,7 @@ export async function preflight(
   inventory: UpgradeInventory,
   request: UpgradeRequest,
 ): Promise<Preflight> {
-  const fail = (check: string) => {
+  const fail = (check: string): never => {
     throw new PreflightFailedError(`preflight: ${check}; no node was touched`);
   };
   const instances = await clusterInstances(clients);
@@ -99,8 +94,15 @@ export async function preflight(
   if (strangers.length)
     fail(`EC2 lists instances the stack does not know: ${strangers.join(', ')}`);
 
-  const cluster = await readCluster(clients, inventory);
-  const members = describeMembers(cluster);
+  // The health gate's rules (one leader, each backend running and caught up
+  // by the replay rule), then what only a start needs.
+  const health = await inspectHealth(clients.patroniGet, inventory, {
+    maxLagBytes: request.maxLagBytes,
+    now: clients.now,
+  }).catch((error: Error) => fail(error.message));
+  if (health.problems.length) fail(health.problems.join('; '));
+  if (health.cluster instanceof Error) return fail(health.cluster.message);
+  const cluster = health.cluster;
   const memberNames = cluster.members.map((m) => m.name).sort();
   const backendNames = inventory.backend.map((n) => n.name).sort();
   if (JSON.stringify(memberNames) !== JSON.stringify(backendNames)) {
@@ -108,46 +110,16 @@ export async function preflight(
       `Patroni's members (${memberNames.join(', ')}) are not the stack's backends (${backendNames.join(', ')})`,
     );
   }
-  const leaders = cluster.members.filter(isLeader);
-  if (leaders.length !== 1) fail(`${leaders.length} leaders (${members})`);
-  const leader = leaders[0];
   if (cluster.pause) fail('the cluster is paused (patronictl resume first)');
   if (cluster.scheduled_switchover) fail('a switchover is scheduled');
-  const timeline = leader.timeline ?? -1;
-  for (const member of cluster.members) {
-    if (!isRunning(member)) fail(`${member.name} is ${member.state} (${members})`);
-    if (member.scheduled_restart) fail(`a restart is scheduled on ${member.name}`);
-    if (member === leader) continue;
-    if (member.timeline !== timeline) {
-      fail(`${member.name} is on timeline ${member.timeline}, the leader on ${timeline}`);
-    }
-    if (lagBytes(member) > request.maxLagBytes) {
-      fail(`${member.name} is ${member.lag} bytes behind (maxLagBytes ${request.maxLagBytes})`);
-    }
-  }
-  const replication = await readReplication(
-    clients.patroniGet,
-    inventory.backend,
-    (clients.now ?? Date.now)(),
-  );
-  for (const member of replication.members) {
-    if (!member.reachable) fail(`${member.name} does not answer GET /patroni (${member.error})`);
-  }
-  if (replication.leaders.length !== 1 || replication.leaders[0] !== leader.name) {
-    fail(
-      `Patroni's /cluster names ${leader.name} the leader, but ${replication.leaders.join(', ') || 'no member'} answers GET /patroni as the primary`,
-    );
-  }
-  for (const progress of replication.replicas) {
-    const verdict = judgeReplica(progress, request.maxLagBytes);
-    if (!verdict.caughtUp) fail(verdict.detail);
-  }
+  const restarting = cluster.members.filter((m) => m.scheduled_restart).map((m) => m.name);
+  if (restarting.length) fail(`a restart is scheduled on ${restarting.join(', ')}`);
   const primary = await primaryState(clients, inventory);
   if (!primary.healthy)
     fail(`the write endpoint does not route to the leader alone (${primary.detail})`);
 
   // Least caught-up first, measured by replay (what a reader of the replica sees).
-  const replicaOrder = [...replication.replicas]
+  const replicaOrder = [...health.view.replicas]
     .sort(
       (a, b) => (b.replayLagBytes ?? 0) - (a.replayLagBytes ?? 0) || a.name.localeCompare(b.name),
     )
@@ -157,8 +129,8 @@ export async function preflight(
   );
   return {
     request,
-    leader: leader.name,
-    timeline,
+    leader: health.leader,
+    timeline: health.timeline,
     replicaOrder,
     checkNodes: nodesOf(request.component, inventory),
     drained,

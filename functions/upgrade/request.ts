@@ -1,4 +1,4 @@
-import { InvalidInput } from './errors';
+import { InvalidInputError } from './errors';
 
 export const COMPONENTS = ['postgresql', 'patroni', 'etcd', 'os'] as const;
 export type Component = (typeof COMPONENTS)[number];
@@ -30,7 +30,9 @@ function wholeNumber(input: Record<string, unknown>, field: string, max: number,
   const value = input[field];
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
-    throw new InvalidInput(`${field} must be a whole number from 0 to ${max}; got ${given(value)}`);
+    throw new InvalidInputError(
+      `${field} must be a whole number from 0 to ${max}; got ${given(value)}`,
+    );
   }
   return value;
 }
@@ -41,34 +43,34 @@ function wholeNumber(input: Record<string, unknown>, field: string, max: number,
  */
 export function parseRequest(raw: unknown, defaults: RequestDefaults): UpgradeRequest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new InvalidInput(`the input must be a JSON object; got ${given(raw)}`);
+    throw new InvalidInputError(`the input must be a JSON object; got ${given(raw)}`);
   }
   const input = raw as Record<string, unknown>;
   const unknown = Object.keys(input).filter((key) => !FIELDS.includes(key));
   if (unknown.length) {
-    throw new InvalidInput(
+    throw new InvalidInputError(
       `unknown input field ${unknown.join(', ')}; the fields are ${FIELDS.join(', ')}`,
     );
   }
   const component = input.component;
   if (!COMPONENTS.includes(component as Component)) {
-    throw new InvalidInput(
+    throw new InvalidInputError(
       `component must be one of ${COMPONENTS.join(', ')}; got ${given(component)}`,
     );
   }
   const version = input.version;
   if (typeof version !== 'string' || !VERSION.test(version)) {
-    throw new InvalidInput(
+    throw new InvalidInputError(
       `version must be an exact package version (e.g. 15.20-0+deb12u1) or "latest"; got ${given(version)}`,
     );
   }
   if (component === 'os' && version !== 'latest') {
-    throw new InvalidInput(
+    throw new InvalidInputError(
       `version must be "latest" for component os (every upgradable package); got ${given(version)}`,
     );
   }
   if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') {
-    throw new InvalidInput(`dryRun must be true or false; got ${given(input.dryRun)}`);
+    throw new InvalidInputError(`dryRun must be true or false; got ${given(input.dryRun)}`);
   }
   return {
     component: component as Component,

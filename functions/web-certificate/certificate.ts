@@ -1,49 +1,31 @@
-// tsyringe (used by @peculiar/x509) needs the Reflect metadata API before x509 loads.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
-import { webcrypto } from 'node:crypto';
 import { ACMClient, DeleteCertificateCommand, ImportCertificateCommand } from '@aws-sdk/client-acm';
 import type { CdkCustomResourceEvent, CdkCustomResourceResponse } from 'aws-lambda';
+import {
+  DEFAULT_COMMON_NAME,
+  DNS_NAME,
+  MAX_COMMON_NAME_LENGTH,
+  MAX_DNS_NAME_LENGTH,
+  MAX_VALIDITY_DAYS,
+  MANAGED_BY_TAG,
+  MIN_VALIDITY_DAYS,
+} from '../lib/web-certificate-limits';
+import { ECDSA_SHA256, newKeyPair, privateKeyPem, randomSerial, validity, x509 } from '../lib/x509';
+import { ErrorName, PemHaError, messageError } from '../lib/errors';
 
-x509.cryptoProvider.set(webcrypto);
-
-/** RFC 1035 upper bound for a DNS name in text form; each label is at most 63 characters. */
-export const MAX_DNS_NAME_LENGTH = 253;
-/** X.520 upper bound (ub-common-name) for the subject's commonName. */
-export const MAX_COMMON_NAME_LENGTH = 64;
-/** Subject CN when the DNS name is too long to be the CN; clients match on the SAN anyway. */
-export const DEFAULT_COMMON_NAME = 'pem-ha web';
-export const MIN_VALIDITY_DAYS = 1;
-/** The CA/Browser Forum maximum for TLS server certificates from 2018 to 2020. */
-export const MAX_VALIDITY_DAYS = 825;
-/** Tag that marks certificates this function owns; the delete permission is scoped by it. */
-export const MANAGED_BY_TAG = { Key: 'ManagedBy', Value: 'pem-ha' } as const;
-/** How far notBefore is set in the past, so a slightly slow ACM clock accepts the certificate. */
-const CLOCK_SKEW_MS = 5 * 60 * 1000;
-const DAY_MS = 24 * 60 * 60 * 1000;
-
-const ECDSA_P256: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
-const ECDSA_SHA256: webcrypto.EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
-const DNS_NAME = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
 const ACM_CERTIFICATE_ARN = /^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/;
 
 /** A resource property is missing or out of range; raised before anything is created. */
-export class InvalidPropertiesError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidPropertiesError';
-  }
-}
+export class InvalidPropertiesError extends messageError(ErrorName.InvalidProperties) {}
 
 /** ACM refuses to delete the certificate because a listener still uses it. */
-export class CertificateInUseError extends Error {
+export class CertificateInUseError extends PemHaError {
   constructor(certificateArn: string, options?: { cause?: unknown }) {
     super(
+      ErrorName.CertificateInUse,
       `ACM certificate ${certificateArn} is still in use (attached to a load balancer listener); ` +
         'detach it, then retry the delete',
       options,
     );
-    this.name = 'CertificateInUseError';
   }
 }
 
@@ -119,21 +101,6 @@ export function parseProperties(properties: Record<string, unknown>): Certificat
   return { dnsName, commonName, validityDays };
 }
 
-/** 16 random bytes, high bit clear (positive INTEGER) and non-zero first byte (fixed length). */
-function randomSerialNumber(): string {
-  const bytes = webcrypto.getRandomValues(new Uint8Array(16));
-  bytes[0] = (bytes[0]! & 0x7f) | 0x40;
-  return Buffer.from(bytes).toString('hex');
-}
-
-function toPem(label: string, der: ArrayBuffer): string {
-  const lines =
-    Buffer.from(der)
-      .toString('base64')
-      .match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
-}
-
 /**
  * A fresh ECDSA P-256 key and a self-signed TLS server certificate for `dnsName`: always its
  * only DNS SAN, and its CN when at most 64 characters (otherwise the CN is `commonName`).
@@ -144,19 +111,11 @@ export async function issueSelfSignedCertificate(params: IssueParams): Promise<I
     CommonName: params.commonName,
     ValidityDays: params.validityDays,
   });
-  // X.509 times have whole-second precision.
-  const now = Math.floor((params.now ?? new Date()).getTime() / 1000) * 1000;
-  const notBefore = new Date(now - CLOCK_SKEW_MS);
-  const notAfter = new Date(notBefore.getTime() + validityDays * DAY_MS);
-  const keys = (await webcrypto.subtle.generateKey(ECDSA_P256, true, [
-    'sign',
-    'verify',
-  ])) as webcrypto.CryptoKeyPair;
+  const keys = await newKeyPair();
   const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerialNumber(),
+    serialNumber: randomSerial(),
     name: [{ CN: [subjectCommonName(dnsName, commonName)] }],
-    notBefore,
-    notAfter,
+    ...validity(params.now ?? new Date(), validityDays),
     signingAlgorithm: ECDSA_SHA256,
     keys,
     extensions: [
@@ -167,10 +126,9 @@ export async function issueSelfSignedCertificate(params: IssueParams): Promise<I
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
   return {
     certificatePem: certificate.toString('pem') + '\n',
-    privateKeyPem: toPem('PRIVATE KEY', pkcs8),
+    privateKeyPem: `${await privateKeyPem(keys.privateKey)}\n`,
   };
 }
 

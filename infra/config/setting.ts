@@ -17,7 +17,12 @@ export interface Setting<T> {
 }
 
 /** Raised by a parser; the loader adds the setting's name and allowed values. */
-export class InvalidValue extends Error {}
+export class InvalidValue extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'InvalidValue';
+  }
+}
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {

@@ -2,8 +2,8 @@ import { RemovalPolicy, Size, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import type { AmiFamily } from '../config/load-config';
-import { ClusterNode, NodeGroup, nodeSecurityGroup } from './node-group';
+import type { ClusterNode } from './node-group';
+import { FixedAddressPlacementProps, NodeTier } from './node-tier';
 
 export const POSTGRES_PORT = 5432;
 export const PATRONI_REST_PORT = 8008;
@@ -12,21 +12,13 @@ const BACKEND_ADDRESS_OFFSET = 20;
 /** Device the data volume is attached as; the node documents mount it. */
 export const DATA_VOLUME_DEVICE = '/dev/sdf';
 
-export interface BackendTierProps {
-  readonly clusterName: string;
-  readonly vpc: ec2.IVpc;
-  readonly subnets: readonly ec2.ISubnet[];
-  readonly subnetCidrs: readonly string[];
-  /** @default 3 */
+export interface BackendTierProps extends FixedAddressPlacementProps {
+  /** Patroni members, at least 2. @default 3 */
   readonly nodeCount?: number;
   /** @default m6i.large */
   readonly instanceType?: ec2.InstanceType;
   /** Size of each node's separate data volume. @default 100 GiB */
   readonly dataVolumeSize?: Size;
-  readonly amiFamily: AmiFamily;
-  /** @default - latest image of amiFamily */
-  readonly amiId?: string;
-  readonly encryptionKey: kms.IKey;
 }
 
 export interface BackendNode extends ClusterNode {
@@ -38,56 +30,35 @@ export interface BackendNode extends ClusterNode {
  * its own encrypted gp3 data volume that outlives the instance. Peers reach
  * each other on 5432 (replication, pg_rewind) and 8008 (Patroni REST).
  */
-export class BackendTier extends Construct implements ec2.IConnectable {
-  readonly connections: ec2.Connections;
+export class BackendTier extends NodeTier {
   readonly vpc: ec2.IVpc;
-  readonly nodes: readonly BackendNode[];
-  readonly group: NodeGroup;
+  private readonly backendNodes: readonly BackendNode[];
 
   constructor(scope: Construct, id: string, props: BackendTierProps) {
-    super(scope, id);
-    const nodeCount = props.nodeCount ?? 3;
-    if (!Number.isInteger(nodeCount) || nodeCount < 2) {
-      throw new Error(`BackendTier: nodeCount must be an integer of at least 2; got ${nodeCount}`);
-    }
+    super(scope, id, props, {
+      tier: 'backend',
+      description: 'Patroni/PostgreSQL nodes',
+      defaultPort: POSTGRES_PORT,
+      peerPorts: [
+        [POSTGRES_PORT, 'replication and pg_rewind among peers'],
+        [PATRONI_REST_PORT, 'Patroni REST API among peers'],
+      ],
+      defaultNodeCount: 3,
+      minNodeCount: 2,
+      defaultInstanceType: 'm6i.large',
+      addressOffset: BACKEND_ADDRESS_OFFSET,
+    });
     this.vpc = props.vpc;
     const dataVolumeSize = props.dataVolumeSize ?? Size.gibibytes(100);
-    const securityGroup = nodeSecurityGroup(
-      this,
-      props.vpc,
-      `${props.clusterName} Patroni/PostgreSQL nodes`,
-    );
-    this.connections = new ec2.Connections({
-      securityGroups: [securityGroup],
-      defaultPort: ec2.Port.tcp(POSTGRES_PORT),
-    });
-    this.connections.allowInternally(
-      ec2.Port.tcp(POSTGRES_PORT),
-      'replication and pg_rewind among peers',
-    );
-    this.connections.allowInternally(
-      ec2.Port.tcp(PATRONI_REST_PORT),
-      'Patroni REST API among peers',
-    );
-
-    this.group = new NodeGroup(this, 'Nodes', {
-      clusterName: props.clusterName,
-      tier: 'backend',
-      vpc: props.vpc,
-      subnets: props.subnets,
-      nodeCount,
-      instanceType: props.instanceType ?? new ec2.InstanceType('m6i.large'),
-      amiFamily: props.amiFamily,
-      amiId: props.amiId,
-      securityGroup,
-      encryptionKey: props.encryptionKey,
-      fixedAddresses: { subnetCidrs: props.subnetCidrs, offset: BACKEND_ADDRESS_OFFSET },
-      terminationProtection: true,
-    });
-    this.nodes = this.group.nodes.map((node) => ({
+    this.backendNodes = this.group.nodes.map((node) => ({
       ...node,
       dataVolume: this.attachDataVolume(node, dataVolumeSize, props.encryptionKey),
     }));
+  }
+
+  /** The backends with their data volumes, in name order. */
+  override get nodes(): readonly BackendNode[] {
+    return this.backendNodes;
   }
 
   /** Admits `peer` (the NLB) to PostgreSQL and to the Patroni health endpoints. */

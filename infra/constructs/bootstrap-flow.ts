@@ -4,17 +4,28 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct, IDependable } from 'constructs';
-import { BootstrapInventory, bootstrapDefinition } from '../workflows/bootstrap-definition';
+import type { ClusterInventory } from '../../functions/lib/inventory';
+import { bootstrapDefinition } from '../workflows/bootstrap-definition';
+import { ValidationError } from './errors';
 import { NodeDocumentKind, NodeDocuments } from './node-documents';
-import { acknowledge, arnOf, Finding, functionVersions, logicalIdOf } from './nag';
+import {
+  acknowledge,
+  acknowledgeProvider,
+  arnOf,
+  Finding,
+  functionVersions,
+  logicalIdOf,
+  providerWaitedFunctions,
+} from './nag';
 import { RunbookFunctions } from './runbook-functions';
+import { runbookStateMachine } from './runbook-state-machine';
 import { TaskFunction } from './task-function';
 
 export interface BootstrapFlowProps {
   readonly clusterName: string;
   readonly documents: NodeDocuments;
   readonly functions: RunbookFunctions;
-  readonly inventory: BootstrapInventory;
+  readonly inventory: ClusterInventory;
   /** Resources the first run needs in place (instances, volume attachments, secrets). */
   readonly dependsOn?: readonly IDependable[];
   /** @default true: run on every deploy that changes the documents or the nodes */
@@ -33,8 +44,9 @@ export class BootstrapFlow extends Construct {
     super(scope, id);
     const { documents } = props;
     if (props.inventory.backend.length < 1 || props.inventory.etcd.length < 1) {
-      throw new Error(
-        'BootstrapFlow: inventory must name at least one etcd and one backend node; got none',
+      throw new ValidationError(
+        this,
+        'inventory must name at least one etcd and one backend node; got none',
       );
     }
     const { nodeCommand, clusterCa, signCertificates, recordExpiry } = props.functions;
@@ -44,40 +56,28 @@ export class BootstrapFlow extends Construct {
       runTimeoutSeconds: documents.runTimeoutSeconds(kind),
     });
     const optional = (kind: NodeDocumentKind) => (documents.has(kind) ? run(kind) : undefined);
-    const logGroup = new logs.LogGroup(this, 'LogGroup', {
-      retention: logs.RetentionDays.ONE_YEAR,
-    });
-    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+    this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: bootstrap every node (idempotent; start it again any time)`,
-      definitionBody: sfn.DefinitionBody.fromChainable(
-        bootstrapDefinition(this, {
-          inventory: props.inventory,
-          documents: {
-            common: run('common'),
-            certificates: run('certificates'),
-            etcd: run('etcd'),
-            patroni: run('patroni'),
-            pemBackend: optional('pemBackend'),
-            pemWeb: optional('pemWeb'),
-          },
-          nodeCommand: nodeCommand.function,
-          clusterCa: clusterCa.function,
-          signCertificates: signCertificates.function,
-          recordExpiry: recordExpiry.function,
-        }),
-      ),
+      definition: bootstrapDefinition(this, {
+        inventory: props.inventory,
+        documents: {
+          common: run('common'),
+          certificates: run('certificates'),
+          etcd: run('etcd'),
+          patroni: run('patroni'),
+          pemBackend: optional('pemBackend'),
+          pemWeb: optional('pemWeb'),
+        },
+        nodeCommand: nodeCommand.function,
+        clusterCa: clusterCa.function,
+        signCertificates: signCertificates.function,
+        recordExpiry: recordExpiry.function,
+      }),
+      invoked: [nodeCommand, clusterCa, signCertificates, recordExpiry],
       timeout: Duration.hours(3),
-      tracingEnabled: true,
-      // Execution data stays out of the logs; state holds only names, ids and certificates.
-      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
+      // Its own id: the log group predates the shared factory and is kept.
+      logGroup: new logs.LogGroup(this, 'LogGroup', { retention: logs.RetentionDays.ONE_YEAR }),
     });
-    acknowledge(this.stateMachine.role, [
-      ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
-      ...[nodeCommand, clusterCa, signCertificates, recordExpiry].map((fn): Finding => [
-        functionVersions(fn),
-        'The runbook may invoke any version of its own task functions.',
-      ]),
-    ]);
     if (props.runOnDeploy ?? true) this.runOnDeploy(props);
   }
 
@@ -133,21 +133,16 @@ export class BootstrapFlow extends Construct {
         'states:DescribeExecution of the runbook executions this custom resource starts; their names are unknown before StartExecution.',
       ],
       [
-        `Resource::${arnOf(this, 'states', `execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${logicalIdOf(this.stateMachine.node.defaultChild)}"}]}]}:*`)}`,
+        `Resource::${arnOf(this, 'states', `execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${logicalIdOf(this.stateMachine)}"}]}]}:*`)}`,
         'Executions of this runbook only (the state machine name is fixed; execution names are not).',
       ],
     ]);
-    const frameworkReason =
-      "The CDK Provider framework's roles may invoke any version of the custom resource's own functions.";
-    for (const role of ['framework-onEvent', 'framework-isComplete', 'framework-onTimeout']) {
-      acknowledge(
-        provider.node.findChild(role).node.findChild('ServiceRole'),
-        [onEvent, isComplete].map((fn) => [functionVersions(fn), frameworkReason]),
-      );
-    }
-    acknowledge(provider.node.findChild('waiter-state-machine').node.findChild('Role'), [
-      ...['framework-isComplete', 'framework-onTimeout'].map((name): Finding => [
-        `Resource::<${logicalIdOf(provider.node.findChild(name).node.defaultChild)}.Arn>:*`,
+    acknowledgeProvider(provider, [onEvent, isComplete]);
+    // The waiter state machine (asynchronous providers only), acknowledged on
+    // the provider: its ids inside the provider are the framework's business.
+    acknowledge(provider, [
+      ...providerWaitedFunctions(provider).map((fn): Finding => [
+        functionVersions(fn),
         "The Provider framework's waiter state machine may invoke any version of the framework's own functions.",
       ]),
       [
@@ -155,14 +150,10 @@ export class BootstrapFlow extends Construct {
         'CloudWatch Logs delivery actions (CreateLogDelivery, DescribeResourcePolicies, ...) take no resource ARN.',
       ],
     ]);
-    Validations.of(provider.node.findChild('waiter-state-machine')).acknowledge({
+    Validations.of(provider).acknowledge({
       id: 'AwsSolutions::AwsSolutions-SF2',
       reason:
         "The CDK Provider framework's waiter state machine offers no tracing option; it only loops over isComplete, and the runbook it waits for is traced.",
-    });
-    Validations.of(provider).acknowledge({
-      id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      reason: "The CDK Provider framework's own functions write their logs with this policy.",
     });
   }
 }

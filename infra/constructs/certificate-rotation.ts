@@ -6,9 +6,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { CERTIFICATE_METRICS } from '../../functions/lib/metric-names';
-import type { BootstrapInventory } from '../workflows/bootstrap-definition';
+import type { ClusterInventory } from '../../functions/lib/inventory';
 import { rootRolloverDefinition } from '../workflows/root-rollover-definition';
 import { MAX_RENEW_BEFORE_DAYS, rotationDefinition } from '../workflows/rotation-definition';
+import { ValidationError } from './errors';
 import { NodeDocuments } from './node-documents';
 import { RunbookFunctions } from './runbook-functions';
 import { runbookStateMachine } from './runbook-state-machine';
@@ -17,7 +18,7 @@ export interface CertificateRotationProps {
   readonly clusterName: string;
   readonly documents: NodeDocuments;
   readonly functions: RunbookFunctions;
-  readonly inventory: BootstrapInventory;
+  readonly inventory: ClusterInventory;
   /** When rotation runs. @default once a day */
   readonly schedule?: events.Schedule;
   /** Certificates with fewer days left are renewed. @default 30 */
@@ -49,8 +50,9 @@ export class CertificateRotation extends Construct {
       renewBeforeDays < 1 ||
       renewBeforeDays > MAX_RENEW_BEFORE_DAYS
     ) {
-      throw new Error(
-        `CertificateRotation: renewBeforeDays must be a whole number from 1 to ${MAX_RENEW_BEFORE_DAYS}; got ${renewBeforeDays}`,
+      throw new ValidationError(
+        this,
+        `renewBeforeDays must be a whole number from 1 to ${MAX_RENEW_BEFORE_DAYS}; got ${renewBeforeDays}`,
       );
     }
     if (
@@ -58,8 +60,9 @@ export class CertificateRotation extends Construct {
       expiryAlarmDays < 1 ||
       expiryAlarmDays >= renewBeforeDays
     ) {
-      throw new Error(
-        `CertificateRotation: expiryAlarmDays must be a whole number from 1 to renewBeforeDays - 1 (${renewBeforeDays - 1}), so a renewal is due before the alarm; got ${expiryAlarmDays}`,
+      throw new ValidationError(
+        this,
+        `expiryAlarmDays must be a whole number from 1 to renewBeforeDays - 1 (${renewBeforeDays - 1}), so a renewal is due before the alarm; got ${expiryAlarmDays}`,
       );
     }
     this.clusterName = props.clusterName;

@@ -1,8 +1,8 @@
 import { SecretValue, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { NamedSecret } from './named-secret';
 
 export interface ClusterPkiProps {
   /** Secret names are `<clusterName>/pki/root` and `<clusterName>/pki/intermediate`. */
@@ -16,13 +16,13 @@ export interface ClusterPkiProps {
  * bootstrap flow makes them. Issuers read the intermediate only.
  */
 export class ClusterPki extends Construct {
-  readonly rootSecret: secretsmanager.Secret;
-  readonly intermediateSecret: secretsmanager.Secret;
+  readonly rootSecret: NamedSecret;
+  readonly intermediateSecret: NamedSecret;
   /** Literal names (the secrets' own `secretName` is a token parsed from the ARN). */
   readonly rootSecretName: string;
   readonly intermediateSecretName: string;
   /** The roots and the intermediate certificate, no key: for clients of the cluster's TLS. */
-  readonly trustSecret: secretsmanager.Secret;
+  readonly trustSecret: NamedSecret;
   readonly trustSecretName: string;
 
   constructor(scope: Construct, id: string, props: ClusterPkiProps) {
@@ -31,7 +31,7 @@ export class ClusterPki extends Construct {
     this.intermediateSecretName = `${props.clusterName}/pki/intermediate`;
     this.trustSecretName = `${props.clusterName}/pki/trust`;
     const secret = (id: string, secretName: string, description: string) => {
-      const created = new secretsmanager.Secret(this, id, {
+      const created = new NamedSecret(this, id, {
         secretName,
         description,
         encryptionKey: props.encryptionKey,
@@ -63,20 +63,19 @@ export class ClusterPki extends Construct {
   }
 
   /** Lets `grantee` verify the cluster's TLS: the certificates, no key. */
-  grantReadTrust(grantee: iam.IGrantable): void {
-    this.trustSecret.grantRead(grantee);
+  grantReadTrust(grantee: iam.IGrantable): iam.Grant {
+    return this.trustSecret.grantRead(grantee);
   }
 
   /** Lets `grantee` sign certificates: read the intermediate, nothing above it. */
-  grantIssue(grantee: iam.IGrantable): void {
-    this.intermediateSecret.grantRead(grantee);
+  grantIssue(grantee: iam.IGrantable): iam.Grant {
+    return this.intermediateSecret.grantRead(grantee);
   }
 
-  /** Lets `grantee` make the CA: read and write both secrets. */
-  grantManage(grantee: iam.IGrantable): void {
-    for (const secret of [this.rootSecret, this.intermediateSecret, this.trustSecret]) {
-      secret.grantRead(grantee);
-      secret.grantWrite(grantee);
-    }
+  /** Lets `grantee` make the CA: read and write all three secrets. */
+  grantManage(grantee: iam.IGrantable): iam.Grant {
+    return [this.rootSecret, this.intermediateSecret, this.trustSecret]
+      .flatMap((secret) => [secret.grantRead(grantee), secret.grantWrite(grantee)])
+      .reduce((all, grant) => all.combine(grant));
   }
 }

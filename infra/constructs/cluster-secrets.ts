@@ -3,6 +3,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { ValidationError } from './errors';
+import { NamedSecret } from './named-secret';
 
 export interface ClusterSecretsProps {
   /** Prefix of every secret name: `<clusterName>/<purpose>`. */
@@ -32,14 +34,17 @@ const USERNAMES: Record<CredentialPurpose, string> = {
  */
 export class ClusterSecrets extends Construct {
   readonly key: kms.Key;
-  readonly credentials: ReadonlyMap<CredentialPurpose, secretsmanager.Secret>;
+  readonly credentials: ReadonlyMap<CredentialPurpose, NamedSecret>;
+  /** Secret names by purpose, for stack outputs (names only, never values). */
+  readonly secretNames: ReadonlyMap<CredentialPurpose, string>;
   readonly edbRepoToken?: secretsmanager.ISecret;
 
   constructor(scope: Construct, id: string, props: ClusterSecretsProps) {
     super(scope, id);
     if (!/^[a-z][a-z0-9-]*$/.test(props.clusterName)) {
-      throw new Error(
-        `ClusterSecrets: clusterName must be lowercase letters, digits and hyphens; got ${JSON.stringify(props.clusterName)}`,
+      throw new ValidationError(
+        this,
+        `clusterName must be lowercase letters, digits and hyphens; got ${JSON.stringify(props.clusterName)}`,
       );
     }
     this.key = new kms.Key(this, 'Key', {
@@ -52,11 +57,11 @@ export class ClusterSecrets extends Construct {
     const wanted = props.edbRepoTokenSecretName
       ? purposes
       : purposes.filter((p) => p !== 'pemSuperuser');
-    this.secretNames = new Map(
-      wanted.map((purpose) => [purpose, `${props.clusterName}/${purpose}`]),
-    );
     this.credentials = new Map(
       wanted.map((purpose) => [purpose, this.generatedCredential(props.clusterName, purpose)]),
+    );
+    this.secretNames = new Map(
+      [...this.credentials].map(([purpose, secret]) => [purpose, secret.literalName]),
     );
     if (props.edbRepoTokenSecretName) {
       this.edbRepoToken = secretsmanager.Secret.fromSecretNameV2(
@@ -67,30 +72,36 @@ export class ClusterSecrets extends Construct {
     }
   }
 
-  /** Lets `grantee` read the given credentials (and decrypt them). */
-  grantRead(grantee: iam.IGrantable, purposes: readonly CredentialPurpose[]): void {
-    for (const purpose of purposes) {
-      const secret = this.credentials.get(purpose);
-      if (!secret)
-        throw new Error(`ClusterSecrets.grantRead: no ${purpose} credential in this cluster`);
-      secret.grantRead(grantee);
+  /** The credential for `purpose`; throws when the cluster has none (pemSuperuser without PEM). */
+  credential(purpose: CredentialPurpose): NamedSecret {
+    const secret = this.credentials.get(purpose);
+    if (!secret) {
+      throw new ValidationError(
+        this,
+        `no ${purpose} credential in this cluster (it has ${[...this.credentials.keys()].join(', ')})`,
+      );
     }
+    return secret;
   }
 
-  /** Lets `grantee` read the EDB repository token, when PEM is enabled. */
-  grantReadEdbRepoToken(grantee: iam.IGrantable): void {
-    this.edbRepoToken?.grantRead(grantee);
+  /** Lets `grantee` read the given credentials (and decrypt them). */
+  grantRead(grantee: iam.IGrantable, purposes: readonly CredentialPurpose[]): iam.Grant {
+    const grants = purposes.map((purpose) => this.credential(purpose).grantRead(grantee));
+    if (grants.length === 0) return iam.Grant.drop(grantee, 'read no credentials');
+    return grants.reduce((all, grant) => all.combine(grant));
   }
 
-  /** Secret names by purpose, for stack outputs (names only, never values). */
-  readonly secretNames: ReadonlyMap<CredentialPurpose, string>;
+  /** Lets `grantee` read the EDB repository token; a dropped grant when PEM is disabled. */
+  grantReadEdbRepoToken(grantee: iam.IGrantable): iam.Grant {
+    return (
+      this.edbRepoToken?.grantRead(grantee) ??
+      iam.Grant.drop(grantee, 'read the EDB repository token (PEM disabled: there is none)')
+    );
+  }
 
-  private generatedCredential(
-    clusterName: string,
-    purpose: CredentialPurpose,
-  ): secretsmanager.Secret {
-    const secret = new secretsmanager.Secret(this, purpose, {
-      secretName: this.secretNames.get(purpose),
+  private generatedCredential(clusterName: string, purpose: CredentialPurpose): NamedSecret {
+    const secret = new NamedSecret(this, purpose, {
+      secretName: `${clusterName}/${purpose}`,
       description: `${clusterName}: ${USERNAMES[purpose]} credentials`,
       encryptionKey: this.key,
       generateSecretString: {

@@ -5,6 +5,7 @@ import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as targets from 'aws-cdk-lib/aws-elasticloadbalancingv2-targets';
 import { Construct } from 'constructs';
 import { BackendTier, PATRONI_REST_PORT, POSTGRES_PORT } from './backend-tier';
+import { ValidationError } from './errors';
 
 export const WRITE_PORT = 5432;
 export const READ_PORT = 5433;
@@ -45,10 +46,10 @@ export class DatabaseEndpoints extends Construct implements ec2.IConnectable {
     const healthyThreshold = props.healthyThreshold ?? 2;
     const unhealthyThreshold = props.unhealthyThreshold ?? 2;
     const maxLag = props.replicaMaxLagBytes ?? 16 * 1024 * 1024;
-    checkRange('healthCheckInterval', interval.toSeconds(), 5, 300, ' s');
-    checkRange('healthyThreshold', healthyThreshold, 2, 10);
-    checkRange('unhealthyThreshold', unhealthyThreshold, 2, 10);
-    checkRange('replicaMaxLagBytes', maxLag, 0, Number.MAX_SAFE_INTEGER);
+    checkRange(this, 'healthCheckInterval', interval.toSeconds(), 5, 300, ' s');
+    checkRange(this, 'healthyThreshold', healthyThreshold, 2, 10);
+    checkRange(this, 'unhealthyThreshold', unhealthyThreshold, 2, 10);
+    checkRange(this, 'replicaMaxLagBytes', maxLag, 0, Number.MAX_SAFE_INTEGER);
 
     const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
@@ -172,10 +173,18 @@ export class DatabaseEndpoints extends Construct implements ec2.IConnectable {
   }
 }
 
-function checkRange(prop: string, value: number, min: number, max: number, unit = ''): void {
+function checkRange(
+  scope: Construct,
+  prop: string,
+  value: number,
+  min: number,
+  max: number,
+  unit = '',
+): void {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new Error(
-      `DatabaseEndpoints: ${prop} must be an integer from ${min} to ${max}${unit}; got ${value}`,
+    throw new ValidationError(
+      scope,
+      `${prop} must be an integer from ${min} to ${max}${unit}; got ${value}`,
     );
   }
 }

@@ -5,6 +5,9 @@
  * be data inside the single-quoted assignment the preamble makes of it.
  */
 
+import type { IConstruct } from 'constructs';
+import { ValidationError } from './errors';
+
 const IPV4 = String.raw`(?:\d{1,3}\.){3}\d{1,3}`;
 const listOf = (item: string) => `^${item}(?:,${item})*$`;
 const optionalListOf = (item: string) => `^(?:${item}(?:,${item})*)?$`;
@@ -40,7 +43,11 @@ export function shellVariable(parameterName: string): string {
 }
 
 /** Checks a default against its own pattern: a bad default fails synth, not a node. */
-export function checkDefault(document: string, parameter: DocumentParameter): void {
+export function checkDefault(
+  scope: IConstruct,
+  document: string,
+  parameter: DocumentParameter,
+): void {
   const value = parameter.default;
   if (value === undefined) return;
   const patternOk =
@@ -50,8 +57,9 @@ export function checkDefault(document: string, parameter: DocumentParameter): vo
     const allowed = parameter.allowedValues
       ? `one of ${parameter.allowedValues.join(', ')}`
       : `text matching ${parameter.allowedPattern}`;
-    throw new Error(
-      `NodeDocuments ${document}: parameter ${parameter.name} must be ${allowed}; got ${JSON.stringify(value)}`,
+    throw new ValidationError(
+      scope,
+      `${document} document: parameter ${parameter.name} must be ${allowed}; got ${JSON.stringify(value)}`,
     );
   }
 }

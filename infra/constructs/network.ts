@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { NetworkConfig } from '../config/load-config';
+import { ValidationError } from './errors';
 
 export const AZ_COUNT = 3;
 
@@ -42,7 +43,10 @@ export class Network extends Construct {
     const { network } = props;
     const zones = network.availabilityZones;
     if (zones !== undefined && zones.length !== AZ_COUNT) {
-      throw new Error(`Network: availabilityZones must list ${AZ_COUNT} AZs; got ${zones.length}`);
+      throw new ValidationError(
+        this,
+        `availabilityZones must list ${AZ_COUNT} AZs; got ${zones.length}`,
+      );
     }
     if (network.kind === 'imported') {
       this.vpc = ec2.Vpc.fromVpcAttributes(this, 'Vpc', {

@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import type { PackageSource, PatroniTiming } from '../config/load-config';
 import { CLUSTER_TAG } from './node-group';
 import { checkDefault, shellVariable } from './document-parameters';
+import { ValidationError } from './errors';
 import { DocumentSpec, documentSpecs } from './document-specs';
 
 const NODE_SCRIPTS = join(__dirname, '..', 'node');
@@ -54,14 +55,14 @@ export class NodeDocuments extends Construct {
 
   constructor(scope: Construct, id: string, props: NodeDocumentsProps) {
     super(scope, id);
-    validate(props);
+    validate(this, props);
     const hash = createHash('sha256');
     for (const [kind, spec] of Object.entries(documentSpecs(props)) as [
       NodeDocumentKind,
       DocumentSpec | undefined,
     ][]) {
       if (!spec) continue;
-      spec.parameters.forEach((parameter) => checkDefault(kind, parameter));
+      spec.parameters.forEach((parameter) => checkDefault(this, kind, parameter));
       const content = documentContent(kind, spec);
       hash.update(JSON.stringify(content));
       this.specs.set(kind, spec);
@@ -80,7 +81,7 @@ export class NodeDocuments extends Construct {
   /** The document step's timeout: how long one run may take on a node. */
   runTimeoutSeconds(kind: NodeDocumentKind): number {
     const spec = this.specs.get(kind);
-    if (!spec) throw new Error(`NodeDocuments: no ${kind} document in this cluster`);
+    if (!spec) throw new ValidationError(this, `no ${kind} document in this cluster`);
     return spec.timeoutSeconds;
   }
 
@@ -88,28 +89,27 @@ export class NodeDocuments extends Construct {
    * Lets `grantee` run these documents, on this cluster's instances only
    * (by tag), and read the results.
    */
-  grantRun(grantee: iam.IGrantable, clusterName: string): void {
+  grantRun(grantee: iam.IGrantable, clusterName: string): iam.Grant {
     const stack = Stack.of(this);
-    iam.Grant.addToPrincipal({
+    const documents = iam.Grant.addToPrincipal({
       grantee,
       actions: ['ssm:SendCommand'],
       resourceArns: [...this.documents.values()].map((document) =>
         stack.formatArn({ service: 'ssm', resource: 'document', resourceName: document.ref }),
       ),
     });
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['ssm:SendCommand'],
-        resources: [stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
-        conditions: { StringEquals: { [`ssm:resourceTag/${CLUSTER_TAG}`]: clusterName } },
-      }),
-    );
-    this.grantReadResults(grantee);
+    const instances = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ssm:SendCommand'],
+      resourceArns: [stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' })],
+      conditions: { StringEquals: { [`ssm:resourceTag/${CLUSTER_TAG}`]: clusterName } },
+    });
+    return documents.combine(instances).combine(this.grantReadResults(grantee));
   }
 
   /** Lets `grantee` read command results (GetCommandInvocation takes no resource ARN). */
-  grantReadResults(grantee: iam.IGrantable): void {
-    iam.Grant.addToPrincipal({
+  grantReadResults(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
       grantee,
       actions: ['ssm:GetCommandInvocation'],
       resourceArns: ['*'],
@@ -119,7 +119,7 @@ export class NodeDocuments extends Construct {
   /** Name of a document (`<clusterName>-<kind>`), as SendCommand takes it. */
   documentName(kind: NodeDocumentKind): string {
     const document = this.documents.get(kind);
-    if (!document) throw new Error(`NodeDocuments: no ${kind} document in this cluster`);
+    if (!document) throw new ValidationError(this, `no ${kind} document in this cluster`);
     return document.ref;
   }
 
@@ -170,7 +170,7 @@ function documentContent(kind: NodeDocumentKind, spec: DocumentSpec): Record<str
   };
 }
 
-function validate(props: NodeDocumentsProps): void {
+function validate(scope: Construct, props: NodeDocumentsProps): void {
   const lists: [string, readonly string[]][] = [
     ['etcdMembers', props.etcdMembers.map((m) => m.address)],
     ['backendAddresses', props.backendAddresses],
@@ -179,14 +179,16 @@ function validate(props: NodeDocumentsProps): void {
   ];
   for (const [prop, values] of lists) {
     if (values.some((value) => Token.isUnresolved(value))) {
-      throw new Error(
-        `NodeDocuments: ${prop} must be known at synth time (they become document defaults); got a deploy-time token`,
+      throw new ValidationError(
+        scope,
+        `${prop} must be known at synth time (they become document defaults); got a deploy-time token`,
       );
     }
   }
   if (props.etcdMembers.length < 1 || props.backendAddresses.length < 1) {
-    throw new Error(
-      'NodeDocuments: etcdMembers and backendAddresses must not be empty; got an empty list',
+    throw new ValidationError(
+      scope,
+      'etcdMembers and backendAddresses must not be empty; got an empty list',
     );
   }
 }

@@ -7,28 +7,38 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import type { AmiFamily } from '../config/load-config';
 import { hostAddress } from '../config/ipv4';
+import { ValidationError } from './errors';
 import { nodeImage } from './node-image';
+import type { Tier } from '../../functions/lib/inventory';
 
 /** Tag keys the bootstrap flow and IAM conditions select nodes by. */
 export const CLUSTER_TAG = 'pem-ha:cluster';
 export const TIER_TAG = 'pem-ha:tier';
 
-export type Tier = 'etcd' | 'backend' | 'web';
-
-export interface NodeGroupProps {
+/** Where and on what a tier's nodes run: the props every tier takes alike. */
+export interface NodePlacementProps {
+  /** Names the nodes (`<clusterName>-<tier>-<n>`) and tags them with `pem-ha:cluster`. */
   readonly clusterName: string;
-  readonly tier: Tier;
   readonly vpc: ec2.IVpc;
   /** One private subnet per AZ; node i goes to subnet i mod length. */
   readonly subnets: readonly ec2.ISubnet[];
+  /** OS family: which vendor image parameter and root device name the nodes use. */
+  readonly amiFamily: AmiFamily;
+  /** Pin every node to this image. @default - the family's latest image, resolved at deploy time */
+  readonly amiId?: string;
+  /** Encrypts the nodes' EBS volumes. */
+  readonly encryptionKey: kms.IKey;
+  /** @default - the tier's own: etcd 3, backend 3, web 2 */
+  readonly nodeCount?: number;
+  /** @default - the tier's own: etcd t3.small, backend m6i.large, web t3.medium */
+  readonly instanceType?: ec2.InstanceType;
+}
+
+export interface NodeGroupProps extends NodePlacementProps {
+  readonly tier: Tier;
   readonly nodeCount: number;
   readonly instanceType: ec2.InstanceType;
-  readonly amiFamily: AmiFamily;
-  /** @default - the family's latest image, resolved at deploy time */
-  readonly amiId?: string;
   readonly securityGroup: ec2.ISecurityGroup;
-  /** Key for the root volumes. */
-  readonly encryptionKey: kms.IKey;
   /**
    * Give node i the fixed address `fixedAddresses.offset + floor(i / subnets)` in
    * its subnet, so certificates and peer lists can name it before it exists.
@@ -67,7 +77,7 @@ export class NodeGroup extends Construct implements iam.IGrantable {
 
   constructor(scope: Construct, id: string, props: NodeGroupProps) {
     super(scope, id);
-    validate(props);
+    validate(this, props);
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
       description: `${props.clusterName} ${props.tier} nodes: SSM agent and their own secrets`,
@@ -178,18 +188,20 @@ export function nodeSecurityGroup(
   return group;
 }
 
-function validate(props: NodeGroupProps) {
+function validate(scope: Construct, props: NodeGroupProps) {
   if (!Number.isInteger(props.nodeCount) || props.nodeCount < 1) {
-    throw new Error(
-      `NodeGroup ${props.tier}: nodeCount must be a positive integer; got ${props.nodeCount}`,
+    throw new ValidationError(
+      scope,
+      `nodeCount must be a positive integer; got ${props.nodeCount}`,
     );
   }
   if (props.subnets.length < 1) {
-    throw new Error(`NodeGroup ${props.tier}: subnets must hold at least one subnet; got none`);
+    throw new ValidationError(scope, 'subnets must hold at least one subnet; got none');
   }
   if (props.fixedAddresses && props.fixedAddresses.subnetCidrs.length !== props.subnets.length) {
-    throw new Error(
-      `NodeGroup ${props.tier}: fixedAddresses.subnetCidrs must have one CIDR per subnet (${props.subnets.length}); got ${props.fixedAddresses.subnetCidrs.length}`,
+    throw new ValidationError(
+      scope,
+      `fixedAddresses.subnetCidrs must have one CIDR per subnet (${props.subnets.length}); got ${props.fixedAddresses.subnetCidrs.length}`,
     );
   }
 }

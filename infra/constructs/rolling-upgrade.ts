@@ -3,11 +3,14 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import type { BootstrapInventory } from '../workflows/bootstrap-definition';
+import type { ClusterInventory } from '../../functions/lib/inventory';
 import { upgradeDefinition } from '../workflows/upgrade-definition';
 import { ClusterPki } from './cluster-pki';
+import { ValidationError } from './errors';
+import { literalNameOf } from './named-secret';
 import { acknowledge } from './nag';
 import { NodeDocuments } from './node-documents';
 import { RunbookFunctions } from './runbook-functions';
@@ -19,11 +22,13 @@ export interface RollingUpgradeProps {
   readonly documents: NodeDocuments;
   readonly functions: RunbookFunctions;
   readonly pki: ClusterPki;
-  readonly inventory: BootstrapInventory;
-  /** Name of the secret holding Patroni's REST API credentials (switchover, restart). */
-  readonly restApiSecretName: string;
-  /** Lets the upgrade function read that secret. */
-  readonly grantReadRestApiSecret: (grantee: iam.IGrantable) => void;
+  readonly inventory: ClusterInventory;
+  /**
+   * Patroni's REST API credentials (switchover, restart), which the upgrade
+   * function is granted to read. Its name must be known at synth time (a
+   * NamedSecret, or a secret imported by name): the function is given it.
+   */
+  readonly restApiSecret: secretsmanager.ISecret;
   /** The NLB's write (GET /primary) and read (GET /replica) target groups. */
   readonly writeTargetGroup: elbv2.ITargetGroup;
   readonly readTargetGroup: elbv2.ITargetGroup;
@@ -52,13 +57,15 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
     const maxLagBytes = props.maxLagBytes ?? 1024 * 1024;
     const maxTransactionSeconds = props.maxTransactionSeconds ?? 300;
     if (!Number.isInteger(maxLagBytes) || maxLagBytes < 0) {
-      throw new Error(
-        `RollingUpgrade: maxLagBytes must be a whole number of bytes, 0 or more; got ${maxLagBytes}`,
+      throw new ValidationError(
+        this,
+        `maxLagBytes must be a whole number of bytes, 0 or more; got ${maxLagBytes}`,
       );
     }
     if (!Number.isInteger(maxTransactionSeconds) || maxTransactionSeconds < 1) {
-      throw new Error(
-        `RollingUpgrade: maxTransactionSeconds must be a whole number of seconds, 1 or more; got ${maxTransactionSeconds}`,
+      throw new ValidationError(
+        this,
+        `maxTransactionSeconds must be a whole number of seconds, 1 or more; got ${maxTransactionSeconds}`,
       );
     }
     // Named up front: the function's policy must name the state machine that invokes it.
@@ -69,7 +76,7 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
       environment: {
         CLUSTER_NAME: props.clusterName,
         TRUST_SECRET: props.pki.trustSecretName,
-        REST_API_SECRET: props.restApiSecretName,
+        REST_API_SECRET: literalNameOf(this, 'restApiSecret', props.restApiSecret),
         WRITE_TARGET_GROUP_ARN: props.writeTargetGroup.targetGroupArn,
         READ_TARGET_GROUP_ARN: props.readTargetGroup.targetGroupArn,
         MAX_LAG_BYTES: String(maxLagBytes),
@@ -78,7 +85,7 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
       vpc: { vpc: props.vpc, subnets: props.subnets },
     });
     props.pki.grantReadTrust(this.upgradeSteps);
-    props.grantReadRestApiSecret(this.upgradeSteps);
+    props.restApiSecret.grantRead(this.upgradeSteps);
     const role = this.upgradeSteps.role;
     role.addToPolicy(
       new iam.PolicyStatement({

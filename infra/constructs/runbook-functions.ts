@@ -2,6 +2,7 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { ClusterPki } from './cluster-pki';
+import { ValidationError } from './errors';
 import { acknowledge, arnOf } from './nag';
 import { NodeDocuments } from './node-documents';
 import { TaskFunction } from './task-function';
@@ -36,14 +37,16 @@ export class RunbookFunctions extends Construct {
     super(scope, id);
     const validity = props.leafValidityDays ?? 90;
     if (!Number.isInteger(validity) || validity < 2 || validity > 825) {
-      throw new Error(
-        `RunbookFunctions: leafValidityDays must be a whole number from 2 to 825; got ${validity}`,
+      throw new ValidationError(
+        this,
+        `leafValidityDays must be a whole number from 2 to 825; got ${validity}`,
       );
     }
     const maxLagBytes = props.maxLagBytes ?? 1024 * 1024;
     if (!Number.isSafeInteger(maxLagBytes) || maxLagBytes < 0) {
-      throw new Error(
-        `RunbookFunctions: maxLagBytes must be a whole number of bytes, 0 or more; got ${maxLagBytes}`,
+      throw new ValidationError(
+        this,
+        `maxLagBytes must be a whole number of bytes, 0 or more; got ${maxLagBytes}`,
       );
     }
     const { documents, pki } = props;

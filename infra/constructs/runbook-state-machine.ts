@@ -14,6 +14,11 @@ export interface RunbookStateMachineProps {
   readonly timeout?: Duration;
   /** A fixed name, for policies that must name the state machine before it exists. */
   readonly stateMachineName?: string;
+  /**
+   * Where its execution events go.
+   * @default - a new log group `<id>Logs` beside the state machine, kept for a year
+   */
+  readonly logGroup?: logs.ILogGroup;
 }
 
 /**
@@ -32,9 +37,9 @@ export function runbookStateMachine(
     timeout: props.timeout ?? Duration.hours(6),
     tracingEnabled: true,
     logs: {
-      destination: new logs.LogGroup(scope, `${id}Logs`, {
-        retention: logs.RetentionDays.ONE_YEAR,
-      }),
+      destination:
+        props.logGroup ??
+        new logs.LogGroup(scope, `${id}Logs`, { retention: logs.RetentionDays.ONE_YEAR }),
       level: sfn.LogLevel.ALL,
       includeExecutionData: false,
     },

@@ -1,20 +1,13 @@
-import * as path from 'node:path';
 import { CustomResource, Duration, Stack, Token, Validations } from 'aws-cdk-lib';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
-
-/** Must match functions/web-certificate/certificate.ts (functions/ cannot be imported here). */
-const MAX_DNS_NAME_LENGTH = 253;
-const MAX_COMMON_NAME_LENGTH = 64;
-const DEFAULT_COMMON_NAME = 'pem-ha web';
-const DNS_NAME = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
-const MAX_VALIDITY_DAYS = 825;
-const MANAGED_BY = { key: 'ManagedBy', value: 'pem-ha' } as const;
+import * as limits from '../../functions/lib/web-certificate-limits';
+import { ValidationError } from './errors';
+import { acknowledgeProvider, arnOf } from './nag';
+import { TaskFunction } from './task-function';
 
 export interface SelfSignedWebCertificateProps {
   /**
@@ -50,58 +43,46 @@ export class SelfSignedWebCertificate extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     const validityDays = props.validityDays ?? 397;
-    const commonName = props.commonName ?? DEFAULT_COMMON_NAME;
-    validate(props.dnsName, commonName, validityDays);
+    const commonName = props.commonName ?? limits.DEFAULT_COMMON_NAME;
+    validate(this, props.dnsName, commonName, validityDays);
 
-    const logGroup = new logs.LogGroup(this, 'LogGroup', {
-      retention: logs.RetentionDays.ONE_YEAR,
+    // Id 'Default' is left out of logical IDs: the issuer's log group, role
+    // and function keep the IDs they had before it became a TaskFunction.
+    const issuer = new TaskFunction(this, 'Default', {
+      handlerFolder: 'web-certificate',
+      description: 'pem-ha: issues the self-signed default certificate of the web ALB',
+      timeout: Duration.seconds(30),
     });
-    // An explicit role: no managed policy, log writes only to this function's log group.
-    const role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-    });
-    logGroup.grantWrite(role);
-    role.addToPolicy(
+    issuer.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'ImportTaggedCertificate',
         actions: ['acm:ImportCertificate', 'acm:AddTagsToCertificate'],
         // A new certificate's ARN is unknown until it is imported.
         resources: ['*'],
-        conditions: { StringEquals: { [`aws:RequestTag/${MANAGED_BY.key}`]: MANAGED_BY.value } },
+        conditions: {
+          StringEquals: {
+            [`aws:RequestTag/${limits.MANAGED_BY_TAG.Key}`]: limits.MANAGED_BY_TAG.Value,
+          },
+        },
       }),
     );
-    role.addToPolicy(
+    issuer.role.addToPolicy(
       new iam.PolicyStatement({
         sid: 'DeleteOwnCertificates',
         actions: ['acm:DeleteCertificate'],
         resources: [
           stack.formatArn({ service: 'acm', resource: 'certificate', resourceName: '*' }),
         ],
-        conditions: { StringEquals: { [`aws:ResourceTag/${MANAGED_BY.key}`]: MANAGED_BY.value } },
+        conditions: {
+          StringEquals: {
+            [`aws:ResourceTag/${limits.MANAGED_BY_TAG.Key}`]: limits.MANAGED_BY_TAG.Value,
+          },
+        },
       }),
     );
 
-    const onEvent = new nodejs.NodejsFunction(this, 'Function', {
-      description: 'pem-ha: issues the self-signed default certificate of the web ALB',
-      entry: path.join(__dirname, '..', '..', 'functions', 'web-certificate', 'handler.ts'),
-      handler: 'handler',
-      runtime: lambda.Runtime.NODEJS_24_X,
-      architecture: lambda.Architecture.ARM_64,
-      memorySize: 256,
-      timeout: Duration.seconds(30),
-      role,
-      logGroup,
-      environment: { NODE_OPTIONS: '--enable-source-maps' },
-      bundling: {
-        minify: true,
-        sourceMap: true,
-        // target defaults to the runtime's Node version; the runtime ships the AWS SDK v3.
-        externalModules: ['@aws-sdk/*'],
-      },
-    });
-
     const provider = new cr.Provider(this, 'Provider', {
-      onEventHandler: onEvent,
+      onEventHandler: issuer.function,
       logGroup: new logs.LogGroup(this, 'ProviderLogGroup', {
         retention: logs.RetentionDays.ONE_YEAR,
       }),
@@ -115,8 +96,10 @@ export class SelfSignedWebCertificate extends Construct {
     this.certificateArn = resource.getAttString('CertificateArn');
     this.certificate = elbv2.ListenerCertificate.fromArn(this.certificateArn);
 
-    const fnLogicalId = stack.getLogicalId(onEvent.node.defaultChild as lambda.CfnFunction);
-    Validations.of(role).acknowledge(
+    // With two children ('Default', 'Resource') the default child must be named.
+    this.node.defaultChild = resource;
+
+    Validations.of(issuer.role).acknowledge(
       {
         id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
         reason:
@@ -124,52 +107,56 @@ export class SelfSignedWebCertificate extends Construct {
           'statement only allows requests that tag it ManagedBy=pem-ha.',
       },
       {
-        // cdk-nag names the finding by the ARN as synthesized: literal region/account when known.
-        id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:acm:${
-          Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region
-        }:${Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account}:certificate/*]`,
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::${arnOf(this, 'acm', 'certificate/*')}]`,
         reason: 'DeleteCertificate is limited to certificates tagged ManagedBy=pem-ha.',
       },
     );
-    Validations.of(provider).acknowledge(
-      {
-        id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        reason: "The CDK Provider framework's own function role writes its logs with this policy.",
-      },
-      {
-        id: `AwsSolutions::AwsSolutions-IAM5[Resource::<${fnLogicalId}.Arn>:*]`,
-        reason: 'The CDK Provider framework may invoke any version of the onEvent function.',
-      },
-    );
+    acknowledgeProvider(provider, [issuer]);
   }
 }
 
-function validate(dnsName: string, commonName: string, validityDays: number): void {
+function validate(
+  scope: Construct,
+  dnsName: string,
+  commonName: string,
+  validityDays: number,
+): void {
   if (
     !Token.isUnresolved(dnsName) &&
-    !(dnsName.length > 0 && dnsName.length <= MAX_DNS_NAME_LENGTH && DNS_NAME.test(dnsName))
+    !(
+      dnsName.length > 0 &&
+      dnsName.length <= limits.MAX_DNS_NAME_LENGTH &&
+      limits.DNS_NAME.test(dnsName)
+    )
   ) {
-    throw new Error(
-      `SelfSignedWebCertificate dnsName must be a DNS name of 1 to ${MAX_DNS_NAME_LENGTH} ` +
+    throw new ValidationError(
+      scope,
+      `dnsName must be a DNS name of 1 to ${limits.MAX_DNS_NAME_LENGTH} ` +
         "characters (letters, digits, '-' and '.', labels of at most 63); " +
         `given ${JSON.stringify(dnsName)} (${dnsName.length} characters)`,
     );
   }
   if (
     !Token.isUnresolved(commonName) &&
-    !(commonName.length > 0 && commonName.length <= MAX_COMMON_NAME_LENGTH)
+    !(commonName.length > 0 && commonName.length <= limits.MAX_COMMON_NAME_LENGTH)
   ) {
-    throw new Error(
-      `SelfSignedWebCertificate commonName must be 1 to ${MAX_COMMON_NAME_LENGTH} characters; ` +
+    throw new ValidationError(
+      scope,
+      `commonName must be 1 to ${limits.MAX_COMMON_NAME_LENGTH} characters; ` +
         `given ${JSON.stringify(commonName)} (${commonName.length} characters)`,
     );
   }
   if (
     !Token.isUnresolved(validityDays) &&
-    !(Number.isInteger(validityDays) && validityDays >= 1 && validityDays <= MAX_VALIDITY_DAYS)
+    !(
+      Number.isInteger(validityDays) &&
+      validityDays >= limits.MIN_VALIDITY_DAYS &&
+      validityDays <= limits.MAX_VALIDITY_DAYS
+    )
   ) {
-    throw new Error(
-      `SelfSignedWebCertificate validityDays must be an integer from 1 to ${MAX_VALIDITY_DAYS}; ` +
+    throw new ValidationError(
+      scope,
+      `validityDays must be an integer from ${limits.MIN_VALIDITY_DAYS} to ${limits.MAX_VALIDITY_DAYS}; ` +
         `given ${validityDays}`,
     );
   }

@@ -1,6 +1,6 @@
 import {
+  Aws,
   CfnCondition,
-  CfnResource,
   Duration,
   Fn,
   RemovalPolicy,
@@ -14,31 +14,22 @@ import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as targets from 'aws-cdk-lib/aws-elasticloadbalancingv2-targets';
-import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import type { AmiFamily } from '../config/load-config';
 import { SelfSignedWebCertificate } from './web-certificate';
-import { ClusterNode, NodeGroup, nodeSecurityGroup } from './node-group';
+import type { NodePlacementProps } from './node-group';
+import { NodeTier } from './node-tier';
 
 export const PEM_WEB_PORT = 8443;
 export const WEB_LISTENER_PORT = 443;
 /** PEM's login page answers 200 once the web application and its backend connection are up. */
 export const PEM_HEALTH_CHECK_PATH = '/pem/login';
 
-export interface WebTierProps {
-  readonly clusterName: string;
-  readonly vpc: ec2.IVpc;
-  /** Subnets of the instances, one per AZ. */
-  readonly subnets: readonly ec2.ISubnet[];
+export interface WebTierProps extends NodePlacementProps {
   /** @default 2 */
   readonly nodeCount?: number;
   /** @default t3.medium */
   readonly instanceType?: ec2.InstanceType;
-  readonly amiFamily: AmiFamily;
-  /** @default - latest image of amiFamily */
-  readonly amiId?: string;
-  readonly encryptionKey: kms.IKey;
   /** @default false (internal) */
   readonly internetFacing?: boolean;
   /** @default - a self-signed certificate for the ALB's DNS name, issued at deploy */
@@ -51,43 +42,20 @@ export interface WebTierProps {
  * PEM web application instances behind an ALB: HTTPS 443 to HTTPS 8443 with
  * sticky sessions, because PEM keeps session state on the instance.
  */
-export class WebTier extends Construct implements ec2.IConnectable {
-  /** The instances' connections (they reach the backend as clients). */
-  readonly connections: ec2.Connections;
+export class WebTier extends NodeTier {
   readonly loadBalancer: elbv2.ApplicationLoadBalancer;
   readonly targetGroup: elbv2.ApplicationTargetGroup;
-  readonly nodes: readonly ClusterNode[];
-  readonly group: NodeGroup;
 
   constructor(scope: Construct, id: string, props: WebTierProps) {
-    super(scope, id);
-    const nodeCount = props.nodeCount ?? 2;
-    if (!Number.isInteger(nodeCount) || nodeCount < 1) {
-      throw new Error(`WebTier: nodeCount must be a positive integer; got ${nodeCount}`);
-    }
-    const securityGroup = nodeSecurityGroup(
-      this,
-      props.vpc,
-      `${props.clusterName} PEM web instances`,
-    );
-    this.connections = new ec2.Connections({
-      securityGroups: [securityGroup],
-      defaultPort: ec2.Port.tcp(PEM_WEB_PORT),
-    });
-    this.group = new NodeGroup(this, 'Nodes', {
-      clusterName: props.clusterName,
+    // `connections` are the instances' (they reach the backend as clients).
+    super(scope, id, props, {
       tier: 'web',
-      vpc: props.vpc,
-      subnets: props.subnets,
-      nodeCount,
-      instanceType: props.instanceType ?? new ec2.InstanceType('t3.medium'),
-      amiFamily: props.amiFamily,
-      amiId: props.amiId,
-      securityGroup,
-      encryptionKey: props.encryptionKey,
-      terminationProtection: true,
+      description: 'PEM web instances',
+      defaultPort: PEM_WEB_PORT,
+      defaultNodeCount: 2,
+      minNodeCount: 1,
+      defaultInstanceType: 't3.medium',
     });
-    this.nodes = this.group.nodes;
 
     const albSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {
       vpc: props.vpc,
@@ -179,27 +147,34 @@ export class WebTier extends Construct implements ec2.IConnectable {
     const regionHasElbAccount = new CfnCondition(this, 'RegionHasElbAccount', {
       expression: Fn.conditionNot(Fn.conditionEquals(elbAccount, 'none')),
     });
-    const writer = Fn.conditionIf(
-      regionHasElbAccount.logicalId,
-      { AWS: `arn:${stack.partition}:iam::${elbAccount}:root` },
-      { Service: 'logdelivery.elasticloadbalancing.amazonaws.com' },
-    );
-    bucket.addToResourcePolicy(
+    // Both principal kinds behind the condition: CloudFormation drops the one
+    // that does not apply (AWS::NoValue), leaving exactly one writer.
+    const writers = [
+      new iam.ArnPrincipal(
+        Fn.conditionIf(
+          regionHasElbAccount.logicalId,
+          `arn:${stack.partition}:iam::${elbAccount}:root`,
+          Aws.NO_VALUE,
+        ).toString(),
+      ),
+      new iam.ServicePrincipal(
+        Fn.conditionIf(
+          regionHasElbAccount.logicalId,
+          Aws.NO_VALUE,
+          'logdelivery.elasticloadbalancing.amazonaws.com',
+        ).toString(),
+      ),
+    ];
+    const { policyDependable: policy } = bucket.addToResourcePolicy(
       new iam.PolicyStatement({
         actions: ['s3:PutObject'],
-        principals: [new iam.ArnPrincipal('*')],
+        principals: writers,
         resources: [objects],
       }),
     );
-    // The principal depends on the region, known only at deploy: patch it into the statement above.
-    const policy = bucket.policy!;
-    (policy.node.defaultChild as CfnResource).addPropertyOverride(
-      `PolicyDocument.Statement.${policy.document.statementCount - 1}.Principal`,
-      writer,
-    );
     this.loadBalancer.setAttribute('access_logs.s3.enabled', 'true');
     this.loadBalancer.setAttribute('access_logs.s3.bucket', bucket.bucketName);
-    this.loadBalancer.node.addDependency(policy);
+    if (policy) this.loadBalancer.node.addDependency(policy);
   }
 
   private accessLogBucket(): s3.Bucket {

@@ -11,6 +11,7 @@ import { ClusterSecrets, CredentialPurpose } from '../constructs/cluster-secrets
 import { DatabaseEndpoints, READ_PORT, WRITE_PORT } from '../constructs/database-endpoints';
 import { EtcdTier } from '../constructs/etcd-tier';
 import { Network } from '../constructs/network';
+import type { NodePlacementProps } from '../constructs/node-group';
 import { RollingUpgrade } from '../constructs/rolling-upgrade';
 import { RunbookFunctions } from '../constructs/runbook-functions';
 import { NodeDocuments } from '../constructs/node-documents';
@@ -49,7 +50,7 @@ export class PemHaStack extends Stack {
       network: config.network,
       encryptionKey: secrets.key,
     });
-    const placement = {
+    const placement: NodePlacementProps = {
       clusterName: config.clusterName,
       vpc: network.vpc,
       subnets: network.privateSubnets,
@@ -185,8 +186,7 @@ export class PemHaStack extends Stack {
       functions,
       pki,
       inventory,
-      restApiSecretName: secrets.secretNames.get('patroniRestApi')!,
-      grantReadRestApiSecret: (grantee) => secrets.grantRead(grantee, ['patroniRestApi']),
+      restApiSecret: secrets.credential('patroniRestApi'),
       writeTargetGroup: this.endpoints.primaryTargetGroup,
       readTargetGroup: this.endpoints.replicaTargetGroup,
       vpc: network.vpc,

@@ -3,33 +3,13 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { caExpiryState, certificateStates, failureEnd } from './certificate-states';
-import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
-
-export type InventoryTier = 'etcd' | 'backend' | 'web';
-
-/** One node as the flow knows it; strings only, as document parameters are. */
-export interface InventoryNode {
-  readonly name: string;
-  readonly tier: InventoryTier;
-  readonly instanceId: string;
-  readonly address: string;
-  /** Backends only. */
-  readonly dataVolumeId?: string;
-  /** PEM agent number, '0' for none. */
-  readonly agentId: string;
-  /** Comma-separated TLS identities the node requests. */
-  readonly identities: string;
-}
-
-export interface BootstrapInventory {
-  readonly etcd: readonly InventoryNode[];
-  readonly backend: readonly InventoryNode[];
-  readonly web: readonly InventoryNode[];
-}
+import { caExpiryState, failureEnd, NodeCertificates } from './certificate-states';
+import { DocumentRun, NodeCommand } from './node-command';
+import { nodeField, StatePath, TASK_TIMEOUT } from './task-states';
+import type { ClusterInventory } from '../../functions/lib/inventory';
 
 export interface BootstrapDefinitionProps {
-  readonly inventory: BootstrapInventory;
+  readonly inventory: ClusterInventory;
   readonly documents: {
     readonly common: DocumentRun;
     readonly certificates: DocumentRun;
@@ -49,9 +29,9 @@ export interface BootstrapDefinitionProps {
 }
 
 const NODE = {
-  name: sfn.JsonPath.stringAt('$.node.name'),
-  address: sfn.JsonPath.stringAt('$.node.address'),
-  agentId: sfn.JsonPath.stringAt('$.node.agentId'),
+  name: sfn.JsonPath.stringAt(nodeField('name')),
+  address: sfn.JsonPath.stringAt(nodeField('address')),
+  agentId: sfn.JsonPath.stringAt(nodeField('agentId')),
 };
 
 /**
@@ -68,7 +48,7 @@ export function bootstrapDefinition(
   const { inventory, documents } = props;
   const { catchInto } = failureEnd(scope, 'Bootstrap failed');
   const run = (label: string, document: DocumentRun, parameters: Record<string, string>) =>
-    nodeCommandStates(scope, label, {
+    new NodeCommand(scope, label, {
       nodeCommand: props.nodeCommand,
       document,
       parameters,
@@ -81,7 +61,7 @@ export function bootstrapDefinition(
     maxConcurrency = 0,
   ) => {
     const map = new sfn.Map(scope, label, {
-      itemsPath: `$.inventory.${group}`,
+      itemsPath: `${StatePath.inventory}.${group}`,
       itemSelector: { 'node.$': '$$.Map.Item.Value' },
       maxConcurrency,
       resultPath: sfn.JsonPath.DISCARD,
@@ -101,7 +81,7 @@ export function bootstrapDefinition(
   // The node list lives in the definition, so starting it again by hand needs no input.
   const inventoryState = new sfn.Pass(scope, 'Inventory', {
     result: sfn.Result.fromObject(groups),
-    resultPath: '$.inventory',
+    resultPath: StatePath.inventory,
   });
 
   const ensureCa = new tasks.LambdaInvoke(scope, 'Ensure cluster CA', {
@@ -113,16 +93,16 @@ export function bootstrapDefinition(
   catchInto(ensureCa);
 
   const prepare = run('Prepare node', documents.common, {
-    Tier: sfn.JsonPath.stringAt('$.node.tier'),
+    Tier: sfn.JsonPath.stringAt(nodeField('tier')),
   });
 
-  const certificates = certificateStates(scope, {
+  const certificates = new NodeCertificates(scope, 'Node certificates', {
     nodeCommand: props.nodeCommand,
     signCertificates: props.signCertificates,
     recordExpiry: props.recordExpiry,
     document: documents.certificates,
     pollInterval: props.pollInterval,
-  }).start;
+  });
   const caExpiry = caExpiryState(scope, props.recordExpiry);
   catchInto(caExpiry);
 
@@ -134,30 +114,28 @@ export function bootstrapDefinition(
     run(label, documents.patroni, {
       MemberName: NODE.name,
       MemberAddress: NODE.address,
-      DataVolumeId: sfn.JsonPath.stringAt('$.node.dataVolumeId'),
+      DataVolumeId: sfn.JsonPath.stringAt(nodeField('dataVolumeId')),
       Bootstrap: String(bootstrap),
     });
   let chain = inventoryState
     .next(ensureCa)
-    .next(forEach('Prepare every node', 'all', prepare.start))
+    .next(forEach('Prepare every node', 'all', prepare))
     .next(forEach('Certificates for every node', 'all', certificates))
     .next(caExpiry)
-    .next(forEach('etcd members', 'etcd', etcd.start))
-    .next(forEach('Patroni leader', 'leader', patroni('Start Patroni leader', true).start))
-    .next(
-      forEach('Patroni replicas', 'replicas', patroni('Start Patroni replica', false).start, 1),
-    );
+    .next(forEach('etcd members', 'etcd', etcd))
+    .next(forEach('Patroni leader', 'leader', patroni('Start Patroni leader', true)))
+    .next(forEach('Patroni replicas', 'replicas', patroni('Start Patroni replica', false), 1));
   if (documents.pemBackend) {
     // All at once: a standby's run waits until the primary's has finished.
     const pemBackend = run('Configure PEM backend', documents.pemBackend, {
       MemberAddress: NODE.address,
       AgentId: NODE.agentId,
     });
-    chain = chain.next(forEach('PEM backends', 'backend', pemBackend.start));
+    chain = chain.next(forEach('PEM backends', 'backend', pemBackend));
   }
   if (documents.pemWeb && inventory.web.length > 0) {
     const pemWeb = run('Configure PEM web', documents.pemWeb, { AgentId: NODE.agentId });
-    chain = chain.next(forEach('PEM web hosts', 'web', pemWeb.start));
+    chain = chain.next(forEach('PEM web hosts', 'web', pemWeb));
   }
   return chain.next(new sfn.Succeed(scope, 'Cluster bootstrapped'));
 }

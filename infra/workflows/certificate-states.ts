@@ -1,9 +1,11 @@
 import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import type * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
+import type { ClusterInventory } from '../../functions/lib/inventory';
+import { DocumentRun, NodeCommand } from './node-command';
+import { gateState, lambdaTask, nodeField, StatePath } from './task-states';
 
 export interface CertificateStatesProps {
   readonly nodeCommand: lambda.IFunction;
@@ -22,66 +24,65 @@ export interface CertificateStatesProps {
  * and signs them, the node verifies, switches and checks what it serves, and
  * the expiry of what the node now holds is published. Expects `$.node`.
  */
-export function certificateStates(
-  scope: Construct,
-  props: CertificateStatesProps,
-): { readonly start: sfn.State; readonly end: sfn.INextable } {
-  const node = {
-    name: sfn.JsonPath.stringAt('$.node.name'),
-    address: sfn.JsonPath.stringAt('$.node.address'),
-    agentId: sfn.JsonPath.stringAt('$.node.agentId'),
-  };
-  const identity = {
-    MemberName: node.name,
-    MemberAddress: node.address,
-    AgentId: node.agentId,
-    Identities: sfn.JsonPath.stringAt('$.node.identities'),
-    ...(props.renewBeforeDaysPath && {
-      RenewBeforeDays: sfn.JsonPath.stringAt(props.renewBeforeDaysPath),
-    }),
-  };
-  const run = (label: string, parameters: Record<string, string>) =>
-    nodeCommandStates(scope, label, {
-      nodeCommand: props.nodeCommand,
-      document: props.document,
-      parameters,
-      pollInterval: props.pollInterval,
+export class NodeCertificates extends sfn.StateMachineFragment {
+  readonly startState: sfn.State;
+  readonly endStates: sfn.INextable[];
+
+  constructor(scope: Construct, id: string, props: CertificateStatesProps) {
+    super(scope, id);
+    const node = {
+      name: sfn.JsonPath.stringAt(nodeField('name')),
+      address: sfn.JsonPath.stringAt(nodeField('address')),
+      agentId: sfn.JsonPath.stringAt(nodeField('agentId')),
+    };
+    const identity = {
+      MemberName: node.name,
+      MemberAddress: node.address,
+      AgentId: node.agentId,
+      Identities: sfn.JsonPath.stringAt(nodeField('identities')),
+      ...(props.renewBeforeDaysPath && {
+        RenewBeforeDays: sfn.JsonPath.stringAt(props.renewBeforeDaysPath),
+      }),
+    };
+    const run = (label: string, parameters: Record<string, string>) =>
+      new NodeCommand(this, label, {
+        nodeCommand: props.nodeCommand,
+        document: props.document,
+        parameters,
+        pollInterval: props.pollInterval,
+      });
+    const request = run('Request certificates', { Action: 'request', ...identity });
+    const sign = lambdaTask(this, 'Sign certificates', {
+      lambdaFunction: props.signCertificates,
+      payload: {
+        node: { ...node, tier: sfn.JsonPath.stringAt(nodeField('tier')) },
+        command: sfn.JsonPath.objectAt(NodeCommand.COMMAND),
+      },
+      resultSelector: { 'count.$': '$.Payload.count', 'bundle.$': '$.Payload.bundle' },
+      resultPath: '$.signed',
     });
-  const request = run('Request certificates', { Action: 'request', ...identity });
-  const sign = new tasks.LambdaInvoke(scope, 'Sign certificates', {
-    lambdaFunction: props.signCertificates,
-    payload: sfn.TaskInput.fromObject({
-      node: { ...node, tier: sfn.JsonPath.stringAt('$.node.tier') },
-      command: sfn.JsonPath.objectAt('$.run.command'),
-    }),
-    resultSelector: { 'count.$': '$.Payload.count', 'bundle.$': '$.Payload.bundle' },
-    resultPath: '$.signed',
-    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
-  });
-  const install = run('Install certificates', {
-    Action: 'install',
-    ...identity,
-    Bundle: sfn.JsonPath.stringAt('$.signed.bundle'),
-  });
-  // Both commands end by listing the expiry of every certificate the node holds.
-  const record = new tasks.LambdaInvoke(scope, 'Record certificate expiry', {
-    lambdaFunction: props.recordExpiry,
-    payload: sfn.TaskInput.fromObject({
-      source: 'node',
-      command: sfn.JsonPath.objectAt('$.run.command'),
-    }),
-    resultSelector: { 'minDaysToExpiry.$': '$.Payload.minDaysToExpiry' },
-    resultPath: '$.expiry',
-    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
-  });
-  request.end.next(sign);
-  sign.next(
-    new sfn.Choice(scope, 'Anything signed?')
-      .when(sfn.Condition.numberGreaterThan('$.signed.count', 0), install.start)
-      .otherwise(record),
-  );
-  install.end.next(record);
-  return { start: request.start, end: record };
+    const install = run('Install certificates', {
+      Action: 'install',
+      ...identity,
+      Bundle: sfn.JsonPath.stringAt('$.signed.bundle'),
+    });
+    // Both commands end by listing the expiry of every certificate the node holds.
+    const record = lambdaTask(this, 'Record certificate expiry', {
+      lambdaFunction: props.recordExpiry,
+      payload: { source: 'node', command: sfn.JsonPath.objectAt(NodeCommand.COMMAND) },
+      resultSelector: { 'minDaysToExpiry.$': '$.Payload.minDaysToExpiry' },
+      resultPath: '$.expiry',
+    });
+    request.next(sign);
+    sign.next(
+      new sfn.Choice(this, 'Anything signed?')
+        .when(sfn.Condition.numberGreaterThan('$.signed.count', 0), install)
+        .otherwise(record),
+    );
+    install.next(record);
+    this.startState = request.startState;
+    this.endStates = [record];
+  }
 }
 
 /** The task that publishes the CA certificates' expiry. */
@@ -89,11 +90,10 @@ export function caExpiryState(
   scope: Construct,
   recordExpiry: lambda.IFunction,
 ): tasks.LambdaInvoke {
-  return new tasks.LambdaInvoke(scope, 'Record CA expiry', {
+  return lambdaTask(scope, 'Record CA expiry', {
     lambdaFunction: recordExpiry,
-    payload: sfn.TaskInput.fromObject({ source: 'ca' }),
+    payload: { source: 'ca' },
     resultPath: sfn.JsonPath.DISCARD,
-    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
   });
 }
 
@@ -107,68 +107,76 @@ export function planState(
   clusterStatus: lambda.IFunction,
   extra: Record<string, unknown> = {},
 ): tasks.LambdaInvoke {
-  return new tasks.LambdaInvoke(scope, label, {
+  return lambdaTask(scope, label, {
     lambdaFunction: clusterStatus,
-    payload: sfn.TaskInput.fromObject({
+    payload: {
       action: 'plan',
-      inventory: sfn.JsonPath.objectAt('$.inventory'),
+      inventory: sfn.JsonPath.objectAt(StatePath.inventory),
       ...extra,
-    }),
+    },
     resultSelector: {
       'leader.$': '$.Payload.leader',
       'timeline.$': '$.Payload.timeline',
       'order.$': '$.Payload.order',
     },
-    resultPath: '$.plan',
-    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+    resultPath: StatePath.plan,
   });
 }
-
-/** How long a gate waits for the cluster to be healthy again before the run stops. */
-export const GATE_RETRY = { interval: Duration.seconds(10), maxAttempts: 6 } as const;
 
 /**
  * Before each node of a rolling runbook: one leader (the one `$.before`
  * names), every backend answering, running and caught up, the node done
- * last back among them. Retried for about a minute, then the run stops with
- * ClusterUnhealthyError naming the member (LeaderChangedError at once).
- * Expects `$.inventory` and `$.before` ({ leader, timeline }).
+ * last back among them. ClusterUnhealthyError names the member;
+ * LeaderChangedError stops the run at once.
  */
-export function gateState(
+export function clusterGateState(
   scope: Construct,
   label: string,
   clusterStatus: lambda.IFunction,
 ): tasks.LambdaInvoke {
-  const gate = new tasks.LambdaInvoke(scope, `${label}: cluster healthy?`, {
-    lambdaFunction: clusterStatus,
-    payload: sfn.TaskInput.fromObject({
-      action: 'gate',
-      inventory: sfn.JsonPath.objectAt('$.inventory'),
-      before: sfn.JsonPath.objectAt('$.before'),
-    }),
-    resultPath: sfn.JsonPath.DISCARD,
-    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+  return gateState(scope, label, clusterStatus, {
+    before: sfn.JsonPath.objectAt(StatePath.before),
   });
-  gate.addRetry({ errors: ['ClusterUnhealthyError'], ...GATE_RETRY, backoffRate: 1 });
-  return gate;
 }
 
-/** {@link certificateStates} behind a {@link gateState}: one node of a rolling runbook. */
+/** What the rolling certificate runbooks (rotation, root rollover) are given. */
+export interface RollingCertificateProps {
+  readonly inventory: ClusterInventory;
+  /** The certificates node document. */
+  readonly certificates: DocumentRun;
+  readonly nodeCommand: lambda.IFunction;
+  readonly signCertificates: lambda.IFunction;
+  readonly recordExpiry: lambda.IFunction;
+  readonly clusterStatus: lambda.IFunction;
+  /** @default 10 seconds */
+  readonly pollInterval?: Duration;
+}
+
+/**
+ * {@link NodeCertificates} behind a {@link clusterGateState}: one node of a
+ * rolling runbook, renewing what expires within the iteration's `$.renewBeforeDays`.
+ */
 export function gatedCertificateStates(
   scope: Construct,
   gateLabel: string,
-  clusterStatus: lambda.IFunction,
-  props: CertificateStatesProps,
-): tasks.LambdaInvoke {
-  const gate = gateState(scope, gateLabel, clusterStatus);
-  gate.next(certificateStates(scope, props).start);
-  return gate;
+  props: RollingCertificateProps,
+): sfn.Chain {
+  return sfn.Chain.start(clusterGateState(scope, gateLabel, props.clusterStatus)).next(
+    new NodeCertificates(scope, 'Node certificates', {
+      nodeCommand: props.nodeCommand,
+      signCertificates: props.signCertificates,
+      recordExpiry: props.recordExpiry,
+      document: props.certificates,
+      renewBeforeDaysPath: '$.renewBeforeDays',
+      pollInterval: props.pollInterval,
+    }),
+  );
 }
 
 /** What a gated Map iteration needs besides its node: the inventory and the plan's leader. */
 export const GATE_ITEM_FIELDS = {
-  'inventory.$': '$.inventory',
-  before: { 'leader.$': '$.plan.leader', 'timeline.$': '$.plan.timeline' },
+  'inventory.$': StatePath.inventory,
+  before: { 'leader.$': `${StatePath.plan}.leader`, 'timeline.$': `${StatePath.plan}.timeline` },
 } as const;
 
 /** After the change: the leader and timeline `$.plan` recorded (LeaderChangedError otherwise). */
@@ -176,18 +184,17 @@ export function confirmLeaderState(
   scope: Construct,
   clusterStatus: lambda.IFunction,
 ): tasks.LambdaInvoke {
-  return new tasks.LambdaInvoke(scope, 'Confirm leader unchanged', {
+  return lambdaTask(scope, 'Confirm leader unchanged', {
     lambdaFunction: clusterStatus,
-    payload: sfn.TaskInput.fromObject({
+    payload: {
       action: 'confirm',
-      inventory: sfn.JsonPath.objectAt('$.inventory'),
+      inventory: sfn.JsonPath.objectAt(StatePath.inventory),
       before: {
-        leader: sfn.JsonPath.stringAt('$.plan.leader'),
-        timeline: sfn.JsonPath.numberAt('$.plan.timeline'),
+        leader: sfn.JsonPath.stringAt(`${StatePath.plan}.leader`),
+        timeline: sfn.JsonPath.numberAt(`${StatePath.plan}.timeline`),
       },
-    }),
+    },
     resultPath: sfn.JsonPath.DISCARD,
-    taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
   });
 }
 
@@ -197,11 +204,11 @@ export function confirmLeaderState(
  */
 export function failureEnd(scope: Construct, name: string) {
   const failed = new sfn.Fail(scope, name, {
-    errorPath: '$.failure.Error',
-    causePath: '$.failure.Cause',
+    errorPath: `${StatePath.failure}.Error`,
+    causePath: `${StatePath.failure}.Cause`,
   });
   const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
-    state.addCatch(failed, { resultPath: '$.failure' });
+    state.addCatch(failed, { resultPath: StatePath.failure });
     return state;
   };
   return { failed, catchInto };

@@ -1,9 +1,9 @@
 import type { ClusterNode } from '../constructs/node-group';
 import type { BackendNode } from '../constructs/backend-tier';
-import type { BootstrapInventory, InventoryNode, InventoryTier } from './bootstrap-definition';
+import type { ClusterInventory, InventoryNode, Tier } from '../../functions/lib/inventory';
 
 /** TLS identities each tier requests (the signer checks them against its own entitlements). */
-const IDENTITIES: Record<InventoryTier, readonly string[]> = {
+const IDENTITIES: Record<Tier, readonly string[]> = {
   etcd: ['etcd-server', 'etcd-peer'],
   backend: ['postgres-server', 'patroni-rest', 'etcd-client'],
   web: ['pem-web'],
@@ -18,9 +18,9 @@ export interface InventorySource {
 }
 
 /** The nodes as the bootstrap flow carries them: names, ids and addresses (tokens allowed). */
-export function clusterInventory(source: InventorySource): BootstrapInventory {
+export function clusterInventory(source: InventorySource): ClusterInventory {
   let nextAgent = 1;
-  const entry = (node: ClusterNode, tier: InventoryTier, extra: Partial<InventoryNode> = {}) => {
+  const entry = (node: ClusterNode, tier: Tier, extra: Partial<InventoryNode> = {}) => {
     const agent = source.pemEnabled && tier !== 'etcd' ? nextAgent++ : 0;
     const identities = agent > 0 ? [...IDENTITIES[tier], 'pem-agent'] : IDENTITIES[tier];
     return {

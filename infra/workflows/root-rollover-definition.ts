@@ -1,30 +1,21 @@
-import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import type { BootstrapInventory } from './bootstrap-definition';
 import {
   caExpiryState,
+  clusterGateState,
   confirmLeaderState,
   failureEnd,
   GATE_ITEM_FIELDS,
   gatedCertificateStates,
-  gateState,
   planState,
+  RollingCertificateProps,
 } from './certificate-states';
-import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
+import { NodeCommand } from './node-command';
+import { lambdaTask, nodeField, StatePath } from './task-states';
 
-export interface RootRolloverDefinitionProps {
-  readonly inventory: BootstrapInventory;
-  readonly certificates: DocumentRun;
-  readonly nodeCommand: lambda.IFunction;
-  readonly signCertificates: lambda.IFunction;
-  readonly recordExpiry: lambda.IFunction;
-  readonly clusterStatus: lambda.IFunction;
+export interface RootRolloverDefinitionProps extends RollingCertificateProps {
   readonly clusterCa: lambda.IFunction;
-  /** @default 10 seconds */
-  readonly pollInterval?: Duration;
 }
 
 /** A renewal threshold past any leaf's life: every leaf is reissued. */
@@ -45,12 +36,11 @@ export function rootRolloverDefinition(
   const { catchInto } = failureEnd(scope, 'Root rollover failed');
   const caStep = (label: string, action: string) =>
     catchInto(
-      new tasks.LambdaInvoke(scope, label, {
+      lambdaTask(scope, label, {
         lambdaFunction: props.clusterCa,
-        payload: sfn.TaskInput.fromObject({ action }),
+        payload: { action },
         resultSelector: { 'bundle.$': '$.Payload.bundle' },
         resultPath: '$.trust',
-        taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
       }),
     );
   // Every node of every pass behind a health gate (GATE_ITEM_FIELDS).
@@ -65,42 +55,31 @@ export function rootRolloverDefinition(
     );
 
   const trustEveryNode = (label: string) => {
-    const map = node(label, '$.plan.order', { 'bundle.$': '$.trust.bundle' });
-    const install = nodeCommandStates(scope, `${label}: install`, {
+    const map = node(label, `${StatePath.plan}.order`, { 'bundle.$': '$.trust.bundle' });
+    const install = new NodeCommand(scope, `${label}: install`, {
       nodeCommand: props.nodeCommand,
       document: props.certificates,
       parameters: {
         Action: 'install',
-        MemberName: sfn.JsonPath.stringAt('$.node.name'),
-        MemberAddress: sfn.JsonPath.stringAt('$.node.address'),
-        AgentId: sfn.JsonPath.stringAt('$.node.agentId'),
-        Identities: sfn.JsonPath.stringAt('$.node.identities'),
+        MemberName: sfn.JsonPath.stringAt(nodeField('name')),
+        MemberAddress: sfn.JsonPath.stringAt(nodeField('address')),
+        AgentId: sfn.JsonPath.stringAt(nodeField('agentId')),
+        Identities: sfn.JsonPath.stringAt(nodeField('identities')),
         Bundle: sfn.JsonPath.stringAt('$.bundle'),
       },
       pollInterval: props.pollInterval,
     });
-    const gate = gateState(scope, label, props.clusterStatus);
-    gate.next(install.start);
-    map.itemProcessor(gate);
+    map.itemProcessor(clusterGateState(scope, label, props.clusterStatus).next(install));
     return map;
   };
 
-  const reissue = node('Reissue every leaf from the new root', '$.plan.order', {
+  const reissue = node('Reissue every leaf from the new root', `${StatePath.plan}.order`, {
     renewBeforeDays: REISSUE_EVERYTHING,
   });
-  reissue.itemProcessor(
-    gatedCertificateStates(scope, 'Reissue', props.clusterStatus, {
-      nodeCommand: props.nodeCommand,
-      signCertificates: props.signCertificates,
-      recordExpiry: props.recordExpiry,
-      document: props.certificates,
-      renewBeforeDaysPath: '$.renewBeforeDays',
-      pollInterval: props.pollInterval,
-    }),
-  );
+  reissue.itemProcessor(gatedCertificateStates(scope, 'Reissue', props));
   return new sfn.Pass(scope, 'Inventory', {
     result: sfn.Result.fromObject(props.inventory),
-    resultPath: '$.inventory',
+    resultPath: StatePath.inventory,
   })
     .next(
       catchInto(

@@ -1,8 +1,6 @@
-import { Duration } from 'aws-cdk-lib';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import type { BootstrapInventory } from './bootstrap-definition';
+import { ErrorName } from '../../functions/lib/errors';
 import {
   caExpiryState,
   confirmLeaderState,
@@ -10,23 +8,16 @@ import {
   GATE_ITEM_FIELDS,
   gatedCertificateStates,
   planState,
+  RollingCertificateProps,
 } from './certificate-states';
-import type { DocumentRun } from './node-command-states';
+import { StatePath } from './task-states';
 
 /** The widest renewal threshold an execution may ask for (forcing a renewal of everything). */
 export const MAX_RENEW_BEFORE_DAYS = 3650;
 
-export interface RotationDefinitionProps {
-  readonly inventory: BootstrapInventory;
-  readonly certificates: DocumentRun;
-  readonly nodeCommand: lambda.IFunction;
-  readonly signCertificates: lambda.IFunction;
-  readonly recordExpiry: lambda.IFunction;
-  readonly clusterStatus: lambda.IFunction;
+export interface RotationDefinitionProps extends RollingCertificateProps {
   /** Used when the execution input has no `renewBeforeDays` (the schedule's runs). */
   readonly defaultRenewBeforeDays: number;
-  /** @default 10 seconds */
-  readonly pollInterval?: Duration;
 }
 
 /**
@@ -44,29 +35,29 @@ export function rotationDefinition(
   // The message carries the given value; the run then fails like any other.
   const invalid = new sfn.Pass(scope, 'Invalid input', {
     parameters: {
-      Error: 'InvalidInput',
+      Error: ErrorName.InvalidInput,
       Cause: sfn.JsonPath.format(
         `renewBeforeDays must be a whole number of days from 1 to ${MAX_RENEW_BEFORE_DAYS}; got {}`,
         sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$.renewBeforeDays')),
       ),
     },
-    resultPath: '$.failure',
+    resultPath: StatePath.failure,
   }).next(failed);
 
   const inventory = new sfn.Pass(scope, 'Inventory', {
     result: sfn.Result.fromObject(props.inventory),
-    resultPath: '$.inventory',
+    resultPath: StatePath.inventory,
   });
   const defaultThreshold = new sfn.Pass(scope, 'Default renewal threshold', {
     result: sfn.Result.fromObject({ renewBeforeDays: String(props.defaultRenewBeforeDays) }),
-    resultPath: '$.settings',
+    resultPath: StatePath.settings,
   });
   const givenThreshold = new sfn.Pass(scope, 'Given renewal threshold', {
     parameters: { 'renewBeforeDays.$': "States.Format('{}', $.renewBeforeDays)" },
-    resultPath: '$.settings',
+    resultPath: StatePath.settings,
   });
   const wholeDays = new sfn.Choice(scope, 'Whole days?').when(
-    sfn.Condition.stringMatches('$.settings.renewBeforeDays', '*.*'),
+    sfn.Condition.stringMatches(`${StatePath.settings}.renewBeforeDays`, '*.*'),
     invalid,
   );
   givenThreshold.next(wholeDays);
@@ -74,26 +65,17 @@ export function rotationDefinition(
   const plan = catchInto(planState(scope, 'Plan rotation', props.clusterStatus));
   const eachNode = catchInto(
     new sfn.Map(scope, 'Rotate node by node', {
-      itemsPath: '$.plan.order',
+      itemsPath: `${StatePath.plan}.order`,
       itemSelector: {
         'node.$': '$$.Map.Item.Value',
-        'renewBeforeDays.$': '$.settings.renewBeforeDays',
+        'renewBeforeDays.$': `${StatePath.settings}.renewBeforeDays`,
         ...GATE_ITEM_FIELDS,
       },
       maxConcurrency: 1,
       resultPath: sfn.JsonPath.DISCARD,
     }),
   );
-  eachNode.itemProcessor(
-    gatedCertificateStates(scope, 'Before the node', props.clusterStatus, {
-      nodeCommand: props.nodeCommand,
-      signCertificates: props.signCertificates,
-      recordExpiry: props.recordExpiry,
-      document: props.certificates,
-      renewBeforeDaysPath: '$.renewBeforeDays',
-      pollInterval: props.pollInterval,
-    }),
-  );
+  eachNode.itemProcessor(gatedCertificateStates(scope, 'Before the node', props));
   const confirm = catchInto(confirmLeaderState(scope, props.clusterStatus));
   plan
     .next(eachNode)

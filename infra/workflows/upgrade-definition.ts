@@ -1,14 +1,14 @@
 import { Duration } from 'aws-cdk-lib';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import type { BootstrapInventory } from './bootstrap-definition';
-import { GATE_RETRY } from './certificate-states';
-import { DocumentRun, nodeCommandStates, TASK_TIMEOUT } from './node-command-states';
+import { ErrorName } from '../../functions/lib/errors';
+import type { ClusterInventory } from '../../functions/lib/inventory';
+import { DocumentRun, NodeCommand } from './node-command';
+import { gateState, lambdaTask, nodeField, StatePath } from './task-states';
 
 export interface UpgradeDefinitionProps {
-  readonly inventory: BootstrapInventory;
+  readonly inventory: ClusterInventory;
   /** The upgrade node document. */
   readonly document: DocumentRun;
   readonly nodeCommand: lambda.IFunction;
@@ -21,7 +21,7 @@ export interface UpgradeDefinitionProps {
 }
 
 /** Errors after which nothing was touched: the run ends without the halt's checks. */
-const NOTHING_TOUCHED = ['InvalidInput'];
+const NOTHING_TOUCHED = [ErrorName.InvalidInput];
 
 /**
  * The rolling upgrade: preflight and each node's own check, the plan (a dry
@@ -40,28 +40,28 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
     resultPath: string,
     selector: Record<string, string> = { 'result.$': '$.Payload' },
   ) =>
-    new tasks.LambdaInvoke(scope, id, {
+    lambdaTask(scope, id, {
       lambdaFunction: props.upgradeSteps,
-      payload: sfn.TaskInput.fromObject(payload),
+      payload,
       resultSelector: selector,
       resultPath,
-      taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
     });
-  const inventory = sfn.JsonPath.objectAt('$.inventory');
-  const node = sfn.JsonPath.objectAt('$.node');
+  const inventory = sfn.JsonPath.objectAt(StatePath.inventory);
+  const node = sfn.JsonPath.objectAt(StatePath.node);
+  const maxLagBytes = sfn.JsonPath.numberAt(`${StatePath.settings}.maxLagBytes`);
 
   // The halt: make safe, clear the drain tags this run set, report, then fail
   // with the error that stopped the run.
   const halted = new sfn.Fail(scope, 'Halted', {
-    errorPath: '$.failure.Error',
-    causePath: '$.failure.Cause',
+    errorPath: `${StatePath.failure}.Error`,
+    causePath: `${StatePath.failure}.Cause`,
   });
   const report = new sfn.Pass(scope, 'Halt report', {
     parameters: {
       'Error.$': '$.failure.Error',
       'Cause.$': "States.Format('{} [halt: {}]', $.failure.Cause, $.haltReport.result.summary)",
     },
-    resultPath: '$.failure',
+    resultPath: StatePath.failure,
   }).next(halted);
   const haltSafely = step('Halt safely', { action: 'halt', inventory }, '$.halt');
   haltSafely.addCatch(halted, { resultPath: '$.haltError' });
@@ -73,65 +73,38 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
   haltSummary.addCatch(halted, { resultPath: '$.haltError' });
   haltSummary.next(report);
   const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
-    state.addCatch(halted, { errors: NOTHING_TOUCHED, resultPath: '$.failure' });
-    state.addCatch(haltSafely, { resultPath: '$.failure' });
+    state.addCatch(halted, { errors: NOTHING_TOUCHED, resultPath: StatePath.failure });
+    state.addCatch(haltSafely, { resultPath: StatePath.failure });
     return state;
   };
 
   const command = (label: string, action: string, parameters: Record<string, string> = {}) =>
-    nodeCommandStates(scope, label, {
+    new NodeCommand(scope, label, {
       nodeCommand: props.nodeCommand,
       document: props.document,
       parameters: {
         Action: action,
-        Component: sfn.JsonPath.stringAt('$.settings.component'),
-        Version: sfn.JsonPath.stringAt('$.settings.version'),
-        Tier: sfn.JsonPath.stringAt('$.node.tier'),
-        MemberName: sfn.JsonPath.stringAt('$.node.name'),
-        MemberAddress: sfn.JsonPath.stringAt('$.node.address'),
+        Component: sfn.JsonPath.stringAt(`${StatePath.settings}.component`),
+        Version: sfn.JsonPath.stringAt(`${StatePath.settings}.version`),
+        Tier: sfn.JsonPath.stringAt(nodeField('tier')),
+        MemberName: sfn.JsonPath.stringAt(nodeField('name')),
+        MemberAddress: sfn.JsonPath.stringAt(nodeField('address')),
         ...parameters,
       },
       pollInterval: props.pollInterval,
     });
-  // A Wait/Choice loop over one look; the function sets the deadline on the first.
-  const until = (label: string, payload: Record<string, unknown>) => {
-    const start = new sfn.Pass(scope, `${label}: start`, {
-      result: sfn.Result.fromObject({ ready: false, deadline: 0 }),
-      resultPath: '$.look',
+  const until = (label: string, payload: Record<string, unknown>) =>
+    new LookUntilReady(scope, label, {
+      lambdaFunction: props.upgradeSteps,
+      payload,
+      interval: props.lookInterval,
     });
-    const lookAgain = step(
-      `${label}: look`,
-      { ...payload, deadline: sfn.JsonPath.numberAt('$.look.deadline') },
-      '$.look',
-      {
-        'ready.$': '$.Payload.ready',
-        'deadline.$': '$.Payload.deadline',
-        'detail.$': '$.Payload.detail',
-      },
-    );
-    const done = new sfn.Pass(scope, `${label}: done`);
-    const wait = new sfn.Wait(scope, `${label}: wait`, {
-      time: sfn.WaitTime.duration(props.lookInterval ?? Duration.seconds(5)),
-    });
-    start.next(lookAgain);
-    lookAgain.next(
-      new sfn.Choice(scope, `${label}: ready?`)
-        .when(sfn.Condition.booleanEquals('$.look.ready', true), done)
-        .otherwise(wait),
-    );
-    wait.next(lookAgain);
-    return { start, end: done };
-  };
-  const chain = (...parts: { start: sfn.State; end: sfn.INextable }[]) => {
-    parts.slice(1).forEach((part, i) => parts[i].end.next(part.start));
-    return parts[0].start;
-  };
   const memberBack = (label: string) =>
     until(label, {
       action: 'awaitMember',
       inventory,
       node,
-      maxLagBytes: sfn.JsonPath.numberAt('$.settings.maxLagBytes'),
+      maxLagBytes,
     });
   const mapOver = (id: string, itemsPath: string, settings: string) =>
     new sfn.Map(scope, id, {
@@ -139,7 +112,7 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
       itemSelector: {
         'node.$': '$$.Map.Item.Value',
         'settings.$': settings,
-        'inventory.$': '$.inventory',
+        'inventory.$': StatePath.inventory,
       },
       maxConcurrency: 1,
       resultPath: sfn.JsonPath.DISCARD,
@@ -151,78 +124,69 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
   };
   // Before each node: one leader, every other backend answering, running and
   // caught up (the node done last among them); about a minute, then the halt.
-  const gate = (label: string) => {
-    const look = step(
-      `${label}: cluster healthy?`,
-      { action: 'gate', inventory, maxLagBytes: sfn.JsonPath.numberAt('$.settings.maxLagBytes') },
-      sfn.JsonPath.DISCARD,
-    );
-    look.addRetry({ errors: ['ClusterUnhealthyError'], ...GATE_RETRY, backoffRate: 1 });
-    return { start: look, end: look };
-  };
+  const gate = (label: string) => gateState(scope, label, props.upgradeSteps, { maxLagBytes });
   // Drain tags a halted run could not take back: cleared without waiting for reads.
   const clearDrain = (label: string) =>
     command(label, 'clear-drain', { Component: 'postgresql', Version: 'latest' });
   const haltClear = mapOver('Halt: clear drain tags', '$.halt.result.drained', '$.halt.result');
-  haltClear.itemProcessor(clearDrain('Halt: clear drain tags on the node').start);
+  haltClear.itemProcessor(clearDrain('Halt: clear drain tags on the node'));
   haltClear.addCatch(haltSummary, { resultPath: '$.haltClearError' });
   haltClear.next(haltSummary);
   haltSafely.next(haltClear);
 
-  const etcdMember = chain(
-    gate('etcd member'),
-    command('etcd member: install', 'install'),
-    command('etcd member: restart', 'restart'),
-    command('etcd member: verify', 'verify'),
-  );
-  const replica = chain(
-    gate('Replica'),
-    command('Replica: drain', 'drain'),
-    until('Replica: read endpoint drained', { action: 'awaitReadTarget', node, want: 'drained' }),
-    command('Replica: install', 'install'),
-    command('Replica: restart', 'restart'),
-    memberBack('Replica: caught up'),
-    command('Replica: verify', 'verify'),
-    command('Replica: undrain', 'undrain'),
-    until('Replica: read endpoint healthy', { action: 'awaitReadTarget', node, want: 'healthy' }),
-  );
-  const switchover = step(
-    'Primary: switch over',
-    {
-      action: 'switchover',
-      inventory,
-      leader: sfn.JsonPath.stringAt('$.node.name'),
-      maxLagBytes: sfn.JsonPath.numberAt('$.settings.maxLagBytes'),
-    },
-    '$.switchover',
-  );
-  const primary = chain(
-    gate('Primary'),
-    command('Primary: install', 'install'),
-    { start: switchover, end: switchover },
-    until('Primary: new leader serving', {
-      action: 'awaitLeader',
-      inventory,
-      candidate: sfn.JsonPath.stringAt('$.switchover.result.candidate'),
-      oldLeader: sfn.JsonPath.stringAt('$.node.name'),
-    }),
-    command('Primary: restart', 'restart'),
-    memberBack('Primary: caught up'),
-    command('Primary: verify', 'verify'),
-  );
-  const webHost = chain(
-    gate('Web host'),
-    command('Web host: install', 'install'),
-    command('Web host: verify', 'verify'),
-  );
+  const etcdMember = sfn.Chain.start(gate('etcd member'))
+    .next(command('etcd member: install', 'install'))
+    .next(command('etcd member: restart', 'restart'))
+    .next(command('etcd member: verify', 'verify'));
+  const replica = sfn.Chain.start(gate('Replica'))
+    .next(command('Replica: drain', 'drain'))
+    .next(
+      until('Replica: read endpoint drained', { action: 'awaitReadTarget', node, want: 'drained' }),
+    )
+    .next(command('Replica: install', 'install'))
+    .next(command('Replica: restart', 'restart'))
+    .next(memberBack('Replica: caught up'))
+    .next(command('Replica: verify', 'verify'))
+    .next(command('Replica: undrain', 'undrain'))
+    .next(
+      until('Replica: read endpoint healthy', { action: 'awaitReadTarget', node, want: 'healthy' }),
+    );
+  const primary = sfn.Chain.start(gate('Primary'))
+    .next(command('Primary: install', 'install'))
+    .next(
+      step(
+        'Primary: switch over',
+        {
+          action: 'switchover',
+          inventory,
+          leader: sfn.JsonPath.stringAt(nodeField('name')),
+          maxLagBytes,
+        },
+        '$.switchover',
+      ),
+    )
+    .next(
+      until('Primary: new leader serving', {
+        action: 'awaitLeader',
+        inventory,
+        candidate: sfn.JsonPath.stringAt('$.switchover.result.candidate'),
+        oldLeader: sfn.JsonPath.stringAt(nodeField('name')),
+      }),
+    )
+    .next(command('Primary: restart', 'restart'))
+    .next(memberBack('Primary: caught up'))
+    .next(command('Primary: verify', 'verify'));
+  const webHost = sfn.Chain.start(gate('Web host'))
+    .next(command('Web host: install', 'install'))
+    .next(command('Web host: verify', 'verify'));
 
   const checkNode = command('Check node', 'check', {
     Component: sfn.JsonPath.stringAt('$.request.component'),
     Version: sfn.JsonPath.stringAt('$.request.version'),
   });
-  checkNode.end.next(
+  checkNode.next(
     new sfn.Pass(scope, 'Check node: result', {
-      parameters: { 'name.$': '$.node.name', 'stdout.$': '$.run.poll.outcome.stdoutTail' },
+      parameters: { 'name.$': nodeField('name'), 'stdout.$': NodeCommand.STDOUT_TAIL },
     }),
   );
   const checks = catchInto(
@@ -233,7 +197,7 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
       resultPath: '$.checks',
     }),
   );
-  checks.itemProcessor(checkNode.start);
+  checks.itemProcessor(checkNode);
 
   const preflight = catchInto(
     step(
@@ -268,7 +232,7 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
   const leftover = onEach(
     'Clear drain tags left by an earlier run',
     '$.preflight.result.drained',
-    clearDrain('Leftover drain tags: clear').start,
+    clearDrain('Leftover drain tags: clear'),
   );
   const upgrade = leftover.next(
     onEach('Upgrade etcd members one by one', '$.plan.result.etcd', etcdMember),
@@ -282,7 +246,7 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
 
   return new sfn.Pass(scope, 'Inventory', {
     result: sfn.Result.fromObject(props.inventory),
-    resultPath: '$.inventory',
+    resultPath: StatePath.inventory,
   })
     .next(preflight)
     .next(checks)
@@ -295,4 +259,57 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
         )
         .otherwise(leftover),
     );
+}
+
+/** Where a look loop keeps its last answer: `{ ready, deadline, detail }`. */
+const LOOK = '$.look';
+
+interface LookUntilReadyProps {
+  readonly lambdaFunction: lambda.IFunction;
+  /** The look's payload; the loop adds `deadline` (0 on the first look: the function sets it). */
+  readonly payload: Record<string, unknown>;
+  /** @default 5 seconds */
+  readonly interval?: Duration;
+}
+
+/**
+ * A Wait/Choice loop over one look until it answers `ready`; the function
+ * fails the look with a named error once the deadline it set has passed.
+ * States are named `<label>: start`, `: look`, `: ready?`, `: wait`, `: done`.
+ */
+class LookUntilReady extends sfn.StateMachineFragment {
+  readonly startState: sfn.State;
+  readonly endStates: sfn.INextable[];
+
+  constructor(scope: Construct, label: string, props: LookUntilReadyProps) {
+    super(scope, label);
+    const start = new sfn.Pass(this, 'start', {
+      result: sfn.Result.fromObject({ ready: false, deadline: 0 }),
+      resultPath: LOOK,
+    });
+    const look = lambdaTask(this, 'look', {
+      lambdaFunction: props.lambdaFunction,
+      payload: { ...props.payload, deadline: sfn.JsonPath.numberAt(`${LOOK}.deadline`) },
+      resultSelector: {
+        'ready.$': '$.Payload.ready',
+        'deadline.$': '$.Payload.deadline',
+        'detail.$': '$.Payload.detail',
+      },
+      resultPath: LOOK,
+    });
+    const done = new sfn.Pass(this, 'done');
+    const wait = new sfn.Wait(this, 'wait', {
+      time: sfn.WaitTime.duration(props.interval ?? Duration.seconds(5)),
+    });
+    start.next(look);
+    look.next(
+      new sfn.Choice(this, 'ready?')
+        .when(sfn.Condition.booleanEquals(`${LOOK}.ready`, true), done)
+        .otherwise(wait),
+    );
+    wait.next(look);
+    this.startState = start;
+    this.endStates = [done];
+    this.prefixStates(`${label}: `);
+  }
 }

@@ -10,8 +10,8 @@ import {
   confirmLeaderUnchanged,
   LeaderChangedError,
   planRotation,
-  RunbookInventory,
 } from '../../functions/cluster-status/status';
+import type { ClusterInventory, NodeAddress } from '../../functions/lib/inventory';
 import { httpsPatroniGet, PatroniGet, PatroniUnreachableError } from '../../functions/lib/patroni';
 import {
   createIntermediateCa,
@@ -26,7 +26,7 @@ const node = (name: string, tier: 'etcd' | 'backend' | 'web', address: string) =
   address,
   instanceId: `i-${name}`,
 });
-const INVENTORY: RunbookInventory = {
+const INVENTORY: ClusterInventory<NodeAddress> = {
   etcd: [node('etcd-1', 'etcd', '10.0.4.10'), node('etcd-2', 'etcd', '10.0.5.10')],
   backend: [
     node('backend-1', 'backend', '10.0.4.20'),

@@ -15,12 +15,12 @@ import type { CdkCustomResourceEvent } from 'aws-lambda';
 import { X509Certificate, createPrivateKey, sign, verify } from 'node:crypto';
 import {
   CertificateInUseError,
-  DEFAULT_COMMON_NAME,
   InvalidPropertiesError,
   issueSelfSignedCertificate,
   onEvent,
 } from '../../functions/web-certificate/certificate';
 import { handler } from '../../functions/web-certificate/handler';
+import { DEFAULT_COMMON_NAME } from '../../functions/lib/web-certificate-limits';
 
 const DNS_NAME = 'internal-pem-web-1234567890.eu-west-1.elb.amazonaws.com';
 // A realistic internal ALB name too long to be a CN (X.520 allows at most 64 characters).

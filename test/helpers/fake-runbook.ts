@@ -8,8 +8,8 @@ import {
   confirmLeaderUnchanged,
   LeaderSnapshot,
   planRotation,
-  RunbookInventory,
 } from '../../functions/cluster-status/status';
+import type { ClusterInventory, NodeAddress } from '../../functions/lib/inventory';
 import type { PatroniGet } from '../../functions/lib/patroni';
 import { healthGate } from '../../functions/lib/replication';
 import { allStates } from '../../rig/lambdas';
@@ -128,7 +128,7 @@ export function fakeCluster(
   const MAX_LAG_BYTES = 1048576;
   const LOCATION = 50_000_000;
   let statusCalls = 0;
-  const patroniFor = (inventory: RunbookInventory): PatroniGet => {
+  const patroniFor = (inventory: ClusterInventory<NodeAddress>): PatroniGet => {
     const after = statusCalls++ > 0 && options.leaderAfter !== undefined;
     const leader = after ? options.leaderAfter! : (options.leader ?? 'backend-1');
     const timeline = after ? 2 : 1;
@@ -166,7 +166,7 @@ export function fakeCluster(
   };
   const clusterStatus = (event: {
     action: string;
-    inventory: RunbookInventory;
+    inventory: ClusterInventory<NodeAddress>;
     before: LeaderSnapshot;
   }) => {
     const patroni = patroniFor(event.inventory);

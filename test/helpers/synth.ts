@@ -1,26 +1,35 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { App, Validations } from 'aws-cdk-lib';
+import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
-import { loadConfig } from '../../infra/config/load-config';
-import { PemHaStack } from '../../infra/stacks/pem-ha-stack';
+import { buildApp } from '../../infra/app';
+import type { PemHaStack } from '../../infra/stacks/pem-ha-stack';
+import { cdkOutdir } from './cdk-out';
 
 /**
- * Synthesizes the app the way bin/pem-ha.ts does, from settings given as
- * context (strings, as on the command line, or JSON values as in cdk.json).
+ * A new App with settings given as context (strings, as on the command line,
+ * or JSON values as in cdk.json), writing into a directory the test run
+ * removes (./cdk-out.ts). Lambda bundling is skipped: the tests read the
+ * templates, not the bundles.
+ */
+function testApp(settings: Record<string, unknown>): App {
+  return new App({
+    outdir: cdkOutdir(),
+    context: { ...settings, 'aws:cdk:bundling-stacks': [] },
+  });
+}
+
+/**
+ * Synthesizes the app as bin/pem-ha.ts builds it (infra/app.ts), without
+ * running cdk-nag (nagReport does).
  */
 export function synthStack(settings: Record<string, unknown> = {}): {
   app: App;
   stack: PemHaStack;
   template: Template;
 } {
-  const app = new App({ context: { ...settings, 'aws:cdk:bundling-stacks': [] } });
-  const config = loadConfig((key) => app.node.tryGetContext(key));
-  const stack = new PemHaStack(app, config.stackName, {
-    config,
-    env: { account: config.account, region: config.region },
-  });
+  const app = testApp(settings);
+  const { stack } = buildApp(app, { nag: false });
   return { app, stack, template: Template.fromStack(stack) };
 }
 
@@ -41,13 +50,8 @@ export interface ValidationReport {
  * validation report it writes. Synthesis throws on any unacknowledged finding.
  */
 export function nagReport(settings: Record<string, unknown> = {}): ValidationReport {
-  const app = new App({ context: { ...settings, 'aws:cdk:bundling-stacks': [] } });
-  const config = loadConfig((key) => app.node.tryGetContext(key));
-  new PemHaStack(app, config.stackName, {
-    config,
-    env: { account: config.account, region: config.region },
-  });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  const app = testApp(settings);
+  buildApp(app);
   const assembly = app.synth();
   return JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8'));
 }

@@ -39,6 +39,16 @@ describe('rolling upgrade in the template', () => {
     expect(readable).toEqual(['PkiTrust', 'SecretspatroniRestApi']);
   });
 
+  test('Given the upgrade function, then it is told the REST API secret and the trust roots by name', () => {
+    const [fn] = Object.entries(resourcesOf(template, 'AWS::Lambda::Function'))
+      .filter(([id]) => id.startsWith('RollingUpgradeUpgradeSteps'))
+      .map(([, f]) => f.Properties.Environment as { Variables: Record<string, unknown> });
+    expect(fn.Variables).toMatchObject({
+      REST_API_SECRET: 'pem-ha/patroniRestApi',
+      TRUST_SECRET: 'pem-ha/pki/trust',
+    });
+  });
+
   test('Given the upgrade function, then every task of the runbook has a timeout', () => {
     const [machine] = Object.values(
       resourcesOf(template, 'AWS::StepFunctions::StateMachine'),

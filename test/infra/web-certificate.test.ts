@@ -7,6 +7,7 @@ import {
   SelfSignedWebCertificate,
   type SelfSignedWebCertificateProps,
 } from '../../infra/constructs/web-certificate';
+import { cdkOutdir } from '../helpers/cdk-out';
 
 interface Statement {
   Action: string | string[];
@@ -15,7 +16,7 @@ interface Statement {
 }
 
 // Skip esbuild bundling: these tests read the template, not the Lambda bundle.
-const newApp = () => new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+const newApp = () => new App({ outdir: cdkOutdir(), context: { 'aws:cdk:bundling-stacks': [] } });
 
 function synth(props: Partial<SelfSignedWebCertificateProps> = {}) {
   const stack = new Stack(newApp(), 'Test');

@@ -44,11 +44,11 @@ describe('certificate rotation runbook (synthesized definition, run with aws-loc
   });
 
   test.each([[0], [3651], ['thirty'], [2.5]])(
-    'Given renewBeforeDays %p, then it fails with InvalidInput naming the field, touching no node',
+    'Given renewBeforeDays %p, then it fails with InvalidInputError naming the field, touching no node',
     async (value) => {
       const cluster = fakeCluster();
       const error = await failureOf(execute(ROTATION, cluster, { renewBeforeDays: value }));
-      expect(error.name).toBe('InvalidInput');
+      expect(error.name).toBe('InvalidInputError');
       expect(error.message).toContain(
         `renewBeforeDays must be a whole number of days from 1 to 3650; got ${JSON.stringify(value)}`,
       );

@@ -111,24 +111,24 @@ describe('rolling upgrade runbook (synthesized definition, run with aws-local-st
     [{ ...START, dryRun: 'yes' }, 'dryRun must be true or false; got "yes"'],
     [{ ...START, nodes: ['backend-2'] }, 'unknown input field nodes'],
   ])(
-    'Given input %j, then it halts with InvalidInput naming the field, touching nothing',
+    'Given input %j, then it halts with InvalidInputError naming the field, touching nothing',
     async (input, message) => {
       world = fakeUpgradeWorld(UPGRADE);
 
       const error = await failureOf(runUpgrade(UPGRADE, world, input));
 
-      expect(error.name).toBe('InvalidInput');
+      expect(error.name).toBe('InvalidInputError');
       expect(error.message).toContain(message);
       expect(world.events).toEqual([]);
     },
   );
 
-  test('Given another execution running, then it halts with RunbookAlreadyRunning before any node is checked', async () => {
+  test('Given another execution running, then it halts with RunbookAlreadyRunningError before any node is checked', async () => {
     world = fakeUpgradeWorld(UPGRADE, { otherExecutions: 1 });
 
     const error = await failureOf(runUpgrade(UPGRADE, world, START));
 
-    expect(error.name).toBe('RunbookAlreadyRunning');
+    expect(error.name).toBe('RunbookAlreadyRunningError');
     expect(world.events.filter((e) => e.startsWith('backend'))).toEqual([]);
   });
 
