@@ -11,8 +11,8 @@ import { assertRigAptRepo, configureNodeApt } from './apt';
 import { assertFamilyInstalled, RigFamily, rigFamily } from './family';
 import { RigHost } from './host/host';
 import { rigLocalAws } from './local-aws/rig-view';
-import { ACCOUNT, LocalAws, localAwsEndpoints, REGION } from './local-aws/server';
-import type { CommandDocument } from './local-aws/documents';
+import { ACCOUNT, LocalAws, REGION } from './local-aws/server';
+import { serveRigAws } from './local-aws/serve';
 import {
   configureNlb,
   endpointsSettled,
@@ -23,11 +23,12 @@ import {
 import { readTargetHealth } from './nlb';
 import { nftRuleset, rigFilterMembers } from './packet-filter';
 import { securityGroupRules } from './security-groups';
-import { installSsmAgent, SSM_AGENT_UNIT } from './ssm-agent';
-import { planCluster, RigPlan, rigResourceValues, seedSecrets } from './plan';
+import { bootNode } from './node-boot';
+import { installSsmAgent } from './ssm-agent';
+import { planCluster, RigPlan, rigResourceValues } from './plan';
 import { RunbookRun, runRunbook } from './runbook';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
-import { readTemplate, resourcesOfType, SynthesizedTemplate } from './template';
+import { readTemplate, SynthesizedTemplate } from './template';
 
 export const STATE_ROOT = '/var/lib/pem-ha-rig';
 const DEFAULT_VPC_CIDR = SETTINGS.vpcCidr.defaultValue!;
@@ -188,39 +189,12 @@ export class RigCluster {
   }
 
   private async startAws(): Promise<void> {
-    // The nodes' own egress rules admit 443: their agents and scripts reach it there.
-    const url = await this.aws.listen(this.host.hostAddress, 443).catch((error: Error) => {
-      throw new Error(
-        `cannot serve the rig's AWS endpoint on ${this.host.hostAddress}:443 (${error.message}); is another process attached to this rig?`,
-      );
+    await serveRigAws(this.aws, {
+      address: this.host.hostAddress,
+      template: this.template,
+      plan: this.plan,
+      pem: this.options.pem,
     });
-    const credentials = {
-      AWS_REGION: REGION,
-      AWS_DEFAULT_REGION: REGION,
-      AWS_ACCESS_KEY_ID: 'rig',
-      AWS_SECRET_ACCESS_KEY: 'rig',
-    };
-    const endpoints = localAwsEndpoints(url);
-    // The handlers run in this process: their unchanged SDK clients find the endpoint here.
-    Object.assign(process.env, credentials, endpoints);
-    // Their per-call INFO lines would drown the rig's own progress.
-    process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
-    // No CloudWatch here to read the metrics' EMF lines from stdout.
-    process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
-    for (const [, document] of resourcesOfType(this.template, 'AWS::SSM::Document')) {
-      this.aws.ssm.registerDocument(
-        String(document.Properties?.Name),
-        document.Properties?.Content as CommandDocument,
-      );
-    }
-    for (const node of this.plan.nodes) {
-      this.aws.ssm.registerInstance(node.instanceId, { env: { ...credentials, ...endpoints } });
-    }
-    const extra = this.options.pem
-      ? [{ name: 'pem-ha/edb-repo-token', value: 'rig-token-not-used' }]
-      : [];
-    for (const secret of seedSecrets(this.template, extra))
-      this.aws.seedSecret(secret.name, secret.value);
   }
 
   /** Runs the synthesized bootstrap runbook; again and again if asked (it is idempotent). */
@@ -308,23 +282,7 @@ export class RigCluster {
    */
   async reboot(node: string): Promise<void> {
     await this.host.restart(node);
-    // udev would have probed the block devices: blkid fills the cache UUID= lines need.
-    const mountFstab = [
-      'blkid >/dev/null 2>&1 || true',
-      'findmnt --fstab -n -o TARGET -t ext4 | while read -r target; do',
-      '  [ "$target" = / ] || mountpoint -q "$target" || mount "$target"',
-      'done',
-    ].join('\n');
-    await this.execOk(node, ['sh', '-c', mountFstab]);
-    const startServices = [
-      `systemctl start --no-block ${SSM_AGENT_UNIT}`,
-      'for unit in etcd patroni; do',
-      '  [ ! -f /etc/pem-ha/$unit.managed ] || systemctl start --no-block $unit',
-      'done',
-      // The PEM web double stands in for Apache, which boots with the host.
-      '[ ! -f /etc/systemd/system/pem-web-double.service ] || systemctl start --no-block pem-web-double',
-    ].join('\n');
-    await this.execOk(node, ['sh', '-c', startServices]);
+    await bootNode(this, node);
   }
 
   /**

@@ -50,7 +50,7 @@ let elbv2: ElasticLoadBalancingV2Client;
 let sfn: SFNClient;
 
 beforeAll(async () => {
-  // As RigCluster.startAws does: the clients get no endpoint, only the variables.
+  // As serveRigAws does: the clients get no endpoint, only the variables.
   Object.assign(process.env, localAwsEndpoints(await aws.listen('127.0.0.1')));
   const config = {
     region: REGION,

@@ -1,0 +1,53 @@
+import type { RigPlan } from '../plan';
+import { seedSecrets } from '../plan';
+import { resourcesOfType, SynthesizedTemplate } from '../template';
+import type { CommandDocument } from './documents';
+import { LocalAws, localAwsEndpoints, REGION } from './server';
+
+export interface ServeOptions {
+  /** The host's address on the rig bridge: the endpoint answers on its port 443. */
+  readonly address: string;
+  readonly template: SynthesizedTemplate;
+  readonly plan: RigPlan;
+  /** Seed a stand-in EDB repository token. @default false */
+  readonly pem?: boolean;
+}
+
+/**
+ * Serves the rig's AWS endpoint on 443, where the VPC's interface endpoints
+ * answer (the nodes' own egress rules admit it), and gives it what a deploy
+ * creates: the template's documents, the nodes as managed instances, the
+ * secrets. The handlers run in this process: this process's environment gets
+ * the endpoint, so their unchanged SDK clients find it.
+ */
+export async function serveRigAws(aws: LocalAws, options: ServeOptions): Promise<void> {
+  const url = await aws.listen(options.address, 443).catch((error: Error) => {
+    throw new Error(
+      `cannot serve the rig's AWS endpoint on ${options.address}:443 (${error.message}); is another process attached to this rig?`,
+    );
+  });
+  const credentials = {
+    AWS_REGION: REGION,
+    AWS_DEFAULT_REGION: REGION,
+    AWS_ACCESS_KEY_ID: 'rig',
+    AWS_SECRET_ACCESS_KEY: 'rig',
+  };
+  const endpoints = localAwsEndpoints(url);
+  Object.assign(process.env, credentials, endpoints);
+  // Their per-call INFO lines would drown the rig's own progress.
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+  // No CloudWatch here to read the metrics' EMF lines from stdout.
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  for (const [, document] of resourcesOfType(options.template, 'AWS::SSM::Document')) {
+    aws.ssm.registerDocument(
+      String(document.Properties?.Name),
+      document.Properties?.Content as CommandDocument,
+    );
+  }
+  for (const node of options.plan.nodes) {
+    aws.ssm.registerInstance(node.instanceId, { env: { ...credentials, ...endpoints } });
+  }
+  const extra = options.pem ? [{ name: 'pem-ha/edb-repo-token', value: 'rig-token-not-used' }] : [];
+  for (const secret of seedSecrets(options.template, extra))
+    aws.seedSecret(secret.name, secret.value);
+}
