@@ -12,10 +12,13 @@ roots=${1:-/var/cache/pem-ha-rig/roots}
 suite=trixie
 mirror=${PEM_HA_RIG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 root=$roots/debian-13
-# What the node documents, the systemctl stand-in and the rig's stand-ins run.
+# What the node documents, the systemctl stand-in and the rig's stand-ins run
+# (Moto is the S3 stand-in; debootstrap does not resolve the virtual package
+# python3-cryptography needs, so python3-cffi-backend is named).
 packages=(postgresql-17 postgresql-client-17 postgresql-common patroni python3-psycopg2
   etcd-server etcd-client haproxy pgbackrest python3 python3-boto3 python3-yaml
-  ca-certificates openssl curl jq iproute2 procps util-linux mount e2fsprogs)
+  ca-certificates openssl curl jq iproute2 procps util-linux mount e2fsprogs
+  python3-moto python3-flask-cors python3-cffi-backend)
 # The root records what it was built from; a different list means a rebuild.
 recipe="suite=${suite} packages=${packages[*]}"
 

@@ -24,6 +24,7 @@ import { readTargetHealth } from './nlb';
 import { nftRuleset, rigFilterMembers } from './packet-filter';
 import { securityGroupRules } from './security-groups';
 import { bootNode } from './node-boot';
+import { connectToObjectStorage, startObjectStorage } from './object-storage/object-storage';
 import { installSsmAgent } from './ssm-agent';
 import { planCluster, RigPlan, rigResourceValues } from './plan';
 import { RunbookRun, runRunbook } from './runbook';
@@ -107,6 +108,7 @@ export class RigCluster {
       await rig.createNodes();
       await rig.applySecurityGroups();
       await rig.startAws();
+      await rig.startObjectStorage();
       await rig.bootstrap();
       await rig.startLoadBalancers();
     } catch (error) {
@@ -197,6 +199,14 @@ export class RigCluster {
     });
   }
 
+  /** The backup repository's S3 and instance metadata, and the backends' way to them. */
+  private async startObjectStorage(): Promise<void> {
+    await startObjectStorage(this);
+    for (const node of this.plan.nodes.filter((n) => n.tier === 'backend')) {
+      await connectToObjectStorage(this, node.name);
+    }
+  }
+
   /** Runs the synthesized bootstrap runbook; again and again if asked (it is idempotent). */
   async bootstrap(): Promise<{ readonly durationMs: number }> {
     this.options.log?.('running the bootstrap runbook (synthesized state machine)');
@@ -208,6 +218,7 @@ export class RigCluster {
    * or nodes rebooted): the bootstrap runbook, then the load balancers.
    */
   async converge(): Promise<{ readonly durationMs: number }> {
+    await this.startObjectStorage();
     const { durationMs } = await this.bootstrap();
     await this.startLoadBalancers();
     return { durationMs };
@@ -233,16 +244,18 @@ export class RigCluster {
     return this.runRunbook('UpgradeStateMachineArn', { ...run, input });
   }
 
+  /** What the template's Ref and GetAtt resolve to on this rig. */
+  get resourceValues() {
+    return rigResourceValues(this.plan, this.template, { region: REGION, accountId: ACCOUNT });
+  }
+
   /** Runs the state machine a stack output names, tasks bound to the assembly's bundles. */
   runRunbook(output: string, run: RunbookRun = {}) {
     return runRunbook(
       {
         template: this.template,
         assemblyDir: this.assemblyDir,
-        resources: rigResourceValues(this.plan, this.template, {
-          region: REGION,
-          accountId: ACCOUNT,
-        }),
+        resources: this.resourceValues,
         pseudo: { region: REGION, accountId: ACCOUNT },
         pollMs: this.options.pollMs ?? 1000,
         executions: this.aws.executions,

@@ -3,7 +3,7 @@
  * instance (its tier, fixed address, data volume), stand-in ids for what AWS
  * would assign, the secrets nodes read, and the NLB's place in the network.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { TIERS, type Tier } from '../functions/lib/inventory';
 import { ResourceValues, resourcesOfType, SynthesizedTemplate, TemplateResource } from './template';
 
@@ -29,6 +29,11 @@ export interface RigPlan {
   readonly nlbAddress: string;
   /** Address of the ALB stand-in, next to the NLB's. */
   readonly albAddress: string;
+  /**
+   * Address of the S3 stand-in: outside every subnet, as S3 is outside the
+   * VPC, next to the host's (the last but one of the VPC's range).
+   */
+  readonly storageAddress: string;
 }
 
 const tagsOf = (resource: TemplateResource) =>
@@ -112,6 +117,7 @@ export function planCluster(template: SynthesizedTemplate): RigPlan {
     nodes,
     nlbAddress: hostIn(firstPrivate ?? vpcCidr, 100),
     albAddress: hostIn(firstPrivate ?? vpcCidr, 101),
+    storageAddress: hostIn(vpcCidr, 2 ** (32 - Number(vpcCidr.split('/')[1])) - 3),
   };
 }
 
@@ -153,9 +159,22 @@ export function seedSecrets(
   return [...generated, ...extra];
 }
 
+/** A stable KMS key id (a UUID's shape) for a key's logical id. */
+function keyIdOf(logicalId: string): string {
+  const hex = createHash('sha256').update(logicalId).digest('hex');
+  return [
+    hex.slice(0, 8),
+    hex.slice(8, 12),
+    hex.slice(12, 16),
+    hex.slice(16, 20),
+    hex.slice(20, 32),
+  ].join('-');
+}
+
 /**
  * What Ref and GetAtt resolve to on the rig: instances to their ids and
- * addresses, volumes to their ids, documents to their names, functions and
+ * addresses, volumes to their ids, documents to their names, buckets to
+ * lowercase names, keys to key ARNs, functions and
  * state machines to ARNs that name their logical id (the rig binds tasks by
  * it, and records executions under it).
  */
@@ -176,6 +195,8 @@ export function rigResourceValues(
       if (nodes.has(logicalId)) return nodes.get(logicalId)!.instanceId;
       if (volumes.has(logicalId)) return volumes.get(logicalId)!;
       if (resource?.Type === 'AWS::SSM::Document') return String(resource.Properties?.Name);
+      // S3 wants lowercase names.
+      if (resource?.Type === 'AWS::S3::Bucket') return `rig-${logicalId.toLowerCase()}`;
       if (resource?.Type === 'AWS::StepFunctions::StateMachine')
         return `arn:aws:states:${pseudo.region}:${pseudo.accountId}:stateMachine:${logicalId}`;
       return `rig-${logicalId}`;
@@ -187,6 +208,8 @@ export function rigResourceValues(
         template.Resources[logicalId]?.Type === 'AWS::StepFunctions::StateMachine'
       )
         return logicalId;
+      if (attribute === 'Arn' && template.Resources[logicalId]?.Type === 'AWS::KMS::Key')
+        return `arn:aws:kms:${pseudo.region}:${pseudo.accountId}:key/${keyIdOf(logicalId)}`;
       if (attribute === 'Arn')
         return `arn:aws:lambda:${pseudo.region}:${pseudo.accountId}:function:${logicalId}`;
       return `rig-${logicalId}.${attribute}`;

@@ -30,7 +30,7 @@ repo=/var/cache/pem-ha-rig/apt
 pg_packages=(postgresql-15 postgresql-client-15 libpq5)
 packages=(postgresql-common postgresql-15 postgresql-client-15 libpq5 patroni etcd-server
   etcd-client haproxy shellcheck iproute2 util-linux e2fsprogs openssl curl jq procps python3
-  python3-boto3 python3-yaml ca-certificates dpkg-dev debootstrap nftables)
+  python3-boto3 python3-yaml ca-certificates dpkg-dev debootstrap nftables pgbackrest)
 
 installed_version() {
   if dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; then

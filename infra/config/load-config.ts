@@ -87,6 +87,10 @@ export interface PemHaConfig {
     /** An EventBridge schedule expression. */
     readonly rotationSchedule: string;
   };
+  readonly backup: {
+    readonly archiveTimeoutSeconds: number;
+    readonly retentionDays: number;
+  };
   /** Present only when PEM is enabled: without PEM there is nothing for a web tier to serve. */
   readonly pem?: {
     readonly edbRepoTokenSecretName: string;
@@ -238,6 +242,10 @@ function assemble(
       replicaMaxLagBytes: get('replicaMaxLagBytes'),
     },
     certificates,
+    backup: {
+      archiveTimeoutSeconds: get('archiveTimeoutSeconds'),
+      retentionDays: get('backupRetentionDays'),
+    },
     pem: pemEnabled
       ? {
           edbRepoTokenSecretName: get('edbRepoTokenSecretName'),

@@ -276,6 +276,22 @@ export const SETTINGS = {
     pattern: /^(rate\(([1-9]\d{0,3}) (minute|minutes|hour|hours|day|days)\)|cron\([^()]{9,200}\))$/,
     allowed: 'an EventBridge schedule such as rate(1 day), rate(12 hours) or cron(0 3 * * ? *)',
   }),
+  archiveTimeoutSeconds: integer({
+    description:
+      'PostgreSQL `archive_timeout`: a WAL segment is closed and archived to the backup repository at least this often, so it bounds the data a point-in-time restore can lose (the RPO goal).',
+    defaultValue: 60,
+    min: 10,
+    max: 3600,
+    unit: 's',
+  }),
+  backupRetentionDays: integer({
+    description:
+      'Days of point-in-time recovery the backup repository keeps (pgBackRest time-based retention of full backups); deleted repository objects stay recoverable as old S3 versions as long.',
+    defaultValue: 35,
+    min: 1,
+    max: 3650,
+    unit: 'days',
+  }),
   pemEnabled: boolean({
     description:
       "Deploy the PEM web tier and install PEM from EDB's repositories. false gives a plain HA PostgreSQL cluster.",

@@ -65,6 +65,7 @@ export class BootstrapFlow extends Construct {
           certificates: run('certificates'),
           etcd: run('etcd'),
           patroni: run('patroni'),
+          backup: run('backup'),
           pemBackend: optional('pemBackend'),
           pemWeb: optional('pemWeb'),
         },

@@ -5,6 +5,7 @@
  * be data inside the single-quoted assignment the preamble makes of it.
  */
 
+import { Token } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import { ValidationError } from './errors';
 
@@ -25,6 +26,11 @@ export const PATTERNS = {
   identities: '^[a-z-]+(?:,[a-z-]+)*$',
   base64OrDash: '^(?:-|[A-Za-z0-9+/=]{4,50000})$',
   packageVersion: '^(?:latest|[0-9][A-Za-z0-9.+~:-]{0,63})$',
+  bucketName: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
+  region: '^[a-z][a-z0-9-]{1,30}[0-9]$',
+  hostName: '^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$',
+  kmsKeyArn: '^arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:key/[0-9a-f-]{36}$',
+  repositoryPath: '^/[a-z][a-z0-9-]{0,62}$',
 } as const;
 
 export interface DocumentParameter {
@@ -49,7 +55,8 @@ export function checkDefault(
   parameter: DocumentParameter,
 ): void {
   const value = parameter.default;
-  if (value === undefined) return;
+  // A deploy-time value (a bucket name, a key ARN) is checked by SSM when a command runs.
+  if (value === undefined || Token.isUnresolved(value)) return;
   const patternOk =
     parameter.allowedPattern === undefined || new RegExp(parameter.allowedPattern).test(value);
   const valueOk = parameter.allowedValues === undefined || parameter.allowedValues.includes(value);

@@ -78,7 +78,26 @@ export function documentSpecs(
   const pem = props.edbRepoTokenSecretName;
   const edbToken =
     pem && cluster('EdbRepoTokenSecret', pem, 'EDB repository token secret', P.secretName);
-  const { patroni } = props;
+  const { patroni, backupRepository: repository } = props;
+  const repositoryParameters = [
+    cluster('RepositoryBucket', repository.bucketName, 'Backup repository bucket', P.bucketName),
+    cluster('RepositoryRegion', repository.region, "The bucket's region", P.region),
+    cluster('RepositoryEndpoint', repository.endpoint, 'S3 endpoint name', P.hostName),
+    cluster('RepositoryKmsKey', repository.kmsKeyArn, 'KMS key of the objects', P.kmsKeyArn),
+    cluster('RepositoryPath', repository.path, "The cluster's prefix", P.repositoryPath),
+    cluster(
+      'RetentionDays',
+      String(repository.retentionDays),
+      'Days of point-in-time recovery kept',
+      P.integer,
+    ),
+    cluster(
+      'ArchivePushQueueMaxGib',
+      String(repository.archivePushQueueMaxGiB),
+      'WAL queued for the repository before pgBackRest drops it (GiB)',
+      P.integer,
+    ),
+  ];
   return {
     common: {
       description: 'pem-ha: operating-system preparation and the packages of a tier',
@@ -152,7 +171,7 @@ export function documentSpecs(
     patroni: {
       description:
         'pem-ha: data volume, patroni.yml and the Patroni service; waits until the member runs',
-      scripts: ['patroni.sh'],
+      scripts: ['pgbackrest.sh', 'patroni.sh'],
       timeoutSeconds: 3600,
       parameters: [
         ...member,
@@ -191,6 +210,25 @@ export function documentSpecs(
         bool('SynchronousMode', patroni.synchronousMode, 'Patroni synchronous_mode'),
         secretPrefix,
         timeout(3000),
+        cluster(
+          'ArchiveTimeoutSeconds',
+          String(repository.archiveTimeoutSeconds),
+          'PostgreSQL archive_timeout',
+          P.integer,
+        ),
+        ...repositoryParameters,
+      ],
+    },
+    backup: {
+      description:
+        'pem-ha: the backup repository from this backend (stanza: create it on the primary and prove archiving)',
+      scripts: ['pgbackrest.sh', 'backup.sh'],
+      timeoutSeconds: 900,
+      parameters: [
+        { name: 'Action', description: 'What to do', allowedValues: ['stanza'] },
+        member[1],
+        clusterName,
+        cluster('WaitSeconds', '600', 'How long a replica waits for the stanza', P.integer),
       ],
     },
     upgrade: {

@@ -14,7 +14,23 @@ import { DocumentSpec, documentSpecs } from './document-specs';
 const NODE_SCRIPTS = join(__dirname, '..', 'node');
 
 export type NodeDocumentKind =
-  'common' | 'certificates' | 'etcd' | 'patroni' | 'pemBackend' | 'pemWeb' | 'upgrade';
+  'common' | 'certificates' | 'etcd' | 'patroni' | 'backup' | 'pemBackend' | 'pemWeb' | 'upgrade';
+
+/** Where pgBackRest keeps the cluster's WAL archive and backups, and how long. */
+export interface BackupRepositorySettings {
+  readonly bucketName: string;
+  readonly region: string;
+  /** The regional S3 endpoint name. */
+  readonly endpoint: string;
+  readonly kmsKeyArn: string;
+  /** `repo1-path`, e.g. `/pem-ha`. */
+  readonly path: string;
+  readonly retentionDays: number;
+  /** PostgreSQL's `archive_timeout`. */
+  readonly archiveTimeoutSeconds: number;
+  /** pgBackRest's `archive-push-queue-max`, in GiB. */
+  readonly archivePushQueueMaxGiB: number;
+}
 
 export interface NodeDocumentsProps {
   readonly clusterName: string;
@@ -39,6 +55,7 @@ export interface NodeDocumentsProps {
   readonly edbRepoTokenSecretName?: string;
   /** Certificates with fewer days left are renewed. @default 30 */
   readonly renewBeforeDays?: number;
+  readonly backupRepository: BackupRepositorySettings;
 }
 
 /**
@@ -64,7 +81,8 @@ export class NodeDocuments extends Construct {
       if (!spec) continue;
       spec.parameters.forEach((parameter) => checkDefault(this, kind, parameter));
       const content = documentContent(kind, spec);
-      hash.update(JSON.stringify(content));
+      // Resolved first: a deploy-time default hashes as its stable Ref, not a token number.
+      hash.update(JSON.stringify(Stack.of(this).resolve(content)));
       this.specs.set(kind, spec);
       const document = new ssm.CfnDocument(this, kind[0].toUpperCase() + kind.slice(1), {
         name: `${props.clusterName}-${kind.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,

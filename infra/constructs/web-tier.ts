@@ -1,13 +1,4 @@
-import {
-  Aws,
-  CfnCondition,
-  Duration,
-  Fn,
-  RemovalPolicy,
-  Stack,
-  Token,
-  Validations,
-} from 'aws-cdk-lib';
+import { Aws, CfnCondition, Duration, Fn, Stack, Token } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { FactName } from 'aws-cdk-lib/region-info';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -16,6 +7,7 @@ import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as targets from 'aws-cdk-lib/aws-elasticloadbalancingv2-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { accessLogBucket } from './access-log-bucket';
 import { SelfSignedWebCertificate } from './web-certificate';
 import type { NodePlacementProps } from './node-group';
 import { NodeTier } from './node-tier';
@@ -178,19 +170,10 @@ export class WebTier extends NodeTier {
   }
 
   private accessLogBucket(): s3.Bucket {
-    const bucket = new s3.Bucket(this, 'AccessLogs', {
-      // ALB access logs support SSE-S3 only.
-      encryption: s3.BucketEncryption.S3_MANAGED,
-      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
-      enforceSSL: true,
-      removalPolicy: RemovalPolicy.RETAIN,
-      lifecycleRules: [{ expiration: Duration.days(365) }],
-    });
-    Validations.of(bucket).acknowledge({
-      id: 'AwsSolutions::AwsSolutions-S1',
-      reason:
-        'This bucket holds the ALB access logs themselves; server access logs for it would need yet another log bucket. Reads of it are visible in CloudTrail.',
-    });
-    return bucket;
+    return accessLogBucket(
+      this,
+      'AccessLogs',
+      'This bucket holds the ALB access logs themselves; server access logs for it would need yet another log bucket. Reads of it are visible in CloudTrail.',
+    );
   }
 }

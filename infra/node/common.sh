@@ -52,7 +52,7 @@ case "$TIER" in
     [[ $PACKAGE_SOURCE == pgdg ]] && add_pgdg_repository
     disable_main_cluster
     if [[ $TIER == backend ]]; then
-      apt_install "postgresql-${POSTGRES_MAJOR}" "postgresql-client-${POSTGRES_MAJOR}" patroni
+      apt_install "postgresql-${POSTGRES_MAJOR}" "postgresql-client-${POSTGRES_MAJOR}" patroni pgbackrest
     else
       apt_install "postgresql-client-${POSTGRES_MAJOR}"
     fi

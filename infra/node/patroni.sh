@@ -4,7 +4,8 @@
 # Parameters: MEMBER_NAME, MEMBER_ADDRESS, DATA_VOLUME_ID, BOOTSTRAP, CLUSTER_NAME,
 # POSTGRES_MAJOR, ETCD_HOSTS, BACKEND_ADDRESSES, TRUSTED_CIDRS, CLIENT_CIDRS,
 # PEM_ENABLED, TTL, LOOP_WAIT, RETRY_TIMEOUT, MAXIMUM_LAG_ON_FAILOVER,
-# SYNCHRONOUS_MODE, SECRET_PREFIX, START_TIMEOUT_SECONDS.
+# SYNCHRONOUS_MODE, SECRET_PREFIX, START_TIMEOUT_SECONDS, ARCHIVE_TIMEOUT_SECONDS,
+# and the repository's (pgbackrest.sh).
 
 TLS=/etc/pem-ha/tls/current
 PGHOME=/var/lib/postgresql
@@ -76,6 +77,8 @@ elif [[ -e $MEMBER_MARKER ]]; then
   die "this node has been a member but ${DATA_DIR} is missing; refusing to re-create it automatically (restore the data volume, or remove ${MEMBER_MARKER} to let the node rejoin as a new replica)"
 fi
 
+write_pgbackrest_config "$DATA_DIR"
+
 log "reading credentials with the instance role"
 SUPERUSER_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniSuperuser" password)
 REPLICATION_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniReplication" password)
@@ -84,7 +87,8 @@ REST_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniRestApi" password)
 export SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD REST_PASSWORD
 export MEMBER_NAME MEMBER_ADDRESS BOOTSTRAP CLUSTER_NAME POSTGRES_MAJOR ETCD_HOSTS \
   BACKEND_ADDRESSES TRUSTED_CIDRS CLIENT_CIDRS PEM_ENABLED TTL LOOP_WAIT RETRY_TIMEOUT \
-  MAXIMUM_LAG_ON_FAILOVER SYNCHRONOUS_MODE DATA_DIR PGHOME TLS
+  MAXIMUM_LAG_ON_FAILOVER SYNCHRONOUS_MODE DATA_DIR PGHOME TLS ARCHIVE_TIMEOUT_SECONDS \
+  REPLICA_FROM_REPOSITORY
 
 render_patroni_config() {
   /usr/bin/python3 <<'PY'
@@ -125,6 +129,7 @@ for cidr in trusted + clients:
     hba.append(f"hostssl all all {cidr} scram-sha-256")
 
 verify = {"sslmode": "verify-full", "sslrootcert": f"{tls}/ca.crt"}
+pgbackrest = f"/usr/bin/pgbackrest --stanza={env['CLUSTER_NAME']}"
 config = {
     "scope": env["CLUSTER_NAME"],
     "name": env["MEMBER_NAME"],
@@ -164,7 +169,19 @@ config = {
             "ssl_key_file": f"{tls}/postgres-server.key",
             "ssl_ca_file": f"{tls}/ca.crt",
             "password_encryption": "scram-sha-256",
+            # Every segment reaches the repository within archive_timeout.
+            "archive_mode": "on",
+            "archive_command": f"{pgbackrest} archive-push %p",
+            "archive_timeout": int(env["ARCHIVE_TIMEOUT_SECONDS"]),
         },
+        # A replica behind what its primary keeps reads the archive. Bounded: with
+        # S3 unreachable the fetch would retry for minutes and stall the
+        # replica's start; a timeout (exit 124) means "not there", so it streams.
+        "recovery_conf": {"restore_command": f"timeout 20 {pgbackrest} archive-get %f %p"},
+        # New or wiped replicas restore from the repository and stream the
+        # rest; with no backup yet, or S3 unreachable, from the primary.
+        "create_replica_methods": ["pgbackrest", "basebackup"],
+        "pgbackrest": {"command": env["REPLICA_FROM_REPOSITORY"], "keep_data": True, "no_params": True},
         "pg_hba": hba,
         "pg_ident": ["pemha_local postgres patroni_super"],
     },

@@ -4,6 +4,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import { Construct } from 'constructs';
 import type { PemHaConfig } from '../config/load-config';
 import { BackendTier } from '../constructs/backend-tier';
+import { BackupRepository } from '../constructs/backup-repository';
 import { BootstrapFlow } from '../constructs/bootstrap-flow';
 import { CertificateRotation } from '../constructs/certificate-rotation';
 import { ClusterPki } from '../constructs/cluster-pki';
@@ -28,6 +29,7 @@ export class PemHaStack extends Stack {
   readonly backend: BackendTier;
   readonly endpoints: DatabaseEndpoints;
   readonly web?: WebTier;
+  readonly backups: BackupRepository;
   readonly documents: NodeDocuments;
   readonly bootstrap: BootstrapFlow;
   readonly rotation: CertificateRotation;
@@ -114,6 +116,13 @@ export class PemHaStack extends Stack {
     }
     secrets.grantRead(this.backend.group, backendCredentials);
 
+    this.backups = new BackupRepository(this, 'Backups', {
+      clusterName: config.clusterName,
+      encryptionKey: secrets.key,
+      retentionDays: config.backup.retentionDays,
+      writer: this.backend.group.role,
+    });
+
     this.documents = new NodeDocuments(this, 'NodeDocuments', {
       clusterName: config.clusterName,
       postgresMajorVersion: config.backend.postgresMajorVersion,
@@ -126,6 +135,17 @@ export class PemHaStack extends Stack {
       secretPrefix: config.clusterName,
       edbRepoTokenSecretName: config.pem?.edbRepoTokenSecretName,
       renewBeforeDays: config.certificates.renewBeforeDays,
+      backupRepository: {
+        bucketName: this.backups.bucket.bucketName,
+        region: this.region,
+        endpoint: this.backups.endpoint,
+        kmsKeyArn: this.backups.kmsKeyArn,
+        path: this.backups.repositoryPath,
+        retentionDays: this.backups.retentionDays,
+        archiveTimeoutSeconds: config.backup.archiveTimeoutSeconds,
+        // Half the data volume: the WAL a primary may hold for an unreachable repository.
+        archivePushQueueMaxGiB: Math.floor(config.backend.dataVolumeSizeGiB / 2),
+      },
     });
     const pki = new ClusterPki(this, 'Pki', {
       clusterName: config.clusterName,
@@ -152,7 +172,14 @@ export class PemHaStack extends Stack {
       documents: this.documents,
       functions,
       inventory,
-      dependsOn: [this.etcd, this.backend, ...(this.web ? [this.web] : []), secrets, pki],
+      dependsOn: [
+        this.etcd,
+        this.backend,
+        ...(this.web ? [this.web] : []),
+        secrets,
+        pki,
+        this.backups,
+      ],
     });
     new CfnOutput(this, 'BootstrapStateMachineArn', {
       value: this.bootstrap.stateMachine.stateMachineArn,
@@ -212,6 +239,10 @@ export class PemHaStack extends Stack {
     new CfnOutput(this, 'MultiHostConnectionString', {
       value: this.backend.multiHostConnectionString(),
       description: 'libpq URI of every backend; fails over in seconds without the NLB',
+    });
+    new CfnOutput(this, 'BackupBucketName', {
+      value: this.backups.bucket.bucketName,
+      description: `pgBackRest repository (stanza ${this.backups.stanza}, path ${this.backups.repositoryPath}); kept when the stack is deleted`,
     });
     new CfnOutput(this, 'EtcdEndpoints', { value: this.etcd.clientEndpoints.join(',') });
     for (const [purpose, name] of secrets.secretNames) {

@@ -15,6 +15,7 @@ export interface BootstrapDefinitionProps {
     readonly certificates: DocumentRun;
     readonly etcd: DocumentRun;
     readonly patroni: DocumentRun;
+    readonly backup: DocumentRun;
     /** @default - no PEM steps */
     readonly pemBackend?: DocumentRun;
     /** @default - no PEM web step */
@@ -37,7 +38,7 @@ const NODE = {
 /**
  * The bootstrap runbook: cluster CA, then on every node OS preparation and
  * certificates (with their expiry published), then etcd (all members at once), the Patroni leader, the
- * replicas one by one, PEM on the backends and the web tier. Every step is
+ * replicas one by one, the backup stanza, PEM on the backends and the web tier. Every step is
  * idempotent, so a second execution changes nothing. Any failure ends in
  * `Bootstrap failed` with the task's named error and cause.
  */
@@ -125,6 +126,12 @@ export function bootstrapDefinition(
     .next(forEach('etcd members', 'etcd', etcd))
     .next(forEach('Patroni leader', 'leader', patroni('Start Patroni leader', true)))
     .next(forEach('Patroni replicas', 'replicas', patroni('Start Patroni replica', false), 1));
+  // All at once: whichever member is the primary now creates the stanza, the others wait for it.
+  const stanza = run('Ensure backup stanza', documents.backup, {
+    Action: 'stanza',
+    MemberAddress: NODE.address,
+  });
+  chain = chain.next(forEach('Backup repository', 'backend', stanza));
   if (documents.pemBackend) {
     // All at once: a standby's run waits until the primary's has finished.
     const pemBackend = run('Configure PEM backend', documents.pemBackend, {

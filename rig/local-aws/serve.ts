@@ -1,8 +1,10 @@
 import type { RigPlan } from '../plan';
-import { seedSecrets } from '../plan';
-import { resourcesOfType, SynthesizedTemplate } from '../template';
+import { rigResourceValues, seedSecrets } from '../plan';
+import { resolveIntrinsics, resourcesOfType, SynthesizedTemplate } from '../template';
 import type { CommandDocument } from './documents';
-import { LocalAws, localAwsEndpoints, REGION } from './server';
+import { ACCOUNT, LocalAws, localAwsEndpoints, REGION } from './server';
+
+const PSEUDO = { region: REGION, accountId: ACCOUNT };
 
 export interface ServeOptions {
   /** The host's address on the rig bridge: the endpoint answers on its port 443. */
@@ -38,10 +40,12 @@ export async function serveRigAws(aws: LocalAws, options: ServeOptions): Promise
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   // No CloudWatch here to read the metrics' EMF lines from stdout.
   process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  // CloudFormation resolves what a document's defaults name (the backup bucket).
+  const resources = rigResourceValues(options.plan, options.template, PSEUDO);
   for (const [, document] of resourcesOfType(options.template, 'AWS::SSM::Document')) {
     aws.ssm.registerDocument(
       String(document.Properties?.Name),
-      document.Properties?.Content as CommandDocument,
+      resolveIntrinsics(document.Properties?.Content, resources, PSEUDO) as CommandDocument,
     );
   }
   for (const node of options.plan.nodes) {

@@ -107,6 +107,8 @@ const BAD_VALUES: Record<SettingName, { raw: unknown; given: string }> = {
   certificateRenewBeforeDays: { raw: 0, given: '0' },
   certificateExpiryAlarmDays: { raw: 0, given: '0' },
   certificateRotationSchedule: { raw: 'daily', given: '"daily"' },
+  archiveTimeoutSeconds: { raw: 0, given: '0' },
+  backupRetentionDays: { raw: '35d', given: '"35d"' },
 };
 
 describe('loadConfig', () => {
@@ -149,6 +151,7 @@ describe('loadConfig', () => {
           expiryAlarmDays: 21,
           rotationSchedule: 'rate(1 day)',
         },
+        backup: { archiveTimeoutSeconds: 60, retentionDays: 35 },
         pem: {
           edbRepoTokenSecretName: 'pem-ha/edb-repo-token',
           web: { nodeCount: 2, instanceType: 't3.medium', internetFacing: false, clientCidrs: [] },

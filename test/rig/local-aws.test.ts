@@ -280,7 +280,7 @@ describe('Step Functions ListExecutions on the rig', () => {
       template: runbook,
       assemblyDir: dir,
       resources: rigResourceValues(
-        { vpcCidr: '', nodes: [], nlbAddress: '', albAddress: '' },
+        { vpcCidr: '', nodes: [], nlbAddress: '', albAddress: '', storageAddress: '' },
         runbook,
         pseudo,
       ),
