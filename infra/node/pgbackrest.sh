@@ -76,7 +76,7 @@ CONF
 }
 
 # write_replica_method: restores the latest backup into an empty data
-# directory, or fails within two minutes when the repository has no backup or
+# directory, or fails within 30 s when the repository has no backup or
 # cannot be reached, so that Patroni moves on to a basebackup instead of
 # waiting on S3 (a restore from an unreachable repository retries for long).
 write_replica_method() {
@@ -86,8 +86,8 @@ write_replica_method() {
 # Written by pem-ha's patroni document. Patroni runs it as postgres.
 set -euo pipefail
 stanza=${CLUSTER_NAME}
-if ! info=\$(timeout 120 pgbackrest --stanza="\$stanza" --output=json info 2>/dev/null); then
-  echo "replica-from-repository: pgbackrest info failed or took over 120 s" >&2
+if ! info=\$(timeout 30 pgbackrest --stanza="\$stanza" --output=json info 2>/dev/null); then
+  echo "replica-from-repository: pgbackrest info failed or took over 30 s" >&2
   exit 1
 fi
 # 0: ok, with a backup; 2: no backup yet; anything else: the repository failed.

@@ -6,7 +6,8 @@ import type { RigFamilyName } from '../../rig/family';
 /**
  * The cluster the integration suites run on: Debian 13 nodes, PEM on with the
  * configure-pem-server.sh test double, short Wait states, the fast Patroni
- * profile unless asked otherwise. Each suite names its own rig and network.
+ * profile unless asked otherwise (a suite with no use for the web tier
+ * leaves PEM off and runs without it). Each suite names its own rig and network.
  */
 export async function upTestRig(
   name: string,
@@ -14,7 +15,8 @@ export async function upTestRig(
   {
     fastPatroni = true,
     family = 'debian-13',
-  }: { fastPatroni?: boolean; family?: RigFamilyName } = {},
+    pem = true,
+  }: { fastPatroni?: boolean; family?: RigFamilyName; pem?: boolean } = {},
 ): Promise<RigCluster> {
   await RigCluster.downByName(name);
   return RigCluster.up({
@@ -22,7 +24,7 @@ export async function upTestRig(
     vpcCidr,
     fastPatroni,
     family,
-    pem: true,
+    pem,
     pollMs: 500,
   });
 }
