@@ -4,7 +4,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { accessLogBucket } from './access-log-bucket';
-import { ValidationError } from './errors';
+import { checkRange } from './errors';
 import { acknowledge, logicalIdOf } from './nag';
 
 export interface BackupRepositoryProps {
@@ -45,12 +45,7 @@ export class BackupRepository extends Construct {
   constructor(scope: Construct, id: string, props: BackupRepositoryProps) {
     super(scope, id);
     const retentionDays = props.retentionDays ?? 35;
-    if (!Number.isInteger(retentionDays) || retentionDays < 1 || retentionDays > 3650) {
-      throw new ValidationError(
-        this,
-        `retentionDays must be an integer from 1 to 3650; got ${retentionDays}`,
-      );
-    }
+    checkRange(this, 'retentionDays', retentionDays, 1, 3650);
     this.retentionDays = retentionDays;
     this.stanza = props.clusterName;
     this.repositoryPath = `/${props.clusterName}`;

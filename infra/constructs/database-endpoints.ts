@@ -5,7 +5,7 @@ import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as targets from 'aws-cdk-lib/aws-elasticloadbalancingv2-targets';
 import { Construct } from 'constructs';
 import { BackendTier, PATRONI_REST_PORT, POSTGRES_PORT } from './backend-tier';
-import { ValidationError } from './errors';
+import { checkRange } from './errors';
 
 export const WRITE_PORT = 5432;
 export const READ_PORT = 5433;
@@ -170,21 +170,5 @@ export class DatabaseEndpoints extends Construct implements ec2.IConnectable {
       defaultTargetGroups: [group],
     });
     return group;
-  }
-}
-
-function checkRange(
-  scope: Construct,
-  prop: string,
-  value: number,
-  min: number,
-  max: number,
-  unit = '',
-): void {
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ValidationError(
-      scope,
-      `${prop} must be an integer from ${min} to ${max}${unit}; got ${value}`,
-    );
   }
 }

@@ -32,3 +32,20 @@ function className(scope: IConstruct): string {
   const own = Object.prototype.hasOwnProperty.call(type, JSII_RTTI) ? type[JSII_RTTI] : undefined;
   return own?.fqn.split('.').pop() ?? scope.constructor.name;
 }
+
+/** Throws a ValidationError naming `prop` unless `value` is an integer from `min` to `max`. */
+export function checkRange(
+  scope: IConstruct,
+  prop: string,
+  value: number,
+  min: number,
+  max: number,
+  unit = '',
+): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ValidationError(
+      scope,
+      `${prop} must be an integer from ${min} to ${max}${unit}; got ${value}`,
+    );
+  }
+}
