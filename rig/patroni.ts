@@ -89,9 +89,26 @@ export async function waitForHealthyReplication(
     if (healthy) return members!;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
+  const lagging = members?.filter((m) => m.role !== 'leader' && m.state !== 'streaming') ?? [];
+  const logs = await Promise.all(lagging.map((m) => postgresLogTail(rig, m.name)));
   throw new Error(
-    `replication did not become healthy in ${timeoutMs / 1000} s: ${describeMembers(members)}`,
+    `replication did not become healthy in ${timeoutMs / 1000} s: ${describeMembers(members)}` +
+      lagging.map((m, i) => `\n${m.name}'s last PostgreSQL log lines:\n${logs[i]}`).join(''),
   );
+}
+
+/** The last lines PostgreSQL wrote on `node` (through Patroni's unit log), for a failure message. */
+async function postgresLogTail(rig: RigCluster, node: string, lines = 12): Promise<string> {
+  if (!rig.host.isRunning(node)) return '(node not running)';
+  const result = await rig.host.exec(node, {
+    argv: [
+      'sh',
+      '-c',
+      `grep -E ' UTC \\[[0-9]+\\] ' /var/log/rig-units/patroni.service.log | tail -n ${lines}`,
+    ],
+    timeoutMs: 10_000,
+  });
+  return result.stdout.trim() || `(none; exit code ${result.exitCode})`;
 }
 
 /**

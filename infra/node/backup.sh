@@ -29,6 +29,30 @@ summary() {
     "stanza \(.name): \(.status.message); \(.backup | length) backup(s); WAL archived \(.archive[-1].min // "none") to \(.archive[-1].max // "none")"'
 }
 
+# stanza-create takes every lock on the stanza, and the asynchronous
+# archive-push holds one while it works (it retries on its own until the
+# stanza exists). pgBackRest does not wait for a lock: it exits 50
+# (LockAcquireError), so that exit, and only that one, is retried, bounded.
+readonly PGBACKREST_LOCK_BUSY=50
+pgbackrest_when_unlocked() {
+  local deadline=$((SECONDS + WAIT_SECONDS)) status
+  while true; do
+    status=0
+    as_postgres_pgbackrest "$@" || status=$?
+    if ((status == 0)); then
+      return 0
+    fi
+    if ((status != PGBACKREST_LOCK_BUSY)); then
+      die "pgbackrest $1 failed with exit code ${status}; its log is in ${PGBACKREST_LOGS}"
+    fi
+    if ((SECONDS >= deadline)); then
+      die "pgbackrest $1 could not take the stanza's lock in ${WAIT_SECONDS} s; another pgBackRest command holds it (ps -u postgres -f | grep pgbackrest)"
+    fi
+    log "stanza ${CLUSTER_NAME} is locked by another pgBackRest command (the asynchronous archiver); trying $1 again in 2 s"
+    sleep 2
+  done
+}
+
 ensure_stanza_on_primary() {
   local archive_mode
   archive_mode=$(local_psql -d postgres -Atc 'SHOW archive_mode')
@@ -36,9 +60,9 @@ ensure_stanza_on_primary() {
     die "archive_mode is ${archive_mode} on the running primary; it takes effect at the next restart (patronictl restart ${CLUSTER_NAME} --pending), then run this document again"
   fi
   log "creating stanza ${CLUSTER_NAME} unless it exists"
-  as_postgres_pgbackrest stanza-create
+  pgbackrest_when_unlocked stanza-create
   log "checking that a WAL segment reaches the repository"
-  as_postgres_pgbackrest check
+  pgbackrest_when_unlocked check
 }
 
 case "$ACTION" in

@@ -54,6 +54,8 @@ spool-path=${PGBACKREST_SPOOL}
 log-path=${PGBACKREST_LOGS}
 log-level-console=info
 log-level-file=info
+# Errors on stderr, where SSM's stderr tail and PostgreSQL's log show them.
+log-level-stderr=error
 
 # PostgreSQL logs what archive_command and restore_command print: warnings only.
 [global:archive-push]

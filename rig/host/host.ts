@@ -218,7 +218,9 @@ export class RigHost {
 
   /** Stops every node's services, then removes every node, the bridge and the state. Idempotent. */
   async destroy(): Promise<void> {
-    for (const node of [...this.state.nodes].reverse()) await this.removeNode(node);
+    // Nothing on a node outlives the rig, so no service is stopped one by one:
+    // ending a node's init ends its PID namespace, every process in it, at once.
+    await Promise.all(this.state.nodes.map((node) => this.removeNode(node)));
     this.log(`removing bridge ${this.state.bridge}`);
     await hostQuietly('ip', ['link', 'del', this.state.bridge]);
     rmSync(this.stateDir, { recursive: true, force: true });
@@ -264,12 +266,7 @@ export class RigHost {
 
   private async removeNode(node: NodeRecord): Promise<void> {
     this.log(`removing node ${node.name}`);
-    if (node.initPid !== undefined && isAlive(node.initPid)) {
-      await this.exec(node.name, { argv: ['systemctl', 'stop-all'], timeoutMs: 60_000 }).catch(
-        () => undefined,
-      );
-      await this.kill(node.name);
-    }
+    if (node.initPid !== undefined && isAlive(node.initPid)) await this.kill(node.name);
     if (node.loopDevice) await hostQuietly('losetup', ['-d', node.loopDevice]);
     await hostQuietly('ip', ['link', 'del', node.veth]);
     await hostQuietly('ip', ['netns', 'del', node.netns]);
