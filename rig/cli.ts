@@ -12,7 +12,7 @@ import { planCluster } from './plan';
 import { REPO_ROOT } from './synth';
 import { readTemplate } from './template';
 
-const USAGE = `usage: npm run local -- <up|bootstrap|status|shell|psql|rotate|rollover|upgrade|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON] [--read]
+const USAGE = `usage: npm run local -- <up|bootstrap|status|shell|psql|rotate|rollover|upgrade|backup|backup-health|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON] [--type full|diff] [--read]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB and ALB stand-ins
   bootstrap  run the bootstrap runbook again on an existing rig (after a failed up or a reboot)
           and (re)start the NLB and ALB stand-ins
@@ -23,6 +23,8 @@ const USAGE = `usage: npm run local -- <up|bootstrap|status|shell|psql|rotate|ro
   rollover  run the root CA rollover runbook
   upgrade   run the rolling upgrade runbook with --upgrade '{"component":"postgresql","version":"latest"}'
             (the rig's local apt repository offers the newer PostgreSQL 15 minor)
+  backup    run the backup runbook, as its schedules do: --type full (default) or diff
+  backup-health  run the backup health runbook once and print what it publishes
   down    stop every process the rig started and remove its namespaces and files
   --name      rig name, 1-6 lowercase letters/digits (default dev)
   --family    the nodes' operating system: debian-13 (default; PostgreSQL 17, Patroni 4) or
@@ -180,6 +182,7 @@ async function main(): Promise<number> {
       'vpc-cidr': { type: 'string' },
       'renew-before-days': { type: 'string' },
       upgrade: { type: 'string' },
+      type: { type: 'string', default: 'full' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -217,6 +220,12 @@ async function main(): Promise<number> {
       await runOn(name, 'rolling upgrade', (rig) => rig.upgrade(input));
       return 0;
     }
+    case 'backup':
+      await runOn(name, `${values.type} backup`, (rig) => rig.backup(values.type!));
+      return 0;
+    case 'backup-health':
+      await runOn(name, 'backup health', (rig) => rig.runRunbook('BackupHealthStateMachineArn'));
+      return 0;
     case 'down':
       console.log(
         (await RigCluster.downByName(name, console.log))

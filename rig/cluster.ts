@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BackupHealth } from '../functions/record-backup-health/health';
 import { SETTINGS } from '../infra/config/schema';
 import { assertRigAptRepo, configureNodeApt } from './apt';
 import { assertFamilyInstalled, RigFamily, rigFamily } from './family';
@@ -242,6 +243,19 @@ export class RigCluster {
       `running the rolling upgrade (synthesized state machine): ${JSON.stringify(input)}`,
     );
     return this.runRunbook('UpgradeStateMachineArn', { ...run, input });
+  }
+
+  /** Runs the synthesized backup runbook, as its schedules start it: `full` or `diff`. */
+  async backup(type: string, run: RunbookRun = {}) {
+    this.options.log?.(`running the ${type} backup runbook (synthesized state machine)`);
+    return this.runRunbook('BackupStateMachineArn', { ...run, input: { type } });
+  }
+
+  /** Runs the backup health runbook once, as its 5-minute schedule does; returns what it published. */
+  async backupHealth(run: RunbookRun = {}): Promise<BackupHealth> {
+    this.options.log?.('running the backup health runbook (synthesized state machine)');
+    const { output } = await this.runRunbook('BackupHealthStateMachineArn', run);
+    return (output as { health: BackupHealth }).health;
   }
 
   /** What the template's Ref and GetAtt resolve to on this rig. */

@@ -8,6 +8,7 @@ import { InvalidRequestError } from '../lib/ssm-run';
 import {
   confirmLeaderUnchanged,
   LeaderSnapshot,
+  locateLeader,
   planRotation,
   RootRolloverInProgressError,
 } from './status';
@@ -21,6 +22,11 @@ export type ClusterStatusEvent =
       readonly inventory: ClusterInventory<NodeAddress>;
       /** Set by the root rollover, the one runbook that signs while two roots are trusted. */
       readonly duringRootRollover?: boolean;
+    }
+  | {
+      /** The current leader's inventory entry, whatever the replicas' state. */
+      readonly action: 'locate';
+      readonly inventory: ClusterInventory<NodeAddress>;
     }
   | {
       readonly action: 'confirm' | 'gate';
@@ -74,6 +80,11 @@ export const handler = withLambdaContext(async (event: ClusterStatusEvent) => {
       logger.info('cluster healthy between nodes', { ...snapshot });
       return snapshot;
     }
+    case 'locate': {
+      const location = await locateLeader(get, event.inventory);
+      logger.info('leader located', { leader: location.leader.name, timeline: location.timeline });
+      return location;
+    }
     case 'confirm': {
       const snapshot = await confirmLeaderUnchanged(get, event.inventory, event.before);
       logger.info('leader unchanged', { ...snapshot });
@@ -81,7 +92,7 @@ export const handler = withLambdaContext(async (event: ClusterStatusEvent) => {
     }
     default:
       throw new InvalidRequestError(
-        `action must be plan, gate or confirm; given ${JSON.stringify((event as { action?: unknown }).action)}`,
+        `action must be plan, locate, gate or confirm; given ${JSON.stringify((event as { action?: unknown }).action)}`,
       );
   }
 });

@@ -90,3 +90,38 @@ export async function confirmLeaderUnchanged(
   }
   return healthySnapshot(cluster, inventory.backend);
 }
+
+export interface LeaderLocation<N extends NodeAddress = NodeAddress> {
+  /** The inventory's entry for the leader, as given (so with its instance id). */
+  readonly leader: N;
+  readonly timeline: number;
+}
+
+/**
+ * Finds the one leader among the inventory's backends, whatever the replicas'
+ * state: a backup runs on the primary even with a replica down.
+ */
+export async function locateLeader<N extends NodeAddress>(
+  get: PatroniGet,
+  inventory: ClusterInventory<N>,
+): Promise<LeaderLocation<N>> {
+  const cluster = await readPatroniCluster(
+    get,
+    inventory.backend.map((n) => n.address),
+  );
+  const leaders = cluster.members.filter((m) => m.role === 'leader');
+  if (leaders.length !== 1) {
+    throw new ClusterUnhealthyError(`${leaders.length} leaders (${describe(cluster)})`);
+  }
+  const leader = inventory.backend.find((n) => n.name === leaders[0].name);
+  const timeline = leaders[0].timeline;
+  if (!leader) {
+    throw new ClusterUnhealthyError(
+      `the leader ${leaders[0].name} is not one of the stack's backends (${inventory.backend.map((n) => n.name).join(', ')})`,
+    );
+  }
+  if (typeof timeline !== 'number') {
+    throw new ClusterUnhealthyError(`the leader ${leader.name} reports no timeline`);
+  }
+  return { leader, timeline };
+}

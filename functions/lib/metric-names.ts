@@ -5,3 +5,16 @@ export const CERTIFICATE_METRICS = {
   service: 'pem-ha',
   daysToExpiry: 'DaysToExpiry',
 } as const;
+
+/** The backup health runbook's metrics (dimensions: service, ClusterName). */
+export const BACKUP_METRICS = {
+  namespace: 'PemHa/Backups',
+  service: 'pem-ha',
+  /** Age of the oldest completed WAL segment not yet in the repository. */
+  archiveAgeSeconds: 'ArchiveAgeSeconds',
+  /** WAL waiting for archive_command (archive-push-queue-max bounds it). */
+  archiveQueueBytes: 'ArchiveQueueBytes',
+  /** 1 while the archiver's last attempt failed. */
+  archiveFailing: 'ArchiveFailing',
+  hoursSinceLastBackup: 'HoursSinceLastBackup',
+} as const;

@@ -252,3 +252,25 @@ export async function pollCommand(ssm: SSMClient, ref: CommandRef): Promise<Poll
       throw new Error(`${ref.nodeName}: command ${CommandId} has unknown status ${status}`);
   }
 }
+
+/**
+ * The whole stdout of a command that succeeded (a poll keeps only a tail);
+ * `what` names the command in the error when it did not succeed.
+ */
+export async function successfulOutput(
+  ssm: SSMClient,
+  ref: CommandRef,
+  what: string,
+): Promise<string> {
+  const invocation = await ssm.send(
+    new GetCommandInvocationCommand({
+      CommandId: ref.commandId,
+      InstanceId: ref.instanceId,
+      PluginName: ref.pluginName,
+    }),
+  );
+  if (invocation.Status !== 'Success') {
+    throw new Error(`${ref.nodeName}: the ${what} command is ${invocation.Status}, not Success`);
+  }
+  return invocation.StandardOutputContent ?? '';
+}

@@ -1,10 +1,10 @@
-import { GetCommandInvocationCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import type { SSMClient } from '@aws-sdk/client-ssm';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { StoredTrust } from '../lib/ca-store';
 import { notAfterOf } from '../lib/pki';
 import { CERTIFICATE_METRICS } from '../lib/metric-names';
-import type { CommandRef } from '../lib/ssm-run';
+import { type CommandRef, successfulOutput } from '../lib/ssm-run';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -39,19 +39,8 @@ export async function nodeExpiry(
   command: CommandRef,
   now = new Date(),
 ): Promise<ExpiryReading[]> {
-  // The poll result keeps only a tail; the whole output has every line.
-  const invocation = await ssm.send(
-    new GetCommandInvocationCommand({
-      CommandId: command.commandId,
-      InstanceId: command.instanceId,
-    }),
-  );
-  if (invocation.Status !== 'Success') {
-    throw new Error(
-      `${command.nodeName}: the certificates command is ${invocation.Status}, not Success`,
-    );
-  }
-  const found = parseNotAfterLines(invocation.StandardOutputContent ?? '');
+  const stdout = await successfulOutput(ssm, command, 'certificates');
+  const found = parseNotAfterLines(stdout);
   if (found.size === 0) {
     throw new Error(`${command.nodeName}: the certificates command reported no expiry dates`);
   }

@@ -90,6 +90,11 @@ export interface PemHaConfig {
   readonly backup: {
     readonly archiveTimeoutSeconds: number;
     readonly retentionDays: number;
+    /** EventBridge schedule expressions. */
+    readonly fullSchedule: string;
+    readonly diffSchedule: string;
+    readonly archiveAgeAlarmSeconds: number;
+    readonly ageAlarmHours: number;
   };
   /** Present only when PEM is enabled: without PEM there is nothing for a web tier to serve. */
   readonly pem?: {
@@ -245,6 +250,10 @@ function assemble(
     backup: {
       archiveTimeoutSeconds: get('archiveTimeoutSeconds'),
       retentionDays: get('backupRetentionDays'),
+      fullSchedule: get<string>('backupFullSchedule'),
+      diffSchedule: get<string>('backupDiffSchedule'),
+      archiveAgeAlarmSeconds: get('archiveAgeAlarmSeconds'),
+      ageAlarmHours: get('backupAgeAlarmHours'),
     },
     pem: pemEnabled
       ? {

@@ -11,6 +11,16 @@ function isClientCidr(value: string): boolean {
 
 const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
 
+/** An EventBridge schedule expression setting. */
+function schedule(description: string, defaultValue: string) {
+  return text({
+    description,
+    defaultValue,
+    pattern: /^(rate\(([1-9]\d{0,3}) (minute|minutes|hour|hours|day|days)\)|cron\([^()]{9,200}\))$/,
+    allowed: 'an EventBridge schedule such as rate(1 day), rate(12 hours) or cron(0 3 * * ? *)',
+  });
+}
+
 /**
  * Every user-facing setting. Keys are the names given in cdk.json context,
  * in a config file (`-c configFile=path.json`) or on the command line
@@ -270,12 +280,10 @@ export const SETTINGS = {
     max: 823,
     unit: 'days',
   }),
-  certificateRotationSchedule: text({
-    description: 'When certificate rotation runs: an EventBridge rate or cron expression.',
-    defaultValue: 'rate(1 day)',
-    pattern: /^(rate\(([1-9]\d{0,3}) (minute|minutes|hour|hours|day|days)\)|cron\([^()]{9,200}\))$/,
-    allowed: 'an EventBridge schedule such as rate(1 day), rate(12 hours) or cron(0 3 * * ? *)',
-  }),
+  certificateRotationSchedule: schedule(
+    'When certificate rotation runs: an EventBridge rate or cron expression.',
+    'rate(1 day)',
+  ),
   archiveTimeoutSeconds: integer({
     description:
       'PostgreSQL `archive_timeout`: a WAL segment is closed and archived to the backup repository at least this often, so it bounds the data a point-in-time restore can lose (the RPO goal).',
@@ -291,6 +299,30 @@ export const SETTINGS = {
     min: 1,
     max: 3650,
     unit: 'days',
+  }),
+  backupFullSchedule: schedule(
+    'When the backup runbook takes a full backup (UTC): an EventBridge rate or cron expression. Keep it apart from backupDiffSchedule: a backup that starts while another runs fails, and the backup failure alarm says so.',
+    'cron(0 1 ? * SUN *)',
+  ),
+  backupDiffSchedule: schedule(
+    'When the backup runbook takes a differential backup (changes since the last full, UTC): an EventBridge rate or cron expression.',
+    'cron(0 1 ? * MON-SAT *)',
+  ),
+  archiveAgeAlarmSeconds: integer({
+    description:
+      'The archive-age alarm fires when the oldest WAL segment not yet in the backup repository is older than this (checked every 5 minutes; it fires on 2 of 3 checks, or when there is no reading).',
+    defaultValue: 300,
+    min: 30,
+    max: 86400,
+    unit: 's',
+  }),
+  backupAgeAlarmHours: integer({
+    description:
+      'The backup-age alarm fires when the newest backup in the repository ended longer ago than this, or there is none. Above the longest gap between scheduled backups plus the time one takes.',
+    defaultValue: 30,
+    min: 2,
+    max: 8760,
+    unit: 'h',
   }),
   pemEnabled: boolean({
     description:

@@ -12,7 +12,7 @@ import { MAX_RENEW_BEFORE_DAYS, rotationDefinition } from '../workflows/rotation
 import { ValidationError } from './errors';
 import { NodeDocuments } from './node-documents';
 import { RunbookFunctions } from './runbook-functions';
-import { runbookStateMachine } from './runbook-state-machine';
+import { metricRunbookFailures, runbookStateMachine } from './runbook-state-machine';
 
 export interface CertificateRotationProps {
   readonly clusterName: string;
@@ -151,18 +151,7 @@ export class CertificateRotation extends Construct {
 
   /** Rotation executions that failed, timed out or were aborted. */
   metricFailures(props?: cloudwatch.MathExpressionOptions): cloudwatch.MathExpression {
-    const period = props?.period ?? Duration.days(1);
-    return new cloudwatch.MathExpression({
-      expression: 'FILL(failed, 0) + FILL(timedOut, 0) + FILL(aborted, 0)',
-      usingMetrics: {
-        failed: this.stateMachine.metricFailed({ period, statistic: cloudwatch.Stats.SUM }),
-        timedOut: this.stateMachine.metricTimedOut({ period, statistic: cloudwatch.Stats.SUM }),
-        aborted: this.stateMachine.metricAborted({ period, statistic: cloudwatch.Stats.SUM }),
-      },
-      label: 'failed certificate rotations',
-      ...props,
-      period,
-    });
+    return metricRunbookFailures(this.stateMachine, 'failed certificate rotations', props);
   }
 
   /** Lets `grantee` start a rotation by hand. */

@@ -221,11 +221,17 @@ export function documentSpecs(
     },
     backup: {
       description:
-        'pem-ha: the backup repository from this backend (stanza: create it on the primary and prove archiving)',
+        'pem-ha: the backup repository from this backend (stanza: create it on the primary and prove archiving; full, diff: take a backup on the primary; status: report the archive and backup age)',
       scripts: ['pgbackrest.sh', 'backup.sh'],
-      timeoutSeconds: 900,
+      // A full backup of a large database takes hours; the stanza action
+      // ends by its own WaitSeconds.
+      timeoutSeconds: 6 * 3600,
       parameters: [
-        { name: 'Action', description: 'What to do', allowedValues: ['stanza'] },
+        {
+          name: 'Action',
+          description: 'What to do',
+          allowedValues: ['stanza', 'full', 'diff', 'status'],
+        },
         member[1],
         clusterName,
         cluster('WaitSeconds', '600', 'How long a replica waits for the stanza', P.integer),

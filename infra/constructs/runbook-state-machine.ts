@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
@@ -52,4 +53,24 @@ export function runbookStateMachine(
     ]),
   ]);
   return stateMachine;
+}
+
+/** A runbook's executions that failed, timed out or were aborted (per day by default). */
+export function metricRunbookFailures(
+  stateMachine: sfn.StateMachine,
+  label: string,
+  props?: cloudwatch.MathExpressionOptions,
+): cloudwatch.MathExpression {
+  const period = props?.period ?? Duration.days(1);
+  return new cloudwatch.MathExpression({
+    expression: 'FILL(failed, 0) + FILL(timedOut, 0) + FILL(aborted, 0)',
+    usingMetrics: {
+      failed: stateMachine.metricFailed({ period, statistic: cloudwatch.Stats.SUM }),
+      timedOut: stateMachine.metricTimedOut({ period, statistic: cloudwatch.Stats.SUM }),
+      aborted: stateMachine.metricAborted({ period, statistic: cloudwatch.Stats.SUM }),
+    },
+    label,
+    ...props,
+    period,
+  });
 }

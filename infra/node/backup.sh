@@ -5,6 +5,13 @@
 #           prove that a WAL segment reaches the repository; on a replica,
 #           wait until the primary has created it and read it back. Safe on
 #           a cluster that had no backups and after any failover.
+#   full, diff: take a backup of that type on the primary (the backup runbook
+#           locates it and passes it as MEMBER_ADDRESS); pgBackRest then
+#           expires what the retention no longer needs. A diff with no full
+#           in the repository is taken as a full.
+#   status: on the primary, print the archive's and the repository's health
+#           as backup-status=KEY=VALUE lines (the backup health runbook
+#           publishes them as metrics).
 
 TLS=/etc/pem-ha/tls/current
 [[ -r $PGBACKREST_CONFIG ]] || die "missing ${PGBACKREST_CONFIG}: the patroni document must run before backup"
@@ -29,12 +36,17 @@ summary() {
     "stanza \(.name): \(.status.message); \(.backup | length) backup(s); WAL archived \(.archive[-1].min // "none") to \(.archive[-1].max // "none")"'
 }
 
-# stanza-create takes every lock on the stanza, and the asynchronous
-# archive-push holds one while it works (it retries on its own until the
-# stanza exists). pgBackRest does not wait for a lock: it exits 50
-# (LockAcquireError), so that exit, and only that one, is retried, bounded.
-readonly PGBACKREST_LOCK_BUSY=50
-pgbackrest_when_unlocked() {
+# pgBackRest's exits that say "not yet" on a cluster whose stanza is new,
+# retried (bounded by WAIT_SECONDS); any other exit is an error at once.
+# 50 LockAcquireError: stanza-create takes every lock on the stanza, and the
+#    asynchronous archive-push holds one while it works; pgBackRest does not
+#    wait for a lock.
+# 82 ArchiveTimeoutError: until the stanza existed every archive_command
+#    failed, and PostgreSQL's archiver backs off (up to a minute) after three
+#    failures; `check` waits 60 s for its segment, and its next try switches
+#    another segment, which wakes the archiver.
+readonly PGBACKREST_LOCK_BUSY=50 PGBACKREST_ARCHIVE_TIMEOUT=82
+pgbackrest_until_done() {
   local deadline=$((SECONDS + WAIT_SECONDS)) status
   while true; do
     status=0
@@ -42,13 +54,13 @@ pgbackrest_when_unlocked() {
     if ((status == 0)); then
       return 0
     fi
-    if ((status != PGBACKREST_LOCK_BUSY)); then
+    if ((status != PGBACKREST_LOCK_BUSY && status != PGBACKREST_ARCHIVE_TIMEOUT)); then
       die "pgbackrest $1 failed with exit code ${status}; its log is in ${PGBACKREST_LOGS}"
     fi
     if ((SECONDS >= deadline)); then
-      die "pgbackrest $1 could not take the stanza's lock in ${WAIT_SECONDS} s; another pgBackRest command holds it (ps -u postgres -f | grep pgbackrest)"
+      die "pgbackrest $1 still failed with exit code ${status} after ${WAIT_SECONDS} s (50: another pgBackRest command holds the stanza's lock; 82: WAL does not reach the repository, see pg_stat_archiver and ${PGBACKREST_LOGS})"
     fi
-    log "stanza ${CLUSTER_NAME} is locked by another pgBackRest command (the asynchronous archiver); trying $1 again in 2 s"
+    log "pgbackrest $1 exited ${status} (the stanza is locked, or WAL is not archived yet); trying again in 2 s"
     sleep 2
   done
 }
@@ -60,9 +72,68 @@ ensure_stanza_on_primary() {
     die "archive_mode is ${archive_mode} on the running primary; it takes effect at the next restart (patronictl restart ${CLUSTER_NAME} --pending), then run this document again"
   fi
   log "creating stanza ${CLUSTER_NAME} unless it exists"
-  pgbackrest_when_unlocked stanza-create
+  pgbackrest_until_done stanza-create
   log "checking that a WAL segment reaches the repository"
-  pgbackrest_when_unlocked check
+  pgbackrest_until_done check
+}
+
+take_backup() {
+  local type=$1 status=0
+  log "taking a ${type} backup of stanza ${CLUSTER_NAME} on this primary"
+  as_postgres_pgbackrest --type="$type" backup || status=$?
+  if ((status == PGBACKREST_LOCK_BUSY)); then
+    die "another backup of stanza ${CLUSTER_NAME} is running (pgBackRest exit 50): let it finish, then run this again"
+  elif ((status != 0)); then
+    die "pgbackrest backup --type=${type} failed with exit code ${status}; its log is in ${PGBACKREST_LOGS}"
+  fi
+}
+
+# The archiver's health from PostgreSQL itself, as "KEY VALUE" lines:
+# - archive-age-seconds: age of the oldest completed WAL segment that is not
+#   in the repository yet (0 when none waits). Not the time since the last
+#   archived segment: an idle primary completes no segment, and that is fine.
+# - archive-queue-bytes: the WAL waiting for archive_command, which
+#   archive-push-queue-max bounds (pgBackRest drops WAL past it).
+# - archive-failing: 1 when the archiver's last attempt failed.
+# - archive-failed-count: failed attempts since the statistics were reset.
+archiver_status() {
+  local_psql -d postgres -At -F ' ' <<'SQL'
+WITH waiting AS (
+  SELECT modification FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'
+)
+SELECT 'archive-age-seconds', coalesce(floor(extract(epoch FROM now() - min(modification))), 0)::bigint
+  FROM waiting
+UNION ALL
+SELECT 'archive-queue-bytes', count(*) * pg_size_bytes(current_setting('wal_segment_size'))
+  FROM waiting
+UNION ALL
+SELECT 'archive-failing', (coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false))::int
+  FROM pg_stat_archiver
+UNION ALL
+SELECT 'archive-failed-count', failed_count FROM pg_stat_archiver;
+SQL
+}
+
+# Seconds since the newest backup in the repository ended, and its type;
+# nothing when there is none or the repository cannot be read in 60 s (the
+# backup-age alarm treats the missing datapoint as breaching).
+last_backup_status() {
+  local info
+  info=$(timeout 60 runuser -u postgres -- pgbackrest --stanza="$CLUSTER_NAME" --output=json info) || {
+    log "warning: cannot read stanza ${CLUSTER_NAME} in the repository (see ${PGBACKREST_LOGS}); no backup age reported"
+    return 0
+  }
+  jq -r --argjson now "$(date +%s)" '.[0].backup[-1] // empty |
+    "last-backup-age-seconds \($now - .timestamp.stop)\nlast-backup-type \(.type)"' <<<"$info"
+}
+
+report_status() {
+  local archiver backup key value
+  archiver=$(archiver_status) || die "cannot read pg_stat_archiver and pg_wal/archive_status on this primary"
+  backup=$(last_backup_status)
+  while read -r key value; do
+    if [[ -n $key ]]; then echo "backup-status=${key}=${value}"; fi
+  done <<<"${archiver}"$'\n'"${backup}"
 }
 
 case "$ACTION" in
@@ -79,5 +150,20 @@ case "$ACTION" in
     esac
     log "$(summary)"
     ;;
-  *) die "Action must be stanza; got ${ACTION}" ;;
+  full | diff)
+    role=$(member_role) || die "cannot read this member's role from Patroni on ${MEMBER_ADDRESS}:8008"
+    case $role in
+      primary | master) take_backup "$ACTION" ;;
+      *) die "this member is a ${role}, not the primary: backups run on the primary (the leader changed since the runbook located it?); run the backup runbook again" ;;
+    esac
+    log "$(summary)"
+    ;;
+  status)
+    role=$(member_role) || die "cannot read this member's role from Patroni on ${MEMBER_ADDRESS}:8008"
+    case $role in
+      primary | master) report_status ;;
+      *) die "this member is a ${role}, not the primary: only the primary archives; run the backup health runbook again" ;;
+    esac
+    ;;
+  *) die "Action must be stanza, full, diff or status; got ${ACTION}" ;;
 esac

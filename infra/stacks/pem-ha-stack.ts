@@ -15,6 +15,8 @@ import { Network } from '../constructs/network';
 import type { NodePlacementProps } from '../constructs/node-group';
 import { RollingUpgrade } from '../constructs/rolling-upgrade';
 import { RunbookFunctions } from '../constructs/runbook-functions';
+import { BackupMonitoring } from '../constructs/backup-monitoring';
+import { ScheduledBackups } from '../constructs/scheduled-backups';
 import { NodeDocuments } from '../constructs/node-documents';
 import { WebTier } from '../constructs/web-tier';
 import { clusterInventory } from '../workflows/inventory';
@@ -30,6 +32,8 @@ export class PemHaStack extends Stack {
   readonly endpoints: DatabaseEndpoints;
   readonly web?: WebTier;
   readonly backups: BackupRepository;
+  readonly scheduledBackups: ScheduledBackups;
+  readonly backupMonitoring: BackupMonitoring;
   readonly documents: NodeDocuments;
   readonly bootstrap: BootstrapFlow;
   readonly rotation: CertificateRotation;
@@ -123,6 +127,8 @@ export class PemHaStack extends Stack {
       writer: this.backend.group.role,
     });
 
+    // Half the data volume: the WAL a primary may hold for an unreachable repository.
+    const archivePushQueueMaxGiB = Math.floor(config.backend.dataVolumeSizeGiB / 2);
     this.documents = new NodeDocuments(this, 'NodeDocuments', {
       clusterName: config.clusterName,
       postgresMajorVersion: config.backend.postgresMajorVersion,
@@ -143,8 +149,7 @@ export class PemHaStack extends Stack {
         path: this.backups.repositoryPath,
         retentionDays: this.backups.retentionDays,
         archiveTimeoutSeconds: config.backup.archiveTimeoutSeconds,
-        // Half the data volume: the WAL a primary may hold for an unreachable repository.
-        archivePushQueueMaxGiB: Math.floor(config.backend.dataVolumeSizeGiB / 2),
+        archivePushQueueMaxGiB,
       },
     });
     const pki = new ClusterPki(this, 'Pki', {
@@ -205,6 +210,34 @@ export class PemHaStack extends Stack {
     });
     new CfnOutput(this, 'CertificateExpiryAlarmName', {
       value: this.rotation.expiryAlarm.alarmName,
+    });
+
+    this.scheduledBackups = new ScheduledBackups(this, 'ScheduledBackups', {
+      clusterName: config.clusterName,
+      documents: this.documents,
+      functions,
+      inventory,
+      fullSchedule: events.Schedule.expression(config.backup.fullSchedule),
+      diffSchedule: events.Schedule.expression(config.backup.diffSchedule),
+    });
+    new CfnOutput(this, 'BackupStateMachineArn', {
+      value: this.scheduledBackups.stateMachine.stateMachineArn,
+      description:
+        'Backup runbook (scheduled); start by hand with {"type": "full"} or {"type": "diff"}',
+    });
+
+    this.backupMonitoring = new BackupMonitoring(this, 'BackupMonitoring', {
+      clusterName: config.clusterName,
+      documents: this.documents,
+      functions,
+      inventory,
+      archivePushQueueMaxGiB,
+      archiveAgeAlarmSeconds: config.backup.archiveAgeAlarmSeconds,
+      backupAgeAlarmHours: config.backup.ageAlarmHours,
+    });
+    new CfnOutput(this, 'BackupHealthStateMachineArn', {
+      value: this.backupMonitoring.stateMachine.stateMachineArn,
+      description: 'Backup health runbook (every 5 minutes): publishes the archive and backup age',
     });
 
     this.upgrade = new RollingUpgrade(this, 'RollingUpgrade', {

@@ -109,6 +109,10 @@ const BAD_VALUES: Record<SettingName, { raw: unknown; given: string }> = {
   certificateRotationSchedule: { raw: 'daily', given: '"daily"' },
   archiveTimeoutSeconds: { raw: 0, given: '0' },
   backupRetentionDays: { raw: '35d', given: '"35d"' },
+  backupFullSchedule: { raw: 'sunday', given: '"sunday"' },
+  backupDiffSchedule: { raw: 'cron(daily)', given: '"cron(daily)"' },
+  archiveAgeAlarmSeconds: { raw: 10, given: '10' },
+  backupAgeAlarmHours: { raw: 1.5, given: '1.5' },
 };
 
 describe('loadConfig', () => {
@@ -151,7 +155,14 @@ describe('loadConfig', () => {
           expiryAlarmDays: 21,
           rotationSchedule: 'rate(1 day)',
         },
-        backup: { archiveTimeoutSeconds: 60, retentionDays: 35 },
+        backup: {
+          archiveTimeoutSeconds: 60,
+          retentionDays: 35,
+          fullSchedule: 'cron(0 1 ? * SUN *)',
+          diffSchedule: 'cron(0 1 ? * MON-SAT *)',
+          archiveAgeAlarmSeconds: 300,
+          ageAlarmHours: 30,
+        },
         pem: {
           edbRepoTokenSecretName: 'pem-ha/edb-repo-token',
           web: { nodeCount: 2, instanceType: 't3.medium', internetFacing: false, clientCidrs: [] },

@@ -9,6 +9,7 @@ import {
   ClusterUnhealthyError,
   confirmLeaderUnchanged,
   LeaderChangedError,
+  locateLeader,
   planRotation,
 } from '../../functions/cluster-status/status';
 import type { ClusterInventory, NodeAddress } from '../../functions/lib/inventory';
@@ -179,6 +180,36 @@ describe('confirmLeaderUnchanged', () => {
     await expect(run).rejects.toThrow(LeaderChangedError);
     await expect(run).rejects.toThrow(
       'before backend-1 on timeline 3, now backend-1 on timeline 4',
+    );
+  });
+});
+
+describe('locateLeader', () => {
+  test('Given backend-3 leads and a replica is stopped, then it is backend-3 with its inventory entry', async () => {
+    const get = patroni(
+      'backend-1:replica:stopped:2',
+      'backend-2:replica:streaming:2',
+      'backend-3:leader:running:2',
+    );
+    await expect(locateLeader(get, INVENTORY)).resolves.toEqual({
+      leader: node('backend-3', 'backend', '10.0.6.20'),
+      timeline: 2,
+    });
+  });
+
+  test('Given no leader (a failover in progress), then ClusterUnhealthyError lists the members', async () => {
+    const get = patroni('backend-1:replica:running:2', 'backend-2:replica:running:2');
+    const run = locateLeader(get, INVENTORY);
+    await expect(run).rejects.toThrow(ClusterUnhealthyError);
+    await expect(run).rejects.toThrow(
+      '0 leaders (backend-1 replica/running, backend-2 replica/running)',
+    );
+  });
+
+  test('Given a leader the inventory does not know, then ClusterUnhealthyError names it and the backends', async () => {
+    const get = patroni('backend-9:leader:running:1', 'backend-1:replica:running:1');
+    await expect(locateLeader(get, INVENTORY)).rejects.toThrow(
+      "the leader backend-9 is not one of the stack's backends (backend-1, backend-2, backend-3)",
     );
   });
 });

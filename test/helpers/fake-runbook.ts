@@ -7,6 +7,7 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import {
   confirmLeaderUnchanged,
   LeaderSnapshot,
+  locateLeader,
   planRotation,
 } from '../../functions/cluster-status/status';
 import type { ClusterInventory, NodeAddress } from '../../functions/lib/inventory';
@@ -173,6 +174,8 @@ export function fakeCluster(
     switch (event.action) {
       case 'plan':
         return planRotation(patroni, event.inventory, { maxLagBytes: MAX_LAG_BYTES });
+      case 'locate':
+        return locateLeader(patroni, event.inventory);
       case 'gate':
         return healthGate(patroni, event.inventory, {
           maxLagBytes: MAX_LAG_BYTES,
@@ -192,6 +195,10 @@ export function fakeCluster(
       handlers[name] = (async (input: unknown) => {
         const { Payload } = input as { Payload: Payload };
         if (name === 'Ensure cluster CA') return { Payload: { created: true } };
+        if (name === 'Record backup health') {
+          const { nodeName } = (Payload as unknown as { command: { nodeName: string } }).command;
+          return { Payload: { node: nodeName, archiveAgeSeconds: 0, hoursSinceLastBackup: 20 } };
+        }
         if (name.startsWith('Record')) return { Payload: { minDaysToExpiry: 89.9 } };
         if (name === 'New root and issuing CA' || name === 'Retire the old root') {
           caSteps.push(name);

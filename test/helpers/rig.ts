@@ -16,7 +16,14 @@ export async function upTestRig(
     fastPatroni = true,
     family = 'debian-13',
     pem = true,
-  }: { fastPatroni?: boolean; family?: RigFamilyName; pem?: boolean } = {},
+    extra,
+  }: {
+    fastPatroni?: boolean;
+    family?: RigFamilyName;
+    pem?: boolean;
+    /** Further settings, as `-c key=value` gives them. */
+    extra?: Readonly<Record<string, string>>;
+  } = {},
 ): Promise<RigCluster> {
   await RigCluster.downByName(name);
   return RigCluster.up({
@@ -25,6 +32,7 @@ export async function upTestRig(
     fastPatroni,
     family,
     pem,
+    extra,
     pollMs: 500,
   });
 }

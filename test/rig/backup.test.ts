@@ -16,6 +16,7 @@ if (!asRoot) console.warn('test/rig/backup.test.ts needs root (network namespace
 let rig: RigCluster;
 const STANZA = 'pem-ha';
 const BACKENDS = ['backend-1', 'backend-2', 'backend-3'];
+const ARCHIVE_AGE_ALARM_SECONDS = 30;
 const nodeQuery = (node: string, text: string) => nodeQueryOn(rig, node, text);
 /** A command as the node's postgres user, as Patroni and archive_command run. */
 const asPostgres = (...argv: string[]) => ['runuser', '-u', 'postgres', '--', ...argv];
@@ -60,6 +61,41 @@ async function archiveCurrentSegment(primary: string): Promise<string> {
   return segment;
 }
 
+/** The WAL segments in the repository (files are `<segment>-<sha1>.<compression>`). */
+async function archivedSegments(node: string): Promise<Set<string>> {
+  const listing = await rig.execOk(
+    node,
+    asPostgres('pgbackrest', `--stanza=${STANZA}`, 'repo-ls', '--recurse', `archive/${STANZA}`),
+    undefined,
+    120_000,
+  );
+  return new Set([...listing.matchAll(/\b([0-9A-F]{24})-[0-9a-f]{40}\b/g)].map((m) => m[1]));
+}
+
+/** Every segment name from `first` to `last` on one timeline (16 MiB segments: 256 per log file). */
+function segmentRange(first: string, last: string): string[] {
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
+  const timeline = first.slice(0, 8);
+  const number = (name: string) =>
+    parseInt(name.slice(8, 16), 16) * 256 + parseInt(name.slice(16), 16);
+  const names: string[] = [];
+  for (let n = number(first); n <= number(last) && names.length < 10_000; n += 1) {
+    names.push(`${timeline}${hex(Math.floor(n / 256))}${hex(n % 256)}`);
+  }
+  return names;
+}
+
+/** The threshold of the synthesized alarm on a backup health metric. */
+function alarmThreshold(metricName: string): number {
+  const alarm = Object.values(rig.template.Resources).find(
+    (r) => r.Type === 'AWS::CloudWatch::Alarm' && r.Properties?.MetricName === metricName,
+  );
+  if (!alarm) throw new Error(`no alarm on ${metricName} in the template`);
+  return Number(alarm.Properties?.Threshold);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** Empties a replica as a lost volume would, and lets Patroni rebuild it. */
 async function wipeAndRebuild(node: string): Promise<string> {
   const log = '/var/log/rig-units/patroni.service.log';
@@ -77,7 +113,11 @@ async function wipeAndRebuild(node: string): Promise<string> {
 suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
   beforeAll(async () => {
     // No PEM: the web tier plays no part in backups, and the suite runs faster without it.
-    rig = await upTestRig('bak', '10.46.0.0/16', { pem: false });
+    rig = await upTestRig('bak', '10.46.0.0/16', {
+      pem: false,
+      // Low enough for a one-minute outage to cross it.
+      extra: { archiveAgeAlarmSeconds: String(ARCHIVE_AGE_ALARM_SECONDS) },
+    });
     await waitForHealthyReplication(rig);
   }, 900_000);
 
@@ -109,14 +149,10 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
   test('Given a full backup, when a replica loses its data directory, then Patroni rebuilds it from the repository and it streams what came after', async () => {
     const primary = await leader();
     const replica = BACKENDS.find((node) => node !== primary)!;
-    // Given a full backup taken on the primary, and a row written after it
-    await rig.execOk(
-      primary,
-      asPostgres('pgbackrest', `--stanza=${STANZA}`, '--type=full', 'backup'),
-      undefined,
-      300_000,
-    );
+    // Given a full backup taken by the backup runbook, as its weekly schedule starts it
+    await rig.backup('full');
     expect((await repositoryInfo(primary)).backup.map((b) => b.type)).toEqual(['full']);
+    // And a row written after it
     await nodeQuery(primary, "INSERT INTO sentinel VALUES (1, 'after the backup')");
     // When the replica's data directory is gone
     const log = await wipeAndRebuild(replica);
@@ -145,7 +181,7 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     }
   }, 600_000);
 
-  test('Given a switchover, when the bootstrap runs again, then the new primary passes the stanza step and its timeline reaches the repository', async () => {
+  test('Given a switchover, when the bootstrap runs again, then the new primary passes the stanza step, its timeline reaches the repository, and the differential backup is taken there', async () => {
     const before = await leader();
     // In synchronous mode Patroni switches over only to the synchronous standby.
     const members = await waitForHealthyReplication(rig);
@@ -178,5 +214,63 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     const segment = await archiveCurrentSegment(candidate);
     expect(segment.slice(0, 8)).not.toBe('00000001');
     expect((await repositoryInfo(candidate)).status.message).toBe('ok');
+    // And the daily differential backup runs on the new primary, on top of the full one
+    await rig.backup('diff');
+    expect((await repositoryInfo(candidate)).backup.map((b) => b.type)).toEqual(['full', 'diff']);
+  }, 600_000);
+
+  test('Given a backup type the runbook does not know, then it fails with InvalidInputError naming the type, and no backup is taken', async () => {
+    const primary = await leader();
+    const before = (await repositoryInfo(primary)).backup.length;
+    // When the runbook is started with {"type": "incr"}
+    const error = await rig.backup('incr').then(
+      () => undefined,
+      (failure: Error & { cause?: Error }) => failure,
+    );
+    // Then it names the field, what is allowed and what was given
+    expect(error?.cause?.name ?? error?.name).toBe('InvalidInputError');
+    expect(error?.cause?.message ?? error?.message).toContain(
+      'type must be full or diff; got "incr"',
+    );
+    expect((await repositoryInfo(primary)).backup.length).toBe(before);
+  }, 120_000);
+
+  test('Given S3 unreachable for a minute while a writer runs, then the WAL queue grows, the archive age crosses its alarm, and once S3 is back every segment reaches the repository', async () => {
+    const primary = await leader();
+    const threshold = alarmThreshold('ArchiveAgeSeconds');
+    expect(threshold).toBe(ARCHIVE_AGE_ALARM_SECONDS);
+    // Given a healthy archive, as the health runbook reports it
+    await archiveCurrentSegment(primary);
+    const healthy = await rig.backupHealth();
+    expect(healthy).toMatchObject({ node: primary, archiveFailing: false, lastBackupType: 'diff' });
+    expect(healthy.hoursSinceLastBackup).toBeLessThan(1);
+    const first = await nodeQuery(primary, 'SELECT pg_walfile_name(pg_current_wal_lsn())');
+    // When S3 is cut off for a minute while a writer completes a segment every 5 s
+    let during: Awaited<ReturnType<RigCluster['backupHealth']>>;
+    let last = first;
+    await rig.host.setLink(STORAGE_NODE, false);
+    try {
+      const until = Date.now() + 60_000;
+      for (let i = 0; i < 20 && Date.now() < until; i += 1) {
+        await nodeQuery(primary, 'INSERT INTO wal_probe VALUES (now())');
+        last = await nodeQuery(primary, 'SELECT pg_walfile_name(pg_switch_wal())');
+        await sleep(5_000);
+      }
+      during = await rig.backupHealth();
+    } finally {
+      await rig.host.setLink(STORAGE_NODE, true);
+    }
+    // Then WAL waits on the primary, older than the alarm allows
+    console.log(`S3 cut off: ${JSON.stringify(during)}`);
+    expect(during.archiveQueueBytes).toBeGreaterThan(0);
+    expect(during.archiveAgeSeconds).toBeGreaterThanOrEqual(threshold);
+    // And once S3 is back the archive catches up, with no segment missing
+    await eventually('the archive caught up', 240_000, async () => {
+      const health = await rig.backupHealth();
+      expect([health.archiveAgeSeconds, health.archiveQueueBytes]).toEqual([0, 0]);
+    });
+    const archived = await archivedSegments(primary);
+    const missing = segmentRange(first, last).filter((segment) => !archived.has(segment));
+    expect({ first, last, missing }).toEqual({ first, last, missing: [] });
   }, 600_000);
 });

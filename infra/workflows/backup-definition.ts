@@ -1,0 +1,164 @@
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { ErrorName } from '../../functions/lib/errors';
+import type { ClusterInventory } from '../../functions/lib/inventory';
+import { failureEnd } from './certificate-states';
+import { DocumentRun, NodeCommand } from './node-command';
+import { GATE_RETRY, lambdaTask, nodeField, StatePath } from './task-states';
+
+/** The backup types an execution may ask for (the backup document's actions). */
+export const BACKUP_TYPES = ['full', 'diff'] as const;
+export type BackupType = (typeof BACKUP_TYPES)[number];
+
+export interface BackupDefinitionProps {
+  readonly inventory: ClusterInventory;
+  /** The backup document. */
+  readonly backup: DocumentRun;
+  readonly clusterStatus: lambda.IFunction;
+  readonly nodeCommand: lambda.IFunction;
+}
+
+/** Where the located primary is kept, as a one-item list the Map runs over. */
+const LOCATED = '$.located';
+
+/** A Map over the located primary: one iteration, on the node Patroni calls leader. */
+const primaryItems = { itemsPath: `${LOCATED}.primary`, maxConcurrency: 1 } as const;
+
+const inventoryState = (scope: Construct, inventory: ClusterInventory) =>
+  new sfn.Pass(scope, 'Inventory', {
+    result: sfn.Result.fromObject(inventory),
+    resultPath: StatePath.inventory,
+  });
+
+/**
+ * Patroni's leader, as a one-item list at {@link LOCATED}: retried for about
+ * a minute while there is no single leader, as during a failover.
+ */
+function locatePrimary(scope: Construct, clusterStatus: lambda.IFunction) {
+  const locate = lambdaTask(scope, 'Locate the primary', {
+    lambdaFunction: clusterStatus,
+    payload: { action: 'locate', inventory: sfn.JsonPath.objectAt(StatePath.inventory) },
+    resultSelector: { 'primary.$': 'States.Array($.Payload.leader)' },
+    resultPath: LOCATED,
+  });
+  locate.addRetry({ errors: [ErrorName.ClusterUnhealthy], ...GATE_RETRY, backoffRate: 1 });
+  return locate;
+}
+
+/**
+ * The backup runbook: check the input, locate the primary through Patroni
+ * (retried for about a minute while there is no single leader, as during a
+ * failover), take the backup there with the backup document; pgBackRest then
+ * expires what the retention no longer needs. Input: `{ "type": "full" }` or
+ * `{ "type": "diff" }`. Any failure ends in `Backup failed` with the named
+ * error and the node.
+ */
+export function backupDefinition(scope: Construct, props: BackupDefinitionProps): sfn.IChainable {
+  const { failed, catchInto } = failureEnd(scope, 'Backup failed');
+  const allowed = BACKUP_TYPES.join(' or ');
+  const missing = new sfn.Pass(scope, 'Type missing', {
+    parameters: {
+      Error: ErrorName.InvalidInput,
+      Cause: `the input must name the backup type: {"type": "full"} or {"type": "diff"}`,
+    },
+    resultPath: StatePath.failure,
+  }).next(failed);
+  const invalid = new sfn.Pass(scope, 'Type invalid', {
+    parameters: {
+      Error: ErrorName.InvalidInput,
+      Cause: sfn.JsonPath.format(
+        `type must be ${allowed}; got {}`,
+        sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$.type')),
+      ),
+    },
+    resultPath: StatePath.failure,
+  }).next(failed);
+
+  const onPrimary = new sfn.Map(scope, 'Back up the primary', {
+    ...primaryItems,
+    itemSelector: { 'node.$': '$$.Map.Item.Value', 'type.$': '$.type' },
+    resultPath: sfn.JsonPath.DISCARD,
+  });
+  onPrimary.itemProcessor(
+    new NodeCommand(scope, 'Take the backup', {
+      nodeCommand: props.nodeCommand,
+      document: props.backup,
+      parameters: {
+        Action: sfn.JsonPath.stringAt('$.type'),
+        MemberAddress: sfn.JsonPath.stringAt(nodeField('address')),
+      },
+    }),
+  );
+  const inventory = inventoryState(scope, props.inventory);
+  inventory
+    .next(catchInto(locatePrimary(scope, props.clusterStatus)))
+    .next(catchInto(onPrimary))
+    .next(new sfn.Succeed(scope, 'Backup taken'));
+
+  // Each comparison is guarded by a presence check: a comparison on a missing
+  // path is a States.Runtime error, not a false condition.
+  const present = sfn.Condition.isPresent('$.type');
+  return new sfn.Choice(scope, 'Backup type?')
+    .when(
+      sfn.Condition.and(
+        present,
+        sfn.Condition.or(...BACKUP_TYPES.map((type) => sfn.Condition.stringEquals('$.type', type))),
+      ),
+      inventory,
+    )
+    .when(present, invalid)
+    .otherwise(missing);
+}
+
+export interface BackupHealthDefinitionProps {
+  readonly inventory: ClusterInventory;
+  /** The backup document, with the status action's own (short) bound. */
+  readonly backup: DocumentRun;
+  readonly clusterStatus: lambda.IFunction;
+  readonly nodeCommand: lambda.IFunction;
+  readonly recordBackupHealth: lambda.IFunction;
+}
+
+/**
+ * The backup health runbook (scheduled): locate the primary, run the backup
+ * document's status action there, publish what it reports as metrics. Its
+ * output's `health` is what was published. A run that fails publishes
+ * nothing, and the alarms count missing data as breaching.
+ */
+export function backupHealthDefinition(
+  scope: Construct,
+  props: BackupHealthDefinitionProps,
+): sfn.IChainable {
+  const { catchInto } = failureEnd(scope, 'Health not recorded');
+  const onPrimary = new sfn.Map(scope, 'Read the primary', {
+    ...primaryItems,
+    itemSelector: { 'node.$': '$$.Map.Item.Value' },
+    resultSelector: { 'health.$': '$[0].health' },
+    resultPath: '$.recorded',
+  });
+  onPrimary.itemProcessor(
+    new NodeCommand(scope, 'Read the backup status', {
+      nodeCommand: props.nodeCommand,
+      document: props.backup,
+      parameters: {
+        Action: 'status',
+        MemberAddress: sfn.JsonPath.stringAt(nodeField('address')),
+      },
+    })
+      .next(
+        lambdaTask(scope, 'Record backup health', {
+          lambdaFunction: props.recordBackupHealth,
+          payload: { command: sfn.JsonPath.objectAt(NodeCommand.COMMAND) },
+          resultSelector: { 'health.$': '$.Payload' },
+          resultPath: '$.recorded',
+        }),
+      )
+      .next(new sfn.Pass(scope, 'Health of the primary', { outputPath: '$.recorded' })),
+  );
+  return inventoryState(scope, props.inventory)
+    .next(catchInto(locatePrimary(scope, props.clusterStatus)))
+    .next(catchInto(onPrimary))
+    .next(new sfn.Pass(scope, 'Health', { outputPath: '$.recorded' }))
+    .next(new sfn.Succeed(scope, 'Health recorded'));
+}

@@ -1,0 +1,81 @@
+import { definitionOf, documentOf, execute, fakeCluster } from '../helpers/fake-runbook';
+
+const BACKUP = definitionOf('BackupStateMachineArn');
+const HEALTH = definitionOf('BackupHealthStateMachineArn');
+
+const failureOf = (run: Promise<unknown>) =>
+  run.then(
+    () => {
+      throw new Error('the run succeeded');
+    },
+    (e: unknown) => (e as { cause: Error }).cause,
+  );
+
+describe('backup runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
+  test.each([['full'], ['diff']])(
+    'Given a cluster led by backend-2, when a %s backup is asked for, then the backup document runs on backend-2 alone with that action',
+    async (type) => {
+      const cluster = fakeCluster({ leader: 'backend-2' });
+
+      await execute(BACKUP, cluster, { type });
+
+      expect(cluster.sent.map((s) => [documentOf(s), s.node, s.parameters])).toEqual([
+        ['Backup', 'backend-2', { Action: type, MemberAddress: expect.stringMatching(/^\S+$/) }],
+      ]);
+    },
+  );
+
+  test('Given a replica down, then the backup is still taken on the primary', async () => {
+    const cluster = fakeCluster({ leader: 'backend-1', stopped: ['backend-3'] });
+    await execute(BACKUP, cluster, { type: 'full' });
+    expect(cluster.sent.map((s) => s.node)).toEqual(['backend-1']);
+  });
+
+  test.each([
+    [{ type: 'incr' }, 'type must be full or diff; got "incr"'],
+    [{ type: 7 }, 'type must be full or diff; got 7'],
+    [{ typ: 'full' }, 'the input must name the backup type'],
+  ])(
+    'Given the input %p, then it fails with InvalidInputError saying what is allowed, touching no node',
+    async (input, message) => {
+      const cluster = fakeCluster();
+      const error = await failureOf(execute(BACKUP, cluster, input));
+      expect(error.name).toBe('InvalidInputError');
+      expect(error.message).toContain(message);
+      expect(cluster.sent).toEqual([]);
+    },
+  );
+
+  test('Given the backup fails on the node, then the run ends in Backup failed with the named error and the node', async () => {
+    const cluster = fakeCluster({
+      leader: 'backend-3',
+      failOn: { document: 'Backup', action: 'full', node: 'backend-3' },
+    });
+    const error = await failureOf(execute(BACKUP, cluster, { type: 'full' }));
+    expect(error.name).toBe('CommandFailedError');
+    expect(error.message).toContain('backend-3');
+  });
+});
+
+describe('backup health runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
+  test('Given a cluster led by backend-3, then the status action runs there alone and its reading is the output', async () => {
+    const cluster = fakeCluster({ leader: 'backend-3' });
+
+    const output = (await execute(HEALTH, cluster)) as { health: { node: string } };
+
+    expect(cluster.sent.map((s) => [documentOf(s), s.node, s.parameters.Action])).toEqual([
+      ['Backup', 'backend-3', 'status'],
+    ]);
+    expect(output.health).toEqual(expect.objectContaining({ node: 'backend-3' }));
+  });
+
+  test('Given the status command fails, then the run fails naming the node, and nothing is recorded', async () => {
+    const cluster = fakeCluster({
+      leader: 'backend-1',
+      failOn: { document: 'Backup', action: 'status', node: 'backend-1' },
+    });
+    const error = await failureOf(execute(HEALTH, cluster));
+    expect(error.name).toBe('CommandFailedError');
+    expect(error.message).toContain('backend-1');
+  });
+});
