@@ -76,6 +76,11 @@ export class Prober {
     return window.slice(1).map((t, i) => (t - window[i]) / 1000);
   }
 
+  /** When each successful write started (epoch ms), oldest first. */
+  successTimes(): readonly number[] {
+    return this.successes.map((s) => s.startedAt);
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     await this.loop;

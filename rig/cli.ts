@@ -12,7 +12,7 @@ import { planCluster } from './plan';
 import { REPO_ROOT } from './synth';
 import { readTemplate } from './template';
 
-const USAGE = `usage: npm run local -- <up|bootstrap|status|shell|psql|rotate|rollover|upgrade|backup|backup-health|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON] [--type full|diff] [--read]
+const USAGE = `usage: npm run local -- <up|bootstrap|status|shell|psql|rotate|rollover|upgrade|backup|backup-health|restore|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON] [--type full|diff] [--to TIME|latest] [--read]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB and ALB stand-ins
   bootstrap  run the bootstrap runbook again on an existing rig (after a failed up or a reboot)
           and (re)start the NLB and ALB stand-ins
@@ -25,6 +25,8 @@ const USAGE = `usage: npm run local -- <up|bootstrap|status|shell|psql|rotate|ro
             (the rig's local apt repository offers the newer PostgreSQL 15 minor)
   backup    run the backup runbook, as its schedules do: --type full (default) or diff
   backup-health  run the backup health runbook once and print what it publishes
+  restore   restore the whole cluster in place with the point-in-time restore runbook:
+            --to '2026-12-01T09:30:00Z' (a time with its offset) or --to latest
   down    stop every process the rig started and remove its namespaces and files
   --name      rig name, 1-6 lowercase letters/digits (default dev)
   --family    the nodes' operating system: debian-13 (default; PostgreSQL 17, Patroni 4) or
@@ -183,6 +185,7 @@ async function main(): Promise<number> {
       'renew-before-days': { type: 'string' },
       upgrade: { type: 'string' },
       type: { type: 'string', default: 'full' },
+      to: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -223,6 +226,15 @@ async function main(): Promise<number> {
     case 'backup':
       await runOn(name, `${values.type} backup`, (rig) => rig.backup(values.type!));
       return 0;
+    case 'restore': {
+      const to = values.to;
+      if (!to) throw new Error(`restore needs --to '<ISO 8601 time>' or --to latest\n${USAGE}`);
+      const target = to === 'latest' ? { latest: true } : { time: to };
+      await runOn(name, 'point-in-time restore', (rig) =>
+        rig.restore({ ...target, confirm: rig.plan.clusterName }),
+      );
+      return 0;
+    }
     case 'backup-health':
       await runOn(name, 'backup health', (rig) => rig.runRunbook('BackupHealthStateMachineArn'));
       return 0;

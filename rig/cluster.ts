@@ -251,6 +251,12 @@ export class RigCluster {
     return this.runRunbook('BackupStateMachineArn', { ...run, input: { type } });
   }
 
+  /** Runs the point-in-time restore runbook with `input` (target and confirm), as an operator starts it. */
+  async restore(input: Record<string, unknown>, run: RunbookRun = {}) {
+    this.options.log?.(`running the point-in-time restore runbook with ${JSON.stringify(input)}`);
+    return this.runRunbook('RestoreStateMachineArn', { ...run, input });
+  }
+
   /** Runs the backup health runbook once, as its 5-minute schedule does; returns what it published. */
   async backupHealth(run: RunbookRun = {}): Promise<BackupHealth> {
     this.options.log?.('running the backup health runbook (synthesized state machine)');

@@ -23,6 +23,8 @@ export interface RigNodePlan {
 }
 
 export interface RigPlan {
+  /** The nodes' pem-ha:cluster tag: Patroni's scope and the restore's confirm. */
+  readonly clusterName: string;
   readonly vpcCidr: string;
   readonly nodes: readonly RigNodePlan[];
   /** Address of the NLB stand-in (HAProxy), inside the first private subnet. */
@@ -112,7 +114,10 @@ export function planCluster(template: SynthesizedTemplate): RigPlan {
   const firstPrivate = [...subnets.values()]
     .filter((subnet) => subnet.Properties?.MapPublicIpOnLaunch === false)
     .map((subnet) => String(subnet.Properties?.CidrBlock))[0];
+  const clusterName = tagsOf(instances[0]?.[1] ?? {}).get('pem-ha:cluster');
+  if (!clusterName) throw new Error('the instances need a pem-ha:cluster tag');
   return {
+    clusterName,
     vpcCidr,
     nodes,
     nlbAddress: hostIn(firstPrivate ?? vpcCidr, 100),

@@ -24,8 +24,11 @@ export type ClusterStatusEvent =
       readonly duringRootRollover?: boolean;
     }
   | {
-      /** The current leader's inventory entry, whatever the replicas' state. */
-      readonly action: 'locate';
+      /**
+       * `locate`: the current leader's inventory entry, whatever the replicas' state;
+       * `healthy`: the health gate's checks, with no earlier leader to compare against.
+       */
+      readonly action: 'locate' | 'healthy';
       readonly inventory: ClusterInventory<NodeAddress>;
     }
   | {
@@ -80,6 +83,11 @@ export const handler = withLambdaContext(async (event: ClusterStatusEvent) => {
       logger.info('cluster healthy between nodes', { ...snapshot });
       return snapshot;
     }
+    case 'healthy': {
+      const snapshot = await healthGate(get, event.inventory, { maxLagBytes });
+      logger.info('cluster healthy', { ...snapshot });
+      return snapshot;
+    }
     case 'locate': {
       const location = await locateLeader(get, event.inventory);
       logger.info('leader located', { leader: location.leader.name, timeline: location.timeline });
@@ -92,7 +100,7 @@ export const handler = withLambdaContext(async (event: ClusterStatusEvent) => {
     }
     default:
       throw new InvalidRequestError(
-        `action must be plan, locate, gate or confirm; given ${JSON.stringify((event as { action?: unknown }).action)}`,
+        `action must be plan, locate, healthy, gate or confirm; given ${JSON.stringify((event as { action?: unknown }).action)}`,
       );
   }
 });

@@ -1,4 +1,5 @@
-import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import { otherRunningExecutions } from '../lib/executions';
 import { inspectHealth } from '../lib/replication';
 import {
   clusterInstances,
@@ -40,24 +41,7 @@ export async function assertOnlyExecution(
   sfn: SFNClient,
   execution: { readonly stateMachine: string; readonly id: string },
 ): Promise<void> {
-  const others: string[] = [];
-  let token: string | undefined;
-  for (let page = 0; page < 10; page++) {
-    const answer = await sfn.send(
-      new ListExecutionsCommand({
-        stateMachineArn: execution.stateMachine,
-        statusFilter: 'RUNNING',
-        nextToken: token,
-      }),
-    );
-    others.push(
-      ...(answer.executions ?? [])
-        .filter((e) => e.executionArn !== execution.id)
-        .map((e) => e.executionArn ?? '?'),
-    );
-    token = answer.nextToken;
-    if (!token) break;
-  }
+  const others = await otherRunningExecutions(sfn, execution.stateMachine, execution.id);
   if (others.length) {
     throw new RunbookAlreadyRunningError(
       `another upgrade is running (${others.join(', ')}); wait for it to end or stop it first`,

@@ -31,6 +31,10 @@ export const PATTERNS = {
   hostName: '^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$',
   kmsKeyArn: '^arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:key/[0-9a-f-]{36}$',
   repositoryPath: '^/[a-z][a-z0-9-]{0,62}$',
+  /** The restore runbook's target, as the restore function normalizes it. */
+  restoreTarget: String.raw`^(?:none|latest|time=\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?\+00|lsn=[0-9A-F]{1,8}/[0-9A-F]{1,8}|name=[A-Za-z0-9_.-]{1,63})$`,
+  /** A pgBackRest backup label, or latest. */
+  backupSet: String.raw`^(?:latest|\d{8}-\d{6}F(?:_\d{8}-\d{6}[DI])?)$`,
 } as const;
 
 export interface DocumentParameter {

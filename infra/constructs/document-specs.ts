@@ -181,6 +181,18 @@ export function documentSpecs(
           allowedPattern: P.volumeId,
         },
         bool('Bootstrap', false, 'This member may initialize a new cluster'),
+        {
+          name: 'RestoreTarget',
+          description: "With Bootstrap: none (initdb), or the restore runbook's target",
+          default: 'none',
+          allowedPattern: P.restoreTarget,
+        },
+        {
+          name: 'RestoreSet',
+          description: 'The backup a restore starts from',
+          default: 'latest',
+          allowedPattern: P.backupSet,
+        },
         clusterName,
         major,
         cluster(
@@ -235,6 +247,23 @@ export function documentSpecs(
         member[1],
         clusterName,
         cluster('WaitSeconds', '600', 'How long a replica waits for the stanza', P.integer),
+      ],
+    },
+    restore: {
+      description:
+        'pem-ha: one step of a point-in-time restore of the cluster (info, stop, clear-dcs, set-aside)',
+      scripts: ['pgbackrest.sh', 'restore.sh'],
+      timeoutSeconds: 1800,
+      parameters: [
+        {
+          name: 'Action',
+          description: 'The step',
+          allowedValues: ['info', 'stop', 'clear-dcs', 'set-aside'],
+        },
+        clusterName,
+        major,
+        bool('KeepData', false, 'set-aside: keep the data directory as <data>.before-restore'),
+        cluster('WaitSeconds', '300', 'How long stop waits for PostgreSQL to exit', P.integer),
       ],
     },
     upgrade: {

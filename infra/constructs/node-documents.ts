@@ -14,7 +14,15 @@ import { DocumentSpec, documentSpecs } from './document-specs';
 const NODE_SCRIPTS = join(__dirname, '..', 'node');
 
 export type NodeDocumentKind =
-  'common' | 'certificates' | 'etcd' | 'patroni' | 'backup' | 'pemBackend' | 'pemWeb' | 'upgrade';
+  | 'common'
+  | 'certificates'
+  | 'etcd'
+  | 'patroni'
+  | 'backup'
+  | 'restore'
+  | 'pemBackend'
+  | 'pemWeb'
+  | 'upgrade';
 
 /** Where pgBackRest keeps the cluster's WAL archive and backups, and how long. */
 export interface BackupRepositorySettings {

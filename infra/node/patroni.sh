@@ -5,13 +5,17 @@
 # POSTGRES_MAJOR, ETCD_HOSTS, BACKEND_ADDRESSES, TRUSTED_CIDRS, CLIENT_CIDRS,
 # PEM_ENABLED, TTL, LOOP_WAIT, RETRY_TIMEOUT, MAXIMUM_LAG_ON_FAILOVER,
 # SYNCHRONOUS_MODE, SECRET_PREFIX, START_TIMEOUT_SECONDS, ARCHIVE_TIMEOUT_SECONDS,
-# and the repository's (pgbackrest.sh).
+# RESTORE_TARGET (none, or with BOOTSTRAP the restore runbook's target: latest,
+# time=..., lsn=... or name=...), RESTORE_SET (latest, or the backup to start
+# from) and the repository's (pgbackrest.sh).
 
 TLS=/etc/pem-ha/tls/current
 PGHOME=/var/lib/postgresql
 DATA_DIR=${PGHOME}/${POSTGRES_MAJOR}/${CLUSTER_NAME}
 CONFIG=/etc/patroni/patroni.yml
 MEMBER_MARKER=/var/lib/pem-ha/patroni-member
+# The restore document's: removed once this member runs normally again.
+RESTORE_MARKER=/var/lib/pem-ha/restore-in-progress
 
 for file in ca.crt postgres-server.crt postgres-server.key patroni-rest.crt patroni-rest.key etcd-client.crt etcd-client.key; do
   [[ -r $TLS/$file ]] || die "missing ${TLS}/${file}: the certificates step must run before patroni"
@@ -88,11 +92,11 @@ export SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD REST_PASSWORD
 export MEMBER_NAME MEMBER_ADDRESS BOOTSTRAP CLUSTER_NAME POSTGRES_MAJOR ETCD_HOSTS \
   BACKEND_ADDRESSES TRUSTED_CIDRS CLIENT_CIDRS PEM_ENABLED TTL LOOP_WAIT RETRY_TIMEOUT \
   MAXIMUM_LAG_ON_FAILOVER SYNCHRONOUS_MODE DATA_DIR PGHOME TLS ARCHIVE_TIMEOUT_SECONDS \
-  REPLICA_FROM_REPOSITORY
+  REPLICA_FROM_REPOSITORY RESTORE_TARGET RESTORE_SET
 
 render_patroni_config() {
   /usr/bin/python3 <<'PY'
-import os, yaml
+import os, shlex, yaml
 env = os.environ
 split = lambda name: [item for item in env[name].split(",") if item]
 backends, trusted, clients = split("BACKEND_ADDRESSES"), split("TRUSTED_CIDRS"), split("CLIENT_CIDRS")
@@ -210,6 +214,22 @@ if env["BOOTSTRAP"] == "true":
         },
         "initdb": [{"encoding": "UTF8"}, "data-checksums", {"auth-host": "scram-sha-256"}],
     }
+    # The restore runbook's point-in-time restore: Patroni bootstraps the new
+    # cluster with pgBackRest instead of initdb. pgBackRest writes the recovery
+    # settings (restore_command, the target, promote at it), which Patroni keeps.
+    kind, _, value = env["RESTORE_TARGET"].partition("=")
+    if kind != "none":
+        restore = [*pgbackrest.split(), "--delta"]
+        if kind != "latest":
+            restore += [f"--type={kind}", f"--target={value}", "--target-action=promote"]
+        if env["RESTORE_SET"] != "latest":
+            restore.append(f"--set={env['RESTORE_SET']}")
+        config["bootstrap"]["method"] = "pitr"
+        config["bootstrap"]["pitr"] = {
+            "command": shlex.join([*restore, "restore"]),
+            "no_params": True,
+            "keep_existing_recovery_conf": True,
+        }
 print("# Written by pem-ha's patroni document; edits are replaced on the next run.")
 print(yaml.safe_dump(config, sort_keys=False, default_flow_style=False), end="")
 PY
@@ -260,6 +280,10 @@ member_running() {
 log "waiting (up to ${START_TIMEOUT_SECONDS} s) for this member to run"
 wait_until "$START_TIMEOUT_SECONDS" "member ${MEMBER_NAME} to be running" member_running
 touch "$MEMBER_MARKER"
+if [[ $RESTORE_TARGET == none && -e $RESTORE_MARKER ]]; then
+  rm -f "$RESTORE_MARKER"
+  log "this member runs normally again: the restore is over here"
+fi
 
 role=$(rest patroni | jq -r '.role')
 if [[ $role == master || $role == primary ]]; then

@@ -16,6 +16,7 @@ import type { NodePlacementProps } from '../constructs/node-group';
 import { RollingUpgrade } from '../constructs/rolling-upgrade';
 import { RunbookFunctions } from '../constructs/runbook-functions';
 import { BackupMonitoring } from '../constructs/backup-monitoring';
+import { PointInTimeRestore } from '../constructs/point-in-time-restore';
 import { ScheduledBackups } from '../constructs/scheduled-backups';
 import { NodeDocuments } from '../constructs/node-documents';
 import { WebTier } from '../constructs/web-tier';
@@ -34,6 +35,7 @@ export class PemHaStack extends Stack {
   readonly backups: BackupRepository;
   readonly scheduledBackups: ScheduledBackups;
   readonly backupMonitoring: BackupMonitoring;
+  readonly restore: PointInTimeRestore;
   readonly documents: NodeDocuments;
   readonly bootstrap: BootstrapFlow;
   readonly rotation: CertificateRotation;
@@ -258,6 +260,25 @@ export class PemHaStack extends Stack {
       value: this.upgrade.stateMachine.stateMachineArn,
       description:
         'Rolling upgrade: start by hand with {"component": "postgresql", "version": "<exact>|latest"} (see README "Upgrading")',
+    });
+
+    this.restore = new PointInTimeRestore(this, 'PointInTimeRestore', {
+      clusterName: config.clusterName,
+      documents: this.documents,
+      functions,
+      inventory,
+      runbooks: [
+        this.bootstrap.stateMachine,
+        this.rotation.stateMachine,
+        this.rotation.rootRollover,
+        this.scheduledBackups.stateMachine,
+        this.upgrade.stateMachine,
+      ],
+    });
+    new CfnOutput(this, 'RestoreStateMachineArn', {
+      value: this.restore.stateMachine.stateMachineArn,
+      description:
+        'Point-in-time restore, in place: start by hand with {"confirm": "<clusterName>", "time": "<ISO 8601>"} (see README "Point-in-time restore")',
     });
 
     const nlbDns = this.endpoints.loadBalancer.loadBalancerDnsName;

@@ -13,6 +13,8 @@ import {
 import type { ClusterInventory, NodeAddress } from '../../functions/lib/inventory';
 import type { PatroniGet } from '../../functions/lib/patroni';
 import { healthGate } from '../../functions/lib/replication';
+import { parseRestoreRequest, type RestoreRequest } from '../../functions/restore/request';
+import { planRestore, type RepositoryBackup } from '../../functions/restore/target';
 import { allStates } from '../../rig/lambdas';
 import { stateMachineDefinition } from '../../rig/template';
 import { synthStack } from './synth';
@@ -54,6 +56,16 @@ export interface Sent {
   readonly parameters: Record<string, string>;
 }
 
+/** A full backup that ended on 2026-12-01 at 00:00 UTC. */
+export const FULL_BACKUP: RepositoryBackup = {
+  label: '20261130-230000F',
+  type: 'full',
+  start: Date.parse('2026-11-30T23:00:00Z') / 1000,
+  stop: Date.parse('2026-12-01T00:00:00Z') / 1000,
+  lsnStart: '0/2000028',
+  lsnStop: '0/3000050',
+};
+
 export const documentOf = (sent: Sent) =>
   sent.document.replace(/^ref:NodeDocuments/, '').replace(/[0-9A-F]{8}$/, '');
 
@@ -73,6 +85,8 @@ export function fakeCluster(
     stopped?: readonly string[];
     /** Replicas whose replay stands this many bytes behind what they received. */
     replayBehind?: Readonly<Record<string, number>>;
+    /** What the restore document's info action lists. @default one full backup */
+    backups?: readonly RepositoryBackup[];
   } = {},
 ) {
   const sent: Sent[] = [];
@@ -176,7 +190,11 @@ export function fakeCluster(
         return planRotation(patroni, event.inventory, { maxLagBytes: MAX_LAG_BYTES });
       case 'locate':
         return locateLeader(patroni, event.inventory);
+      case 'healthy':
+        return healthGate(patroni, event.inventory, { maxLagBytes: MAX_LAG_BYTES });
       case 'gate':
+        // As the function refuses a gate with nothing to compare against.
+        if (!event.before) throw new NamedError('InvalidRequestError', 'before must be given');
         return healthGate(patroni, event.inventory, {
           maxLagBytes: MAX_LAG_BYTES,
           before: event.before,
@@ -205,6 +223,14 @@ export function fakeCluster(
           return {
             Payload: { bundle: name === 'New root and issuing CA' ? 'Ym90aA==' : 'bmV3', roots: 1 },
           };
+        }
+        if (fn.includes('RestoreSteps')) {
+          const event = Payload as unknown as { action: string; input: unknown };
+          if (event.action === 'request') {
+            return { Payload: parseRestoreRequest(event.input, 'pem-ha') };
+          }
+          const request = (Payload as unknown as { request: RestoreRequest }).request;
+          return { Payload: planRestore(request, options.backups ?? [FULL_BACKUP]) };
         }
         if (fn.includes('ClusterStatus')) {
           return { Payload: await clusterStatus(Payload as never) };
@@ -243,5 +269,10 @@ export async function execute(
       waitTimeOverrides: waits,
       retryIntervalOverrides: retries,
     },
+    // As Step Functions fills them, for the runbooks that look for other executions.
+    context: {
+      Execution: { Id: 'arn:aws:states:local-1:000000000000:execution:runbook:self' },
+      StateMachine: { Id: 'arn:aws:states:local-1:000000000000:stateMachine:runbook' },
+    } as never,
   }).result;
 }

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseRestoreRequest } from '../../functions/restore/request';
 import { resourcesOf, synthStack } from '../helpers/synth';
 
 interface DocumentParameterSpec {
@@ -45,8 +46,33 @@ describe('node documents', () => {
       'pem-ha-patroni',
       'pem-ha-pem-backend',
       'pem-ha-pem-web',
+      'pem-ha-restore',
       'pem-ha-upgrade',
     ]);
+  });
+
+  test('Given every target the restore function produces, then the patroni document accepts it, and nothing that could leave the quotes', () => {
+    const { RestoreTarget, RestoreSet } = DEFAULT_DOCUMENTS.get('pem-ha-patroni')!.parameters;
+    const accepts = (pattern: string | undefined, value: string) =>
+      new RegExp(pattern ?? '^$').test(value);
+    const now = new Date('2026-12-03T12:00:00Z');
+    const produced = [
+      { time: '2026-12-03T10:15:30.25+01:00' },
+      { lsn: '1/a000200' },
+      { restorePoint: 'before-migration_7' },
+      { latest: true },
+    ].map((input) => parseRestoreRequest({ confirm: 'pem-ha', ...input }, 'pem-ha', now).target);
+    for (const target of [...produced, 'none']) {
+      expect({ target, accepted: accepts(RestoreTarget.allowedPattern, target) }).toEqual({
+        target,
+        accepted: true,
+      });
+    }
+    expect(accepts(RestoreTarget.allowedPattern, "name=x' ; rm -rf /")).toBe(false);
+    expect(RestoreTarget.default).toBe('none');
+    for (const set of ['latest', '20261201-000000F', '20261201-000000F_20261202-000000D']) {
+      expect(accepts(RestoreSet.allowedPattern, set)).toBe(true);
+    }
   });
 
   test('Given PEM disabled, then there are no PEM documents and no PEM rules by default', () => {

@@ -7,7 +7,7 @@
 import { RigCluster } from '../../rig/cluster';
 import { STORAGE_NODE } from '../../rig/object-storage/object-storage';
 import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
-import { eventually, nodeQueryOn, upTestRig } from '../helpers/rig';
+import { endpointQueryOn, eventually, nodeQueryOn, upTestRig } from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -273,4 +273,74 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     const missing = segmentRange(first, last).filter((segment) => !archived.has(segment));
     expect({ first, last, missing }).toEqual({ first, last, missing: [] });
   }, 600_000);
+
+  test.each([
+    ['a time in the future', { time: '2099-01-01T00:00:00Z' }, 'time must not be in the future'],
+    ['a time before the oldest backup', { time: 'HOUR_AGO' }, 'when the oldest backup'],
+    ['a misspelled key', { tme: '2026-12-01T00:00:00Z' }, 'unknown field "tme"'],
+    ['no confirm', { time: '2026-12-01T00:00:00Z', confirm: undefined }, 'confirm must be'],
+  ])(
+    'Given a restore with %s, then it fails with InvalidInputError naming the field, and no node is touched',
+    async (_, fields, message) => {
+      const before = await waitForHealthyReplication(rig);
+      const input: Record<string, unknown> = { confirm: STANZA, ...fields };
+      if (input.time === 'HOUR_AGO') input.time = new Date(Date.now() - 3600_000).toISOString();
+      // When the restore runbook is started with it
+      const error = await rig.restore(input).then(
+        () => undefined,
+        (failure: Error & { cause?: Error }) => failure.cause ?? failure,
+      );
+      // Then it is refused, saying why and that the cluster is untouched
+      expect(error?.name).toBe('InvalidInputError');
+      expect(error?.message).toContain(message);
+      expect(error?.message).toContain('The cluster is left: untouched.');
+      // And every member runs as before, on the same timeline
+      const after = await waitForHealthyReplication(rig);
+      const view = (members: typeof before) =>
+        members.map((m) => [m.name, m.role, m.timeline]).sort();
+      expect(view(after)).toEqual(view(before));
+    },
+    120_000,
+  );
+
+  test('Given row A, a noted time, row B and a dropped table, when the cluster is restored to the noted time, then A is back, B is not, one leader with streaming replicas takes writes through the write endpoint', async () => {
+    const primary = await leader();
+    const timelineBefore = (await waitForHealthyReplication(rig)).find(
+      (m) => m.role === 'leader',
+    )!.timeline;
+    // Given row A, the time noted after it committed, and 2 s later row B and a DROP TABLE
+    await nodeQuery(primary, 'CREATE TABLE pitr_sentinel (id int PRIMARY KEY, note text)');
+    await nodeQuery(primary, "INSERT INTO pitr_sentinel VALUES (1, 'A')");
+    const noted = await nodeQuery(
+      primary,
+      `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`,
+    );
+    await sleep(2_000);
+    await nodeQuery(primary, "INSERT INTO pitr_sentinel VALUES (2, 'B')");
+    await nodeQuery(primary, 'DROP TABLE pitr_sentinel');
+    // (Their WAL reaches the repository: recovery must see a commit past the target.)
+    await archiveCurrentSegment(primary);
+    // When the restore runbook restores the cluster to the noted time
+    const { durationMs } = await rig.restore({ confirm: STANZA, time: noted });
+    console.log(`point-in-time restore to ${noted}: ${(durationMs / 1000).toFixed(1)} s`);
+    // Then there is one leader, on a new timeline, and every replica streams
+    const members = await waitForHealthyReplication(rig);
+    const leaders = members.filter((m) => m.role === 'leader');
+    expect(leaders).toHaveLength(1);
+    expect(leaders[0].timeline).toBeGreaterThan(timelineBefore ?? 0);
+    // And through the write endpoint A is there and B is not
+    await eventually('the write endpoint on the restored leader', 60_000, async () => {
+      const rows = await endpointQueryOn(rig, 5432, 'SELECT note FROM pitr_sentinel ORDER BY id');
+      expect(rows.map((r: { note: string }) => r.note)).toEqual(['A']);
+    });
+    // And it takes writes, which reach the replicas
+    await endpointQueryOn(rig, 5432, "INSERT INTO pitr_sentinel VALUES (3, 'after the restore')");
+    for (const m of members.filter((member) => member.role !== 'leader')) {
+      await eventually(`the new row on ${m.name}`, 60_000, async () => {
+        expect(await nodeQuery(m.name, 'SELECT count(*) FROM pitr_sentinel')).toBe('2');
+      });
+    }
+    // And the new timeline has a full backup of its own
+    expect((await repositoryInfo(leaders[0].name)).backup.at(-1)?.type).toBe('full');
+  }, 900_000);
 });

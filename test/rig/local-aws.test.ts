@@ -280,7 +280,14 @@ describe('Step Functions ListExecutions on the rig', () => {
       template: runbook,
       assemblyDir: dir,
       resources: rigResourceValues(
-        { vpcCidr: '', nodes: [], nlbAddress: '', albAddress: '', storageAddress: '' },
+        {
+          clusterName: 'pem-ha',
+          vpcCidr: '',
+          nodes: [],
+          nlbAddress: '',
+          albAddress: '',
+          storageAddress: '',
+        },
         runbook,
         pseudo,
       ),
