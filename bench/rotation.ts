@@ -14,9 +14,7 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { RigCluster } from '../rig/cluster';
-import { runsOption } from './probes';
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { runsOption, sleep } from './probes';
 
 interface Window {
   queries: number;

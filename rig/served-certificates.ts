@@ -14,6 +14,7 @@ export const SERVED_PORTS: Readonly<Record<string, number>> = {
   'etcd-peer': 2380,
   'postgres-server': 5432,
   'patroni-rest': 8008,
+  pgbackrest: 8432,
 };
 
 // Who signed it is not the question here: the serial is compared, not trusted.

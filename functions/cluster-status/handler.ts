@@ -6,6 +6,8 @@ import { httpsPatroniGet } from '../lib/patroni';
 import { healthGate } from '../lib/replication';
 import { InvalidRequestError } from '../lib/ssm-run';
 import {
+  checkSnapshot,
+  chooseBackupSource,
   confirmLeaderUnchanged,
   LeaderSnapshot,
   locateLeader,
@@ -26,9 +28,10 @@ export type ClusterStatusEvent =
   | {
       /**
        * `locate`: the current leader's inventory entry, whatever the replicas' state;
-       * `healthy`: the health gate's checks, with no earlier leader to compare against.
+       * `healthy`: the health gate's checks, with no earlier leader to compare against;
+       * `backupSource`: the member a backup is taken on (a caught-up replica, else the leader).
        */
-      readonly action: 'locate' | 'healthy';
+      readonly action: 'locate' | 'healthy' | 'backupSource';
       readonly inventory: ClusterInventory<NodeAddress>;
     }
   | {
@@ -40,16 +43,6 @@ export type ClusterStatusEvent =
 /** MAX_LAG_BYTES: how far (received and replayed) a replica may be behind the leader. */
 export function maxLagBytesSetting(env: NodeJS.ProcessEnv = process.env): number {
   return wholeNumberSetting('MAX_LAG_BYTES', { min: 0, unit: 'bytes' }, env);
-}
-
-function checkSnapshot(before: unknown): LeaderSnapshot {
-  const snapshot = before as Partial<LeaderSnapshot> | undefined;
-  if (typeof snapshot?.leader !== 'string' || !Number.isInteger(snapshot.timeline)) {
-    throw new InvalidRequestError(
-      `before must be {"leader": <name>, "timeline": <number>}; given ${JSON.stringify(before)}`,
-    );
-  }
-  return snapshot as LeaderSnapshot;
 }
 
 /**
@@ -93,6 +86,15 @@ export const handler = withLambdaContext(async (event: ClusterStatusEvent) => {
       logger.info('leader located', { leader: location.leader.name, timeline: location.timeline });
       return location;
     }
+    case 'backupSource': {
+      const source = await chooseBackupSource(get, event.inventory, { maxLagBytes });
+      logger.info('backup source chosen', {
+        node: source.node.name,
+        from: source.from,
+        reason: source.reason,
+      });
+      return source;
+    }
     case 'confirm': {
       const snapshot = await confirmLeaderUnchanged(get, event.inventory, event.before);
       logger.info('leader unchanged', { ...snapshot });
@@ -100,7 +102,7 @@ export const handler = withLambdaContext(async (event: ClusterStatusEvent) => {
     }
     default:
       throw new InvalidRequestError(
-        `action must be plan, locate, healthy, gate or confirm; given ${JSON.stringify((event as { action?: unknown }).action)}`,
+        `action must be plan, locate, healthy, backupSource, gate or confirm; given ${JSON.stringify((event as { action?: unknown }).action)}`,
       );
   }
 });

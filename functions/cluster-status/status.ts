@@ -1,8 +1,9 @@
 import { ClusterUnhealthyError, LeaderChangedError, LeaderSnapshot } from '../lib/cluster-errors';
 import type { ClusterInventory, NodeAddress } from '../lib/inventory';
 import { PatroniCluster, PatroniGet, readPatroniCluster } from '../lib/patroni';
-import { healthGate } from '../lib/replication';
+import { healthGate, inspectHealth, judgeReplica } from '../lib/replication';
 import { ErrorName, PemHaError } from '../lib/errors';
+import { InvalidRequestError } from '../lib/ssm-run';
 
 // Shared with the upgrade function through functions/lib; re-exported for callers of this module.
 export { ClusterUnhealthyError, LeaderChangedError };
@@ -124,4 +125,73 @@ export async function locateLeader<N extends NodeAddress>(
     throw new ClusterUnhealthyError(`the leader ${leader.name} reports no timeline`);
   }
   return { leader, timeline };
+}
+
+export interface BackupSource<N extends NodeAddress = NodeAddress> extends LeaderSnapshot {
+  /** The inventory's entry of the member the backup is taken on. */
+  readonly node: N;
+  /** `replica`: files are read there, the primary only starts and stops the backup. */
+  readonly from: 'replica' | 'primary';
+  /** Why this member: the replica's lag, or why no replica qualified. */
+  readonly reason: string;
+}
+
+/**
+ * Where the backup runbook takes a backup: a replica caught up by the replay
+ * rule (an asynchronous one first, so the synchronous standby's disk serves
+ * commits, then the least behind), or the primary when none is. Throws
+ * ClusterUnhealthyError only when there is no single leader.
+ */
+export async function chooseBackupSource<N extends NodeAddress>(
+  get: PatroniGet,
+  inventory: ClusterInventory<N>,
+  options: { readonly maxLagBytes: number; readonly now?: () => number },
+): Promise<BackupSource<N>> {
+  const report = await inspectHealth(get, inventory, options);
+  const members = report.cluster instanceof Error ? [] : report.cluster.members;
+  const isSync = (name: string) =>
+    members.some((m) => m.name === name && m.role === 'sync_standby');
+  const verdicts = report.view.replicas.map((progress) => ({
+    progress,
+    verdict: judgeReplica(progress, options.maxLagBytes),
+  }));
+  const candidates = verdicts
+    .filter(
+      ({ progress, verdict }) => verdict.caughtUp && members.some((m) => m.name === progress.name),
+    )
+    .sort(
+      (a, b) =>
+        Number(isSync(a.progress.name)) - Number(isSync(b.progress.name)) ||
+        (a.progress.replayLagBytes ?? 0) - (b.progress.replayLagBytes ?? 0),
+    );
+  const entry = (name: string) => inventory.backend.find((n) => n.name === name);
+  const chosen = candidates.find(({ progress }) => entry(progress.name));
+  const snapshot = { leader: report.leader, timeline: report.timeline };
+  if (chosen) {
+    return {
+      ...snapshot,
+      node: entry(chosen.progress.name)!,
+      from: 'replica',
+      reason: chosen.verdict.detail,
+    };
+  }
+  const leader = entry(report.leader);
+  if (!leader) {
+    throw new ClusterUnhealthyError(
+      `the leader ${report.leader} is not one of the stack's backends (${inventory.backend.map((n) => n.name).join(', ')})`,
+    );
+  }
+  const why = verdicts.map(({ verdict }) => verdict.detail).join('; ') || 'no replica answers';
+  return { ...snapshot, node: leader, from: 'primary', reason: `no replica qualifies: ${why}` };
+}
+
+/** The gate's `before`, checked before anything is read: InvalidRequestError names what was given. */
+export function checkSnapshot(before: unknown): LeaderSnapshot {
+  const snapshot = before as Partial<LeaderSnapshot> | undefined;
+  if (typeof snapshot?.leader !== 'string' || !Number.isInteger(snapshot.timeline)) {
+    throw new InvalidRequestError(
+      `before must be {"leader": <name>, "timeline": <number>}; given ${JSON.stringify(before)}`,
+    );
+  }
+  return snapshot as LeaderSnapshot;
 }

@@ -27,6 +27,7 @@ export type Identity =
   | 'etcd-client'
   | 'postgres-server'
   | 'patroni-rest'
+  | 'pgbackrest'
   | 'pem-agent'
   | 'pem-web';
 
@@ -82,6 +83,8 @@ export function entitlementsOf(node: NodeFacts): Entitlement[] {
       return [
         server('postgres-server'),
         server('patroni-rest'),
+        // pgBackRest's TLS server and its clients (the other backends) present the same one.
+        server('pgbackrest', [SERVER_AUTH, CLIENT_AUTH]),
         client('etcd-client', node.name),
         ...agent,
       ];

@@ -7,6 +7,8 @@ import { FixedAddressPlacementProps, NodeTier } from './node-tier';
 
 export const POSTGRES_PORT = 5432;
 export const PATRONI_REST_PORT = 8008;
+/** pgBackRest's TLS server: a backup on a replica reaches the primary through it. */
+export const PGBACKREST_SERVER_PORT = 8432;
 /** Host offset of the first backend node in each private subnet. */
 const BACKEND_ADDRESS_OFFSET = 20;
 /** Device the data volume is attached as; the node documents mount it. */
@@ -28,7 +30,8 @@ export interface BackendNode extends ClusterNode {
 /**
  * Patroni-managed PostgreSQL nodes, one per AZ at fixed addresses, each with
  * its own encrypted gp3 data volume that outlives the instance. Peers reach
- * each other on 5432 (replication, pg_rewind) and 8008 (Patroni REST).
+ * each other on 5432 (replication, pg_rewind), 8008 (Patroni REST) and 8432
+ * (pgBackRest's TLS server, for backups taken on a replica).
  */
 export class BackendTier extends NodeTier {
   readonly vpc: ec2.IVpc;
@@ -42,6 +45,7 @@ export class BackendTier extends NodeTier {
       peerPorts: [
         [POSTGRES_PORT, 'replication and pg_rewind among peers'],
         [PATRONI_REST_PORT, 'Patroni REST API among peers'],
+        [PGBACKREST_SERVER_PORT, 'pgBackRest TLS server among peers (backups from a replica)'],
       ],
       defaultNodeCount: 3,
       minNodeCount: 2,

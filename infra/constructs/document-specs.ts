@@ -52,9 +52,15 @@ export function documentSpecs(
   );
   const backends = cluster(
     'BackendAddresses',
-    props.backendAddresses.join(','),
+    props.backends.map((m) => m.address).join(','),
     'Every backend',
     P.ipv4List,
+  );
+  const backendNames = cluster(
+    'BackendNames',
+    props.backends.map((m) => m.name).join(','),
+    "Every backend's name (the subject of its certificates)",
+    P.nameList,
   );
   const trusted = cluster(
     'TrustedCidrs',
@@ -202,6 +208,7 @@ export function documentSpecs(
           P.hostPortList,
         ),
         backends,
+        backendNames,
         trusted,
         cluster(
           'ClientCidrs',
@@ -233,7 +240,7 @@ export function documentSpecs(
     },
     backup: {
       description:
-        'pem-ha: the backup repository from this backend (stanza: create it on the primary and prove archiving; full, diff: take a backup on the primary; status: report the archive and backup age)',
+        'pem-ha: the backup repository from this backend (stanza: create it on the primary and prove archiving; full, diff: take a backup on this member, a replica or the primary; status: report the archive and backup age)',
       scripts: ['pgbackrest.sh', 'backup.sh'],
       // A full backup of a large database takes hours; the stanza action
       // ends by its own WaitSeconds.

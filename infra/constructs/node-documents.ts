@@ -47,8 +47,8 @@ export interface NodeDocumentsProps {
   readonly packageSource?: PackageSource;
   /** etcd members in `initial-cluster` order. */
   readonly etcdMembers: readonly { readonly name: string; readonly address: string }[];
-  /** Fixed addresses of every backend node. */
-  readonly backendAddresses: readonly string[];
+  /** Every backend node, with its fixed address. */
+  readonly backends: readonly { readonly name: string; readonly address: string }[];
   /** The cluster's private subnets: the NLB (no client IP preservation) and the web tier. */
   readonly trustedCidrs: readonly string[];
   /** @default - none */
@@ -199,7 +199,7 @@ function documentContent(kind: NodeDocumentKind, spec: DocumentSpec): Record<str
 function validate(scope: Construct, props: NodeDocumentsProps): void {
   const lists: [string, readonly string[]][] = [
     ['etcdMembers', props.etcdMembers.map((m) => m.address)],
-    ['backendAddresses', props.backendAddresses],
+    ['backends', props.backends.flatMap((m) => [m.name, m.address])],
     ['trustedCidrs', props.trustedCidrs],
     ['clientCidrs', props.clientCidrs ?? []],
   ];
@@ -211,10 +211,10 @@ function validate(scope: Construct, props: NodeDocumentsProps): void {
       );
     }
   }
-  if (props.etcdMembers.length < 1 || props.backendAddresses.length < 1) {
+  if (props.etcdMembers.length < 1 || props.backends.length < 1) {
     throw new ValidationError(
       scope,
-      'etcdMembers and backendAddresses must not be empty; got an empty list',
+      'etcdMembers and backends must not be empty; got an empty list',
     );
   }
 }

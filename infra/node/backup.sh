@@ -5,10 +5,12 @@
 #           prove that a WAL segment reaches the repository; on a replica,
 #           wait until the primary has created it and read it back. Safe on
 #           a cluster that had no backups and after any failover.
-#   full, diff: take a backup of that type on the primary (the backup runbook
-#           locates it and passes it as MEMBER_ADDRESS); pgBackRest then
-#           expires what the retention no longer needs. A diff with no full
-#           in the repository is taken as a full.
+#   full, diff: take a backup of that type on this member, which the backup
+#           runbook chose (MEMBER_ADDRESS): on a replica pgBackRest reads the
+#           files here and starts and stops the backup on the primary through
+#           the primary's TLS server (backup-standby); on the primary it
+#           does it all here. pgBackRest then expires what the retention no
+#           longer needs. A diff with no full in the repository is a full.
 #   status: on the primary, print the archive's and the repository's health
 #           as backup-status=KEY=VALUE lines (the backup health runbook
 #           publishes them as metrics).
@@ -77,13 +79,23 @@ ensure_stanza_on_primary() {
   pgbackrest_until_done check
 }
 
+# take_backup TYPE ROLE
 take_backup() {
-  local type=$1 status=0
-  log "taking a ${type} backup of stanza ${CLUSTER_NAME} on this primary"
-  as_postgres_pgbackrest --type="$type" backup || status=$?
+  local type=$1 role=$2 standby status=0
+  if [[ $role == replica ]]; then
+    standby=y
+    log "taking a ${type} backup of stanza ${CLUSTER_NAME} on this replica (files read here; the primary starts and stops it)"
+  else
+    standby=n
+    log "taking a ${type} backup of stanza ${CLUSTER_NAME} on this primary"
+  fi
+  as_postgres_pgbackrest --type="$type" --backup-standby="$standby" backup || status=$?
   if ((status == PGBACKREST_LOCK_BUSY)); then
     die "another backup of stanza ${CLUSTER_NAME} is running (pgBackRest exit 50): let it finish, then run this again"
   elif ((status != 0)); then
+    if [[ $role == replica ]]; then
+      die "pgbackrest backup --type=${type} on this replica failed with exit code ${status}; its log is in ${PGBACKREST_LOGS}. It reaches the primary through pgBackRest's TLS server on port ${PGBACKREST_SERVER_PORT} (systemctl status ${PGBACKREST_SERVER_UNIT} there); the runbook may be run again"
+    fi
     die "pgbackrest backup --type=${type} failed with exit code ${status}; its log is in ${PGBACKREST_LOGS}"
   fi
 }
@@ -153,8 +165,9 @@ case "$ACTION" in
   full | diff)
     role=$(member_role) || die "cannot read this member's role from Patroni on ${MEMBER_ADDRESS}:8008"
     case $role in
-      primary | master) take_backup "$ACTION" ;;
-      *) die "this member is a ${role}, not the primary: backups run on the primary (the leader changed since the runbook located it?); run the backup runbook again" ;;
+      primary | master) take_backup "$ACTION" primary ;;
+      replica) take_backup "$ACTION" replica ;;
+      *) die "this member is a ${role}: backups are taken on a replica or the primary; run the backup runbook again once Patroni reports it as one" ;;
     esac
     log "$(summary)"
     ;;

@@ -21,9 +21,9 @@ IFS=, read -r -a identities <<<"$IDENTITIES"
 owner_of() {
   case "$1" in
     etcd-server | etcd-peer) echo etcd:etcd ;;
-    postgres-server | patroni-rest | etcd-client) echo postgres:postgres ;;
+    postgres-server | patroni-rest | pgbackrest | etcd-client) echo postgres:postgres ;;
     pem-agent | pem-web) echo root:root ;;
-    *) die "unknown identity $1; known: etcd-server etcd-peer postgres-server patroni-rest etcd-client pem-agent pem-web" ;;
+    *) die "unknown identity $1; known: etcd-server etcd-peer postgres-server patroni-rest pgbackrest etcd-client pem-agent pem-web" ;;
   esac
 }
 subject_of() {
@@ -40,6 +40,7 @@ unit_of() {
   case "$1" in
     etcd-server | etcd-peer) echo etcd ;;
     postgres-server | patroni-rest) echo patroni ;;
+    pgbackrest) echo pgbackrest-server ;;
     *) echo "" ;;
   esac
 }
@@ -49,6 +50,7 @@ port_of() {
     etcd-peer) echo 2380 ;;
     postgres-server) echo 5432 ;;
     patroni-rest) echo 8008 ;;
+    pgbackrest) echo 8432 ;;
     *) echo "" ;;
   esac
 }
@@ -208,6 +210,9 @@ switch_to() {
 # on every handshake; PostgreSQL on a configuration reload; Patroni rebuilds
 # its REST server on SIGHUP (not `patronictl reload`, which itself needs TLS).
 # Only a new trust file (a root rollover) restarts etcd, which reads it at start.
+# pgBackRest's TLS server reads its files at start only: it is restarted
+# (between connections it holds no state; a backup using it at that moment
+# fails and is taken again by the next run).
 # reload_services TRUST_CHANGED
 reload_services() {
   if [[ $1 == true ]] && service_running etcd; then
@@ -224,6 +229,10 @@ reload_services() {
     fi
     log "reloading Patroni (SIGHUP) so the REST API serves the new certificate"
     systemctl reload patroni
+  fi
+  if service_running pgbackrest-server; then
+    log "restarting pgBackRest's TLS server so it serves the new certificate and trust"
+    systemctl restart pgbackrest-server
   fi
 }
 

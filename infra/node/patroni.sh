@@ -2,7 +2,7 @@
 # until this member runs. Never removes a data directory: a node that is or
 # was a member keeps its data, whatever happens on the way.
 # Parameters: MEMBER_NAME, MEMBER_ADDRESS, DATA_VOLUME_ID, BOOTSTRAP, CLUSTER_NAME,
-# POSTGRES_MAJOR, ETCD_HOSTS, BACKEND_ADDRESSES, TRUSTED_CIDRS, CLIENT_CIDRS,
+# POSTGRES_MAJOR, ETCD_HOSTS, BACKEND_ADDRESSES, BACKEND_NAMES, TRUSTED_CIDRS, CLIENT_CIDRS,
 # PEM_ENABLED, TTL, LOOP_WAIT, RETRY_TIMEOUT, MAXIMUM_LAG_ON_FAILOVER,
 # SYNCHRONOUS_MODE, SECRET_PREFIX, START_TIMEOUT_SECONDS, ARCHIVE_TIMEOUT_SECONDS,
 # RESTORE_TARGET (none, or with BOOTSTRAP the restore runbook's target: latest,
@@ -14,10 +14,9 @@ PGHOME=/var/lib/postgresql
 DATA_DIR=${PGHOME}/${POSTGRES_MAJOR}/${CLUSTER_NAME}
 CONFIG=/etc/patroni/patroni.yml
 MEMBER_MARKER=/var/lib/pem-ha/patroni-member
-# The restore document's: removed once this member runs normally again.
-RESTORE_MARKER=/var/lib/pem-ha/restore-in-progress
 
-for file in ca.crt postgres-server.crt postgres-server.key patroni-rest.crt patroni-rest.key etcd-client.crt etcd-client.key; do
+for file in ca.crt postgres-server.crt postgres-server.key patroni-rest.crt patroni-rest.key \
+  pgbackrest.crt pgbackrest.key etcd-client.crt etcd-client.key; do
   [[ -r $TLS/$file ]] || die "missing ${TLS}/${file}: the certificates step must run before patroni"
 done
 
@@ -266,6 +265,7 @@ WantedBy=multi-user.target
 UNIT
 touch /etc/pem-ha/patroni.managed
 systemctl daemon-reload
+apply_service "$PGBACKREST_SERVER_UNIT" "$PGBACKREST_CONFIG" restart
 # SIGHUP: Patroni re-reads patroni.yml and reloads PostgreSQL, never restarts it.
 apply_service patroni "$CONFIG" reload
 
@@ -280,7 +280,7 @@ member_running() {
 log "waiting (up to ${START_TIMEOUT_SECONDS} s) for this member to run"
 wait_until "$START_TIMEOUT_SECONDS" "member ${MEMBER_NAME} to be running" member_running
 touch "$MEMBER_MARKER"
-if [[ $RESTORE_TARGET == none && -e $RESTORE_MARKER ]]; then
+if [[ $RESTORE_TARGET == none ]] && restore_in_progress; then
   rm -f "$RESTORE_MARKER"
   log "this member runs normally again: the restore is over here"
 fi

@@ -8,13 +8,37 @@ PGBACKREST_CONFIG=/etc/pgbackrest/pgbackrest.conf
 REPLICA_FROM_REPOSITORY=/usr/local/lib/pem-ha/replica-from-repository
 PGBACKREST_SPOOL=/var/spool/pgbackrest
 PGBACKREST_LOGS=/var/log/pgbackrest
+# A backup on a replica starts and stops on the primary through its TLS server.
+PGBACKREST_SERVER_UNIT=pgbackrest-server
+PGBACKREST_SERVER_PORT=8432
+PGBACKREST_TLS=/etc/pem-ha/tls/current
+# Set by the restore document (set-aside) and removed by the patroni document
+# once this member runs normally again: until then the data is a restore's work.
+RESTORE_MARKER=/var/lib/pem-ha/restore-in-progress
+restore_in_progress() { [[ -e $RESTORE_MARKER ]]; }
 
-# write_pgbackrest_config DATA_DIR: the configuration of stanza CLUSTER_NAME.
-# Parameters: CLUSTER_NAME, REPOSITORY_BUCKET, REPOSITORY_REGION,
-# REPOSITORY_ENDPOINT, REPOSITORY_KMS_KEY, REPOSITORY_PATH, RETENTION_DAYS,
-# ARCHIVE_PUSH_QUEUE_MAX_GIB.
+# peer_sections DATA_DIR: pg2, pg3, ...: the other backends, through their TLS
+# servers, with this node's `pgbackrest` certificate (CN = its name).
+peer_sections() {
+  local index=2 address key
+  local -a addresses
+  IFS=, read -r -a addresses <<<"$BACKEND_ADDRESSES"
+  for address in "${addresses[@]}"; do
+    [[ $address != "$MEMBER_ADDRESS" ]] || continue
+    for key in "host=${address}" host-type=tls "host-port=${PGBACKREST_SERVER_PORT}" \
+      "host-cert-file=${PGBACKREST_TLS}/pgbackrest.crt" "host-key-file=${PGBACKREST_TLS}/pgbackrest.key" \
+      "host-ca-file=${PGBACKREST_TLS}/ca.crt" "path=$1" socket-path=/var/run/postgresql user=patroni_super; do
+      echo "pg${index}-${key}"
+    done
+    index=$((index + 1))
+  done
+}
+
+# write_pgbackrest_config DATA_DIR: the configuration of stanza CLUSTER_NAME,
+# from the patroni document's parameters.
 write_pgbackrest_config() {
-  local data_dir=$1 cores process_max
+  local data_dir=$1 cores process_max name server_auth=""
+  local -a names
   command -v pgbackrest >/dev/null || die "pgbackrest is not installed: the common document installs it on backends"
   # Backups and restores use every core up to eight; archiving stays at two so
   # that a backup never starves it.
@@ -22,6 +46,8 @@ write_pgbackrest_config() {
   process_max=$((cores > 8 ? 8 : cores))
   install -d -m 0750 -o postgres -g postgres "$PGBACKREST_SPOOL" "$PGBACKREST_LOGS"
   install -d -m 0755 -o root -g root /etc/pgbackrest
+  IFS=, read -r -a names <<<"$BACKEND_NAMES"
+  for name in "${names[@]}"; do server_auth+="tls-server-auth=${name}=${CLUSTER_NAME}"$'\n'; done
   install_file "$PGBACKREST_CONFIG" 0644 root:root <<CONF
 # Written by pem-ha's patroni document; edits are replaced on the next run.
 [global]
@@ -68,13 +94,45 @@ log-level-console=warn
 log-level-console=warn
 archive-timeout=10
 
+# The TLS server other backends reach (backups from a replica): only the
+# cluster's backends, by the CN of their certificate, for this stanza only.
+[global:server]
+tls-server-address=${MEMBER_ADDRESS}
+tls-server-port=${PGBACKREST_SERVER_PORT}
+tls-server-cert-file=${PGBACKREST_TLS}/pgbackrest.crt
+tls-server-key-file=${PGBACKREST_TLS}/pgbackrest.key
+tls-server-ca-file=${PGBACKREST_TLS}/ca.crt
+${server_auth}
+# pg1 is this node. pgBackRest asks PostgreSQL which one is the primary.
 [${CLUSTER_NAME}]
 pg1-path=${data_dir}
 pg1-socket-path=/var/run/postgresql
 pg1-user=patroni_super
+$(peer_sections "$data_dir")
 CONF
   write_replica_method
+  write_server_unit
   log "pgBackRest stanza ${CLUSTER_NAME} uses s3://${REPOSITORY_BUCKET}${REPOSITORY_PATH} (${REPOSITORY_REGION})"
+}
+
+# write_server_unit: the TLS server's unit (patroni.sh starts it). It reads
+# its certificate at start only: the certificates document restarts it.
+write_server_unit() {
+  install_file "/etc/systemd/system/${PGBACKREST_SERVER_UNIT}.service" 0644 root:root <<UNIT
+[Unit]
+Description=pgBackRest TLS server (pem-ha ${CLUSTER_NAME})
+After=network-online.target
+
+[Service]
+Type=simple
+User=postgres
+Group=postgres
+ExecStart=/usr/bin/pgbackrest server
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+UNIT
 }
 
 # write_replica_method: restores the latest backup into an empty data

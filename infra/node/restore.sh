@@ -17,9 +17,6 @@ PGHOME=/var/lib/postgresql
 DATA_DIR=${PGHOME}/${POSTGRES_MAJOR}/${CLUSTER_NAME}
 CONFIG=/etc/patroni/patroni.yml
 MEMBER_MARKER=/var/lib/pem-ha/patroni-member
-# From set-aside until the patroni document runs this member normally again
-# (it removes it): the data directory is a restore's work.
-RESTORE_MARKER=/var/lib/pem-ha/restore-in-progress
 
 postgres_running() { runuser -u postgres -- pg_isready -q -h /var/run/postgresql; }
 # pg_ctl status reads postmaster.pid and asks whether that process lives.
@@ -73,7 +70,7 @@ case "$ACTION" in
     if [[ ! -e ${DATA_DIR}/PG_VERSION ]]; then
       rm -rf "$DATA_DIR"
       log "${DATA_DIR} holds no cluster: nothing to set aside"
-    elif [[ -e $RESTORE_MARKER ]]; then
+    elif restore_in_progress; then
       # An earlier restore did not finish: this directory is its partial
       # work, and the data from before it was set aside then.
       rm -rf "$DATA_DIR"
@@ -89,7 +86,7 @@ case "$ACTION" in
     # Empty, not absent: pgBackRest restores into an existing directory, and
     # Patroni bootstraps or clones only into an empty one.
     install -d -m 0700 -o postgres -g postgres "$DATA_DIR"
-    [[ -e $RESTORE_MARKER ]] || date -u +%Y-%m-%dT%H:%M:%SZ >"$RESTORE_MARKER"
+    restore_in_progress || date -u +%Y-%m-%dT%H:%M:%SZ >"$RESTORE_MARKER"
     rm -f "$MEMBER_MARKER"
     ;;
   *) die "Action must be info, stop, clear-dcs or set-aside; got ${ACTION}" ;;

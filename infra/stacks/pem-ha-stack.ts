@@ -1,4 +1,4 @@
-import { Annotations, CfnOutput, Duration, Size, Stack, StackProps } from 'aws-cdk-lib';
+import { Annotations, Duration, Size, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import { Construct } from 'constructs';
@@ -9,7 +9,7 @@ import { BootstrapFlow } from '../constructs/bootstrap-flow';
 import { CertificateRotation } from '../constructs/certificate-rotation';
 import { ClusterPki } from '../constructs/cluster-pki';
 import { ClusterSecrets, CredentialPurpose } from '../constructs/cluster-secrets';
-import { DatabaseEndpoints, READ_PORT, WRITE_PORT } from '../constructs/database-endpoints';
+import { DatabaseEndpoints } from '../constructs/database-endpoints';
 import { EtcdTier } from '../constructs/etcd-tier';
 import { Network } from '../constructs/network';
 import type { NodePlacementProps } from '../constructs/node-group';
@@ -21,6 +21,7 @@ import { ScheduledBackups } from '../constructs/scheduled-backups';
 import { NodeDocuments } from '../constructs/node-documents';
 import { WebTier } from '../constructs/web-tier';
 import { clusterInventory } from '../workflows/inventory';
+import { addStackOutputs } from './stack-outputs';
 
 export interface PemHaStackProps extends StackProps {
   readonly config: PemHaConfig;
@@ -118,7 +119,6 @@ export class PemHaStack extends Stack {
       secrets.grantRead(this.web.group, ['pemSuperuser']);
       secrets.grantReadEdbRepoToken(this.web.group);
       secrets.grantReadEdbRepoToken(this.backend.group);
-      new CfnOutput(this, 'WebUrl', { value: this.web.url, description: 'PEM web UI' });
     }
     secrets.grantRead(this.backend.group, backendCredentials);
 
@@ -136,7 +136,7 @@ export class PemHaStack extends Stack {
       postgresMajorVersion: config.backend.postgresMajorVersion,
       packageSource: config.backend.packageSource,
       etcdMembers: this.etcd.nodes.map((node) => ({ name: node.name, address: node.privateIp })),
-      backendAddresses: this.backend.nodes.map((node) => node.privateIp),
+      backends: this.backend.nodes.map((node) => ({ name: node.name, address: node.privateIp })),
       trustedCidrs: network.privateSubnetCidrs,
       clientCidrs: config.backend.clientCidrs,
       patroni: config.patroni,
@@ -188,10 +188,6 @@ export class PemHaStack extends Stack {
         this.backups,
       ],
     });
-    new CfnOutput(this, 'BootstrapStateMachineArn', {
-      value: this.bootstrap.stateMachine.stateMachineArn,
-      description: 'Bootstrap runbook: start it again by hand with an empty input',
-    });
     this.rotation = new CertificateRotation(this, 'CertificateRotation', {
       clusterName: config.clusterName,
       documents: this.documents,
@@ -200,18 +196,6 @@ export class PemHaStack extends Stack {
       schedule: events.Schedule.expression(config.certificates.rotationSchedule),
       renewBeforeDays: config.certificates.renewBeforeDays,
       expiryAlarmDays: config.certificates.expiryAlarmDays,
-    });
-    new CfnOutput(this, 'RotationStateMachineArn', {
-      value: this.rotation.stateMachine.stateMachineArn,
-      description:
-        'Certificate rotation (scheduled); start by hand with {} or {"renewBeforeDays": N}',
-    });
-    new CfnOutput(this, 'RootRolloverStateMachineArn', {
-      value: this.rotation.rootRollover.stateMachineArn,
-      description: 'Root CA rollover: start by hand with {} (resumes one in progress)',
-    });
-    new CfnOutput(this, 'CertificateExpiryAlarmName', {
-      value: this.rotation.expiryAlarm.alarmName,
     });
 
     this.scheduledBackups = new ScheduledBackups(this, 'ScheduledBackups', {
@@ -222,11 +206,6 @@ export class PemHaStack extends Stack {
       fullSchedule: events.Schedule.expression(config.backup.fullSchedule),
       diffSchedule: events.Schedule.expression(config.backup.diffSchedule),
     });
-    new CfnOutput(this, 'BackupStateMachineArn', {
-      value: this.scheduledBackups.stateMachine.stateMachineArn,
-      description:
-        'Backup runbook (scheduled); start by hand with {"type": "full"} or {"type": "diff"}',
-    });
 
     this.backupMonitoring = new BackupMonitoring(this, 'BackupMonitoring', {
       clusterName: config.clusterName,
@@ -236,10 +215,6 @@ export class PemHaStack extends Stack {
       archivePushQueueMaxGiB,
       archiveAgeAlarmSeconds: config.backup.archiveAgeAlarmSeconds,
       backupAgeAlarmHours: config.backup.ageAlarmHours,
-    });
-    new CfnOutput(this, 'BackupHealthStateMachineArn', {
-      value: this.backupMonitoring.stateMachine.stateMachineArn,
-      description: 'Backup health runbook (every 5 minutes): publishes the archive and backup age',
     });
 
     this.upgrade = new RollingUpgrade(this, 'RollingUpgrade', {
@@ -256,11 +231,6 @@ export class PemHaStack extends Stack {
       maxLagBytes: config.healthCheck.replicaMaxLagBytes,
     });
     this.backend.allowPatroniClient(this.upgrade, 'the rolling upgrade reading and switching over');
-    new CfnOutput(this, 'UpgradeStateMachineArn', {
-      value: this.upgrade.stateMachine.stateMachineArn,
-      description:
-        'Rolling upgrade: start by hand with {"component": "postgresql", "version": "<exact>|latest"} (see README "Upgrading")',
-    });
 
     this.restore = new PointInTimeRestore(this, 'PointInTimeRestore', {
       clusterName: config.clusterName,
@@ -275,35 +245,7 @@ export class PemHaStack extends Stack {
         this.upgrade.stateMachine,
       ],
     });
-    new CfnOutput(this, 'RestoreStateMachineArn', {
-      value: this.restore.stateMachine.stateMachineArn,
-      description:
-        'Point-in-time restore, in place: start by hand with {"confirm": "<clusterName>", "time": "<ISO 8601>"} (see README "Point-in-time restore")',
-    });
 
-    const nlbDns = this.endpoints.loadBalancer.loadBalancerDnsName;
-    new CfnOutput(this, 'WriteEndpoint', {
-      value: `${nlbDns}:${WRITE_PORT}`,
-      description: 'Current primary (NLB health check GET /primary)',
-    });
-    new CfnOutput(this, 'ReadEndpoint', {
-      value: `${nlbDns}:${READ_PORT}`,
-      description: 'Caught-up replicas (NLB health check GET /replica?lag=...)',
-    });
-    new CfnOutput(this, 'MultiHostConnectionString', {
-      value: this.backend.multiHostConnectionString(),
-      description: 'libpq URI of every backend; fails over in seconds without the NLB',
-    });
-    new CfnOutput(this, 'BackupBucketName', {
-      value: this.backups.bucket.bucketName,
-      description: `pgBackRest repository (stanza ${this.backups.stanza}, path ${this.backups.repositoryPath}); kept when the stack is deleted`,
-    });
-    new CfnOutput(this, 'EtcdEndpoints', { value: this.etcd.clientEndpoints.join(',') });
-    for (const [purpose, name] of secrets.secretNames) {
-      new CfnOutput(this, `${purpose[0].toUpperCase()}${purpose.slice(1)}SecretName`, {
-        value: name,
-        description: 'Secrets Manager secret name (the value is never output)',
-      });
-    }
+    addStackOutputs(this, secrets.secretNames);
   }
 }

@@ -5,7 +5,7 @@ import { ErrorName } from '../../functions/lib/errors';
 import type { ClusterInventory } from '../../functions/lib/inventory';
 import { failureEnd } from './certificate-states';
 import { DocumentRun, NodeCommand } from './node-command';
-import { GATE_RETRY, lambdaTask, nodeField, StatePath } from './task-states';
+import { GATE_RETRY, inventoryState, lambdaTask, nodeField, StatePath } from './task-states';
 
 /** The backup types an execution may ask for (the backup document's actions). */
 export const BACKUP_TYPES = ['full', 'diff'] as const;
@@ -25,12 +25,6 @@ const LOCATED = '$.located';
 /** A Map over the located primary: one iteration, on the node Patroni calls leader. */
 const primaryItems = { itemsPath: `${LOCATED}.primary`, maxConcurrency: 1 } as const;
 
-const inventoryState = (scope: Construct, inventory: ClusterInventory) =>
-  new sfn.Pass(scope, 'Inventory', {
-    result: sfn.Result.fromObject(inventory),
-    resultPath: StatePath.inventory,
-  });
-
 /**
  * Patroni's leader, as a one-item list at {@link LOCATED}: retried for about
  * a minute while there is no single leader, as during a failover.
@@ -47,10 +41,31 @@ function locatePrimary(scope: Construct, clusterStatus: lambda.IFunction) {
 }
 
 /**
- * The backup runbook: check the input, locate the primary through Patroni
- * (retried for about a minute while there is no single leader, as during a
- * failover), take the backup there with the backup document; pgBackRest then
- * expires what the retention no longer needs. Input: `{ "type": "full" }` or
+ * The member a backup is taken on, as a one-item list at `$.source`: a
+ * caught-up replica, else the primary. Retried like {@link locatePrimary}.
+ */
+function chooseSource(scope: Construct, clusterStatus: lambda.IFunction) {
+  const choose = lambdaTask(scope, 'Choose the backup source', {
+    lambdaFunction: clusterStatus,
+    payload: { action: 'backupSource', inventory: sfn.JsonPath.objectAt(StatePath.inventory) },
+    resultSelector: {
+      'node.$': 'States.Array($.Payload.node)',
+      'from.$': '$.Payload.from',
+      'reason.$': '$.Payload.reason',
+    },
+    resultPath: '$.source',
+  });
+  choose.addRetry({ errors: [ErrorName.ClusterUnhealthy], ...GATE_RETRY, backoffRate: 1 });
+  return choose;
+}
+
+/**
+ * The backup runbook: check the input, choose the member through Patroni (a
+ * replica caught up by the replay rule, else the primary; retried for about
+ * a minute while there is no single leader, as during a failover), take the
+ * backup there with the backup document (on a replica pgBackRest copies the
+ * files there and starts and stops the backup on the primary through its TLS
+ * server); pgBackRest then expires what the retention no longer needs. Input: `{ "type": "full" }` or
  * `{ "type": "diff" }`. Any failure ends in `Backup failed` with the named
  * error and the node.
  */
@@ -75,12 +90,13 @@ export function backupDefinition(scope: Construct, props: BackupDefinitionProps)
     resultPath: StatePath.failure,
   }).next(failed);
 
-  const onPrimary = new sfn.Map(scope, 'Back up the primary', {
-    ...primaryItems,
+  const onSource = new sfn.Map(scope, 'Back up on the source', {
+    itemsPath: '$.source.node',
+    maxConcurrency: 1,
     itemSelector: { 'node.$': '$$.Map.Item.Value', 'type.$': '$.type' },
     resultPath: sfn.JsonPath.DISCARD,
   });
-  onPrimary.itemProcessor(
+  onSource.itemProcessor(
     new NodeCommand(scope, 'Take the backup', {
       nodeCommand: props.nodeCommand,
       document: props.backup,
@@ -92,9 +108,9 @@ export function backupDefinition(scope: Construct, props: BackupDefinitionProps)
   );
   const inventory = inventoryState(scope, props.inventory);
   inventory
-    .next(catchInto(locatePrimary(scope, props.clusterStatus)))
-    .next(catchInto(onPrimary))
-    .next(new sfn.Succeed(scope, 'Backup taken'));
+    .next(catchInto(chooseSource(scope, props.clusterStatus)))
+    .next(catchInto(onSource))
+    .next(new sfn.Succeed(scope, 'Backup taken', { outputPath: '$.source' }));
 
   // Each comparison is guarded by a presence check: a comparison on a missing
   // path is a States.Runtime error, not a false condition.

@@ -5,7 +5,7 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { caExpiryState, failureEnd, NodeCertificates } from './certificate-states';
 import { DocumentRun, NodeCommand } from './node-command';
-import { nodeField, StatePath, TASK_TIMEOUT } from './task-states';
+import { inventoryState, nodeField, StatePath, TASK_TIMEOUT } from './task-states';
 import type { ClusterInventory } from '../../functions/lib/inventory';
 
 export interface BootstrapDefinitionProps {
@@ -79,11 +79,7 @@ export function bootstrapDefinition(
     backend: inventory.backend,
     web: inventory.web,
   };
-  // The node list lives in the definition, so starting it again by hand needs no input.
-  const inventoryState = new sfn.Pass(scope, 'Inventory', {
-    result: sfn.Result.fromObject(groups),
-    resultPath: StatePath.inventory,
-  });
+  const startState = inventoryState(scope, groups);
 
   const ensureCa = new tasks.LambdaInvoke(scope, 'Ensure cluster CA', {
     lambdaFunction: props.clusterCa,
@@ -118,7 +114,7 @@ export function bootstrapDefinition(
       DataVolumeId: sfn.JsonPath.stringAt(nodeField('dataVolumeId')),
       Bootstrap: String(bootstrap),
     });
-  let chain = inventoryState
+  let chain = startState
     .next(ensureCa)
     .next(forEach('Prepare every node', 'all', prepare))
     .next(forEach('Certificates for every node', 'all', certificates))

@@ -200,15 +200,31 @@ export function confirmLeaderState(
 
 /**
  * The one failure end of a runbook: a Fail state that reports the caught
- * error and cause (`$.failure`), and a function that routes a state's errors there.
+ * error and cause (`$.failure`), and a function that routes a state's errors
+ * there. With `left`, the cause ends with what the runbook left the cluster
+ * as (` | The cluster is left: <left>`), through a Pass named after the state.
  */
 export function failureEnd(scope: Construct, name: string) {
   const failed = new sfn.Fail(scope, name, {
     errorPath: `${StatePath.failure}.Error`,
     causePath: `${StatePath.failure}.Cause`,
   });
-  const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T): T => {
-    state.addCatch(failed, { resultPath: StatePath.failure });
+  const catchInto = <T extends sfn.TaskStateBase | sfn.Map>(state: T, left?: string): T => {
+    const handler =
+      left === undefined
+        ? failed
+        : new sfn.Pass(scope, `${state.id}: left`, {
+            parameters: {
+              Error: sfn.JsonPath.stringAt(`${StatePath.failure}.Error`),
+              Cause: sfn.JsonPath.format(
+                // Braces in the text are literal, not placeholders.
+                `{} | The cluster is left: ${left.replace(/[{}]/g, '\\$&')}`,
+                sfn.JsonPath.stringAt(`${StatePath.failure}.Cause`),
+              ),
+            },
+            resultPath: StatePath.failure,
+          }).next(failed);
+    state.addCatch(handler, { resultPath: StatePath.failure });
     return state;
   };
   return { failed, catchInto };

@@ -5,7 +5,7 @@ import type { ClusterInventory, InventoryNode, Tier } from '../../functions/lib/
 /** TLS identities each tier requests (the signer checks them against its own entitlements). */
 const IDENTITIES: Record<Tier, readonly string[]> = {
   etcd: ['etcd-server', 'etcd-peer'],
-  backend: ['postgres-server', 'patroni-rest', 'etcd-client'],
+  backend: ['postgres-server', 'patroni-rest', 'pgbackrest', 'etcd-client'],
   web: ['pem-web'],
 };
 

@@ -2,9 +2,10 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { ClusterInventory } from '../../functions/lib/inventory';
+import { failureEnd } from './certificate-states';
 import { DocumentRun, NodeCommand } from './node-command';
 import { ErrorName } from '../../functions/lib/errors';
-import { GATE_RETRY, lambdaTask, nodeField, StatePath } from './task-states';
+import { GATE_RETRY, inventoryState, lambdaTask, nodeField, StatePath } from './task-states';
 
 export interface RestoreDefinitionProps {
   readonly inventory: ClusterInventory;
@@ -38,26 +39,8 @@ const PLAN = '$.restore.plan';
  */
 export function restoreDefinition(scope: Construct, props: RestoreDefinitionProps): sfn.IChainable {
   const [first, ...others] = props.inventory.backend;
-  const failed = new sfn.Fail(scope, 'Restore failed', {
-    errorPath: `${StatePath.failure}.Error`,
-    causePath: `${StatePath.failure}.Cause`,
-  });
-  /** Catches into `Restore failed`, adding to the cause what the cluster was left as. */
-  const leaving = <T extends sfn.TaskStateBase | sfn.Map>(state: T, left: string): T => {
-    const explain = new sfn.Pass(scope, `${state.id}: left`, {
-      parameters: {
-        Error: sfn.JsonPath.stringAt(`${StatePath.failure}.Error`),
-        Cause: sfn.JsonPath.format(
-          // Braces in the text are literal, not placeholders.
-          `{} | The cluster is left: ${left.replace(/[{}]/g, '\\$&')}`,
-          sfn.JsonPath.stringAt(`${StatePath.failure}.Cause`),
-        ),
-      },
-      resultPath: StatePath.failure,
-    }).next(failed);
-    state.addCatch(explain, { resultPath: StatePath.failure });
-    return state;
-  };
+  // Every failure's cause ends with what the cluster was left as.
+  const { catchInto: leaving } = failureEnd(scope, 'Restore failed');
   const command = (label: string, document: DocumentRun, parameters: Record<string, string>) =>
     new NodeCommand(scope, label, { nodeCommand: props.nodeCommand, document, parameters });
   const onEach = (
@@ -102,10 +85,7 @@ export function restoreDefinition(scope: Construct, props: RestoreDefinitionProp
     }),
     'untouched.',
   );
-  const inventory = new sfn.Pass(scope, 'Inventory', {
-    result: sfn.Result.fromObject({ ...props.inventory, restoreNode: [first], others }),
-    resultPath: StatePath.inventory,
-  });
+  const inventory = inventoryState(scope, { ...props.inventory, restoreNode: [first], others });
   // The info command and the plan run inside a one-item Map: the node is the restore node.
   const readBackups = new sfn.Map(scope, 'Read the repository', {
     itemsPath: `${StatePath.inventory}.restoreNode`,

@@ -12,7 +12,7 @@ import {
   RollingCertificateProps,
 } from './certificate-states';
 import { NodeCommand } from './node-command';
-import { lambdaTask, nodeField, StatePath } from './task-states';
+import { inventoryState, lambdaTask, nodeField, StatePath } from './task-states';
 
 export interface RootRolloverDefinitionProps extends RollingCertificateProps {
   readonly clusterCa: lambda.IFunction;
@@ -77,10 +77,7 @@ export function rootRolloverDefinition(
     renewBeforeDays: REISSUE_EVERYTHING,
   });
   reissue.itemProcessor(gatedCertificateStates(scope, 'Reissue', props));
-  return new sfn.Pass(scope, 'Inventory', {
-    result: sfn.Result.fromObject(props.inventory),
-    resultPath: StatePath.inventory,
-  })
+  return inventoryState(scope, props.inventory)
     .next(
       catchInto(
         planState(scope, 'Plan root rollover', props.clusterStatus, { duringRootRollover: true }),

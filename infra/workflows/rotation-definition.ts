@@ -10,7 +10,7 @@ import {
   planState,
   RollingCertificateProps,
 } from './certificate-states';
-import { StatePath } from './task-states';
+import { inventoryState, StatePath } from './task-states';
 
 /** The widest renewal threshold an execution may ask for (forcing a renewal of everything). */
 export const MAX_RENEW_BEFORE_DAYS = 3650;
@@ -44,10 +44,7 @@ export function rotationDefinition(
     resultPath: StatePath.failure,
   }).next(failed);
 
-  const inventory = new sfn.Pass(scope, 'Inventory', {
-    result: sfn.Result.fromObject(props.inventory),
-    resultPath: StatePath.inventory,
-  });
+  const inventory = inventoryState(scope, props.inventory);
   const defaultThreshold = new sfn.Pass(scope, 'Default renewal threshold', {
     result: sfn.Result.fromObject({ renewBeforeDays: String(props.defaultRenewBeforeDays) }),
     resultPath: StatePath.settings,

@@ -27,6 +27,17 @@ export const StatePath = {
   failure: '$.failure',
 } as const;
 
+/**
+ * The first state of every runbook: the node list lives in the definition,
+ * so an execution started by hand needs no inventory in its input.
+ */
+export function inventoryState(scope: Construct, inventory: object): sfn.Pass {
+  return new sfn.Pass(scope, 'Inventory', {
+    result: sfn.Result.fromObject(inventory as Record<string, unknown>),
+    resultPath: StatePath.inventory,
+  });
+}
+
 /** A field of the iteration's node, e.g. `$.node.address`. */
 export const nodeField = (field: keyof InventoryNode): string => `${StatePath.node}.${field}`;
 

@@ -6,7 +6,7 @@ import { ErrorName } from '../../functions/lib/errors';
 import type { ClusterInventory } from '../../functions/lib/inventory';
 import { DocumentRun, NodeCommand } from './node-command';
 import { LookUntilReady } from './look-until-ready';
-import { gateState, lambdaTask, nodeField, StatePath } from './task-states';
+import { gateState, inventoryState, lambdaTask, nodeField, StatePath } from './task-states';
 
 export interface UpgradeDefinitionProps {
   readonly inventory: ClusterInventory;
@@ -245,10 +245,7 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
     .next(confirm)
     .next(new sfn.Succeed(scope, 'Upgraded', { outputPath: '$.plan.result' }));
 
-  return new sfn.Pass(scope, 'Inventory', {
-    result: sfn.Result.fromObject(props.inventory),
-    resultPath: StatePath.inventory,
-  })
+  return inventoryState(scope, props.inventory)
     .next(preflight)
     .next(checks)
     .next(plan)

@@ -157,8 +157,11 @@ describe('entitlementsOf', () => {
       { name: 'etcd-1', tier: 'etcd' as const, address: '10.40.3.10' },
       ['etcd-server', 'etcd-peer'],
     ],
-    [BACKEND, ['postgres-server', 'patroni-rest', 'etcd-client', 'pem-agent']],
-    [{ ...BACKEND, agentId: undefined }, ['postgres-server', 'patroni-rest', 'etcd-client']],
+    [BACKEND, ['postgres-server', 'patroni-rest', 'pgbackrest', 'etcd-client', 'pem-agent']],
+    [
+      { ...BACKEND, agentId: undefined },
+      ['postgres-server', 'patroni-rest', 'pgbackrest', 'etcd-client'],
+    ],
     [
       { name: 'web-1', tier: 'web' as const, address: '10.40.3.30', agentId: 4 },
       ['pem-web', 'pem-agent'],

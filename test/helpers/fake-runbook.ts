@@ -5,6 +5,8 @@
  */
 import { StateMachine } from 'aws-local-stepfunctions';
 import {
+  checkSnapshot,
+  chooseBackupSource,
   confirmLeaderUnchanged,
   LeaderSnapshot,
   locateLeader,
@@ -83,6 +85,8 @@ export function fakeCluster(
     leaderAfter?: string;
     /** Members Patroni reports as stopped. */
     stopped?: readonly string[];
+    /** The member /cluster calls sync_standby. */
+    syncStandby?: string;
     /** Replicas whose replay stands this many bytes behind what they received. */
     replayBehind?: Readonly<Record<string, number>>;
     /** What the restore document's info action lists. @default one full backup */
@@ -153,7 +157,12 @@ export function fakeCluster(
         return {
           members: inventory.backend.map(({ name }) => ({
             name,
-            role: name === leader ? 'leader' : 'replica',
+            role:
+              name === leader
+                ? 'leader'
+                : name === options.syncStandby
+                  ? 'sync_standby'
+                  : 'replica',
             state: state(name),
             timeline,
           })),
@@ -190,14 +199,14 @@ export function fakeCluster(
         return planRotation(patroni, event.inventory, { maxLagBytes: MAX_LAG_BYTES });
       case 'locate':
         return locateLeader(patroni, event.inventory);
+      case 'backupSource':
+        return chooseBackupSource(patroni, event.inventory, { maxLagBytes: MAX_LAG_BYTES });
       case 'healthy':
         return healthGate(patroni, event.inventory, { maxLagBytes: MAX_LAG_BYTES });
       case 'gate':
-        // As the function refuses a gate with nothing to compare against.
-        if (!event.before) throw new NamedError('InvalidRequestError', 'before must be given');
         return healthGate(patroni, event.inventory, {
           maxLagBytes: MAX_LAG_BYTES,
-          before: event.before,
+          before: checkSnapshot(event.before),
         });
       default:
         return confirmLeaderUnchanged(patroni, event.inventory, event.before);

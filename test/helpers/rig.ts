@@ -1,6 +1,7 @@
 /** Ways into a running rig the integration tests share: SQL through endpoints and inside nodes. */
 import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
+import { waitForHealthyReplication } from '../../rig/patroni';
 import type { RigFamilyName } from '../../rig/family';
 
 /**
@@ -37,7 +38,7 @@ export async function upTestRig(
   });
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** One query on a new connection through the NLB stand-in (5432 write, 5433 read). */
 export async function endpointQueryOn(
@@ -169,4 +170,25 @@ export async function lostWrites(
   );
   const present = new Set(rows.map((r) => r.id as number));
   return acknowledged.filter((id) => !present.has(id));
+}
+
+/**
+ * Empties a replica as a lost volume would and lets Patroni rebuild it;
+ * returns Patroni's log from the wipe on (it names the method that made it).
+ */
+export async function wipeAndRebuild(
+  rig: RigCluster,
+  node: string,
+  timeoutMs = 300_000,
+): Promise<string> {
+  const log = '/var/log/rig-units/patroni.service.log';
+  await rig.execOk(node, ['systemctl', 'stop', 'patroni'], undefined, 120_000);
+  await rig.execOk(node, [
+    'sh',
+    '-c',
+    `rm -rf /var/lib/postgresql/17/${rig.plan.clusterName} /var/lib/pem-ha/patroni-member && : >${log}`,
+  ]);
+  await rig.execOk(node, ['systemctl', 'start', 'patroni']);
+  await waitForHealthyReplication(rig, timeoutMs);
+  return rig.execOk(node, ['cat', log]);
 }

@@ -71,7 +71,7 @@ describe('network exposure', () => {
     ]);
   });
 
-  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier, the cluster status and upgrade functions and peers', () => {
+  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier, the cluster status and upgrade functions and peers, and pgBackRest only from peers', () => {
     const { template } = synthStack();
     const backend = groupIdOf(template, 'Patroni/PostgreSQL');
     const nlb = groupIdOf(template, 'database endpoints');
@@ -91,6 +91,8 @@ describe('network exposure', () => {
         `8008 from ${backend}`,
         `8008 from ${clusterStatus}`,
         `8008 from ${upgrade}`,
+        // pgBackRest's TLS server: backups on a replica reach the primary, from backends only.
+        `8432 from ${backend}`,
       ].sort(),
     );
   });
@@ -182,6 +184,7 @@ describe('designed flows: what the security groups allow, and nothing else', () 
         'nlb -> backend:8008',
         'backend -> backend:5432',
         'backend -> backend:8008',
+        'backend -> backend:8432',
         'backend -> etcd:2379',
         'etcd -> etcd:2379',
         'etcd -> etcd:2380',

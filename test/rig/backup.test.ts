@@ -7,7 +7,16 @@
 import { RigCluster } from '../../rig/cluster';
 import { STORAGE_NODE } from '../../rig/object-storage/object-storage';
 import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
-import { endpointQueryOn, eventually, nodeQueryOn, upTestRig } from '../helpers/rig';
+import {
+  endpointQueryOn,
+  eventually,
+  lostWrites,
+  nodeQueryOn,
+  sleep,
+  startEndpointWriter,
+  upTestRig,
+  wipeAndRebuild,
+} from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -24,7 +33,7 @@ const asPostgres = (...argv: string[]) => ['runuser', '-u', 'postgres', '--', ..
 interface StanzaInfo {
   status: { code: number; message: string };
   backup: { type: string }[];
-  archive: { database: { id: number }; min: string | null; max: string | null }[];
+  archive: { id: string; database: { id: number }; min: string | null; max: string | null }[];
 }
 
 /** pgBackRest's own view of the repository, read from `node` with its instance role. */
@@ -94,20 +103,91 @@ function alarmThreshold(metricName: string): number {
   return Number(alarm.Properties?.Threshold);
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** pgBackRest's log of the backups taken on `node`. */
+function backupLog(node: string): Promise<string> {
+  return rig.execOk(node, ['cat', `/var/log/pgbackrest/${STANZA}-backup.log`]);
+}
 
-/** Empties a replica as a lost volume would, and lets Patroni rebuild it. */
-async function wipeAndRebuild(node: string): Promise<string> {
-  const log = '/var/log/rig-units/patroni.service.log';
-  await rig.execOk(node, ['systemctl', 'stop', 'patroni'], undefined, 120_000);
-  await rig.execOk(node, [
-    'sh',
-    '-c',
-    `rm -rf /var/lib/postgresql/17/${STANZA} /var/lib/pem-ha/patroni-member && : >${log}`,
-  ]);
-  await rig.execOk(node, ['systemctl', 'start', 'patroni']);
-  await waitForHealthyReplication(rig, 300_000);
-  return rig.execOk(node, ['cat', log]);
+/** A planned switchover from `current` to its synchronous standby; returns the new leader. */
+async function switchoverFrom(current: string): Promise<string> {
+  // In synchronous mode Patroni switches over only to the synchronous standby.
+  const members = await waitForHealthyReplication(rig);
+  const candidate = (members.find((m) => m.role === 'sync_standby') ??
+    members.find((m) => m.role !== 'leader'))!.name;
+  await rig.execOk(
+    candidate,
+    asPostgres(
+      'patronictl',
+      '-c',
+      '/etc/patroni/patroni.yml',
+      'switchover',
+      '--leader',
+      current,
+      '--candidate',
+      candidate,
+      '--force',
+    ),
+    undefined,
+    120_000,
+  );
+  await eventually(`the switchover to ${candidate}`, 120_000, async () => {
+    expect(await leader()).toBe(candidate);
+  });
+  await waitForHealthyReplication(rig);
+  return candidate;
+}
+
+/**
+ * Where the archive could not carry a recovery from its oldest segment to
+ * `newest`: each timeline must hold every segment from where it began (the
+ * segment of its branch point, which its history file in the repository
+ * names) to the one before its child began, and the newest one up to `newest`.
+ */
+async function archiveGaps(node: string, newest: string): Promise<string[]> {
+  const archived = await archivedSegments(node);
+  const id = (await repositoryInfo(node)).archive.at(-1)!.id;
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
+  const timelineOf = (segment: string) => parseInt(segment.slice(0, 8), 16);
+  const numberOf = (segment: string) =>
+    parseInt(segment.slice(8, 16), 16) * 256 + parseInt(segment.slice(16), 16);
+  const nameOf = (timeline: number, n: number) =>
+    `${hex(timeline)}${hex(Math.floor(n / 256))}${hex(n % 256)}`;
+  /** The segment in which `child` branched from `child - 1`. */
+  const branchOf = async (child: number): Promise<number | undefined> => {
+    const history = await rig.execOk(
+      node,
+      asPostgres(
+        'pgbackrest',
+        `--stanza=${STANZA}`,
+        'repo-get',
+        `archive/${STANZA}/${id}/${hex(child)}.history`,
+      ),
+      undefined,
+      60_000,
+    );
+    // "<parent timeline>\t<switch LSN>\t<reason>" lines, one per ancestor.
+    const lsn = new RegExp(`^${child - 1}\\s+([0-9A-F]+)/([0-9A-F]+)`, 'm').exec(history);
+    return lsn
+      ? parseInt(lsn[1], 16) * 256 + Math.floor(parseInt(lsn[2], 16) / 0x1000000)
+      : undefined;
+  };
+  const oldest = [...archived].sort()[0];
+  const gaps: string[] = [];
+  let begin = numberOf(oldest);
+  for (let timeline = timelineOf(oldest); timeline <= timelineOf(newest); timeline += 1) {
+    const next = timeline < timelineOf(newest) ? await branchOf(timeline + 1) : undefined;
+    if (timeline < timelineOf(newest) && next === undefined) {
+      return [...gaps, `timeline ${timeline + 1}: its history does not name timeline ${timeline}`];
+    }
+    const end = next === undefined ? numberOf(newest) : next - 1;
+    const missing: string[] = [];
+    for (let n = begin; n <= end && missing.length < 100; n += 1) {
+      if (!archived.has(nameOf(timeline, n))) missing.push(nameOf(timeline, n));
+    }
+    if (missing.length) gaps.push(`timeline ${timeline}: missing ${missing.join(', ')}`);
+    begin = next ?? begin;
+  }
+  return gaps;
 }
 
 suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
@@ -146,16 +226,22 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     expect(archiver).toBe(`${failedBefore}|t`);
   }, 600_000);
 
-  test('Given a full backup, when a replica loses its data directory, then Patroni rebuilds it from the repository and it streams what came after', async () => {
+  test('Given a full backup taken on a replica, when a replica loses its data directory, then Patroni rebuilds it from the repository and it streams what came after', async () => {
     const primary = await leader();
     const replica = BACKENDS.find((node) => node !== primary)!;
     // Given a full backup taken by the backup runbook, as its weekly schedule starts it
-    await rig.backup('full');
+    const { output } = await rig.backup('full');
     expect((await repositoryInfo(primary)).backup.map((b) => b.type)).toEqual(['full']);
+    // (taken on a replica: its files read there, the backup started and stopped on the
+    // primary through the primary's pgBackRest TLS server)
+    const source = output as { from: string; node: { name: string }[] };
+    expect(source.from).toBe('replica');
+    expect(source.node[0].name).not.toBe(primary);
+    expect(await backupLog(source.node[0].name)).toMatch(/replay on the standby/);
     // And a row written after it
     await nodeQuery(primary, "INSERT INTO sentinel VALUES (1, 'after the backup')");
     // When the replica's data directory is gone
-    const log = await wipeAndRebuild(replica);
+    const log = await wipeAndRebuild(rig, replica);
     // Then Patroni made it with the pgbackrest method, and it has the later row
     expect(log).toContain('replica has been created using pgbackrest');
     await eventually('the later row on the rebuilt replica', 60_000, async () => {
@@ -172,51 +258,13 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     await rig.host.setLink(STORAGE_NODE, false);
     try {
       // When a replica is rebuilt
-      const log = await wipeAndRebuild(replica);
+      const log = await wipeAndRebuild(rig, replica);
       // Then the repository method failed and the basebackup made it
       expect(log).toContain('Error creating replica using method pgbackrest');
       expect(log).toContain('replica has been created using basebackup');
     } finally {
       await rig.host.setLink(STORAGE_NODE, true);
     }
-  }, 600_000);
-
-  test('Given a switchover, when the bootstrap runs again, then the new primary passes the stanza step, its timeline reaches the repository, and the differential backup is taken there', async () => {
-    const before = await leader();
-    // In synchronous mode Patroni switches over only to the synchronous standby.
-    const members = await waitForHealthyReplication(rig);
-    const candidate = (members.find((m) => m.role === 'sync_standby') ??
-      members.find((m) => m.role !== 'leader'))!.name;
-    // Given a switchover to another member
-    await rig.execOk(
-      candidate,
-      asPostgres(
-        'patronictl',
-        '-c',
-        '/etc/patroni/patroni.yml',
-        'switchover',
-        '--leader',
-        before,
-        '--candidate',
-        candidate,
-        '--force',
-      ),
-      undefined,
-      120_000,
-    );
-    await eventually('the switchover', 120_000, async () => {
-      expect(await leader()).toBe(candidate);
-    });
-    await waitForHealthyReplication(rig);
-    // When the bootstrap runs again (as a deploy or an operator would start it)
-    await rig.bootstrap();
-    // Then WAL of the new timeline reaches the repository from the new primary
-    const segment = await archiveCurrentSegment(candidate);
-    expect(segment.slice(0, 8)).not.toBe('00000001');
-    expect((await repositoryInfo(candidate)).status.message).toBe('ok');
-    // And the daily differential backup runs on the new primary, on top of the full one
-    await rig.backup('diff');
-    expect((await repositoryInfo(candidate)).backup.map((b) => b.type)).toEqual(['full', 'diff']);
   }, 600_000);
 
   test('Given a backup type the runbook does not know, then it fails with InvalidInputError naming the type, and no backup is taken', async () => {
@@ -242,7 +290,7 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     // Given a healthy archive, as the health runbook reports it
     await archiveCurrentSegment(primary);
     const healthy = await rig.backupHealth();
-    expect(healthy).toMatchObject({ node: primary, archiveFailing: false, lastBackupType: 'diff' });
+    expect(healthy).toMatchObject({ node: primary, archiveFailing: false, lastBackupType: 'full' });
     expect(healthy.hoursSinceLastBackup).toBeLessThan(1);
     const first = await nodeQuery(primary, 'SELECT pg_walfile_name(pg_current_wal_lsn())');
     // When S3 is cut off for a minute while a writer completes a segment every 5 s
@@ -303,7 +351,43 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     120_000,
   );
 
-  test('Given row A, a noted time, row B and a dropped table, when the cluster is restored to the noted time, then A is back, B is not, one leader with streaming replicas takes writes through the write endpoint', async () => {
+  test('Given a writer through the write endpoint, when the primary switches over three times in a row, then no acknowledged write is lost, the bootstrap passes its stanza step on the new primary, pgbackrest check passes, and every timeline in the archive is whole up to where the next one branched', async () => {
+    const first = (await waitForHealthyReplication(rig)).find((m) => m.role === 'leader')!;
+    await nodeQuery(first.name, 'CREATE TABLE continuity (id int PRIMARY KEY)');
+    // Given a writer through the write endpoint
+    const writer = startEndpointWriter(rig, 'continuity');
+    let primary = first.name;
+    try {
+      // When the primary switches over three times in a row
+      for (let i = 0; i < 3; i += 1) {
+        primary = await switchoverFrom(primary);
+        await sleep(3_000);
+      }
+    } finally {
+      await writer.stop();
+    }
+    // Then every acknowledged write is there (synchronous mode)
+    expect(writer.acknowledged.length).toBeGreaterThan(10);
+    expect(await lostWrites(rig, 'continuity', writer.acknowledged)).toEqual([]);
+    // And the bootstrap, run again as a deploy would, passes its stanza step there
+    await rig.bootstrap();
+    // And WAL of the newest timeline reaches the repository, and pgBackRest's own check passes
+    const segment = await archiveCurrentSegment(primary);
+    const timeline = parseInt(segment.slice(0, 8), 16);
+    expect(timeline).toBeGreaterThanOrEqual((first.timeline ?? 1) + 3);
+    await rig.execOk(
+      primary,
+      asPostgres('pgbackrest', `--stanza=${STANZA}`, 'check'),
+      undefined,
+      180_000,
+    );
+    // And no timeline has a gap: each is whole from its first segment to the
+    // one before its child branched (the newest one to the last segment switched)
+    const gaps = await archiveGaps(primary, segment);
+    expect(gaps).toEqual([]);
+  }, 900_000);
+
+  test('Given the switchovers above, row A, a noted time, row B and a dropped table, when the cluster is restored to the noted time (from the full backup before the switchovers, through every timeline since), then A is back, B is not, one leader with streaming replicas takes writes through the write endpoint', async () => {
     const primary = await leader();
     const timelineBefore = (await waitForHealthyReplication(rig)).find(
       (m) => m.role === 'leader',
@@ -340,7 +424,11 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
         expect(await nodeQuery(m.name, 'SELECT count(*) FROM pitr_sentinel')).toBe('2');
       });
     }
-    // And the new timeline has a full backup of its own
+    // And the new timeline has a full backup of its own, and the daily differential
+    // backup goes on top of it, taken on a replica
     expect((await repositoryInfo(leaders[0].name)).backup.at(-1)?.type).toBe('full');
+    const { output } = await rig.backup('diff');
+    expect(output).toMatchObject({ from: 'replica' });
+    expect((await repositoryInfo(leaders[0].name)).backup.at(-1)?.type).toBe('diff');
   }, 900_000);
 });

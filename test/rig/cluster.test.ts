@@ -18,6 +18,7 @@ import {
   lostWrites,
   nodePsqlOn,
   nodeQueryOn,
+  sleep,
   startEndpointWriter,
   upTestRig,
 } from '../helpers/rig';
@@ -31,7 +32,6 @@ let rig: RigCluster;
 const BACKENDS = ['backend-1', 'backend-2', 'backend-3'];
 const address = (node: string) => rig.plan.nodes.find((n) => n.name === node)!.address;
 const nodeAt = (ip: string) => rig.plan.nodes.find((n) => n.address === ip)?.name;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const endpointQuery = (port: number, text: string, values: unknown[] = []) =>
   endpointQueryOn(rig, port, text, values);

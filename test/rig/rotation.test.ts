@@ -7,17 +7,16 @@ import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
 import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
 import { SERVED_PORTS, servedSerial } from '../../rig/served-certificates';
-import { endpointQueryOn, nodeQueryOn, upTestRig } from '../helpers/rig';
+import { endpointQueryOn, nodeQueryOn, sleep, upTestRig } from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
 if (!asRoot) console.warn('test/rig/rotation.test.ts needs root (network namespaces): skipped');
 
 let rig: RigCluster;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const IDENTITIES: Record<string, readonly string[]> = {
   etcd: ['etcd-server', 'etcd-peer'],
-  backend: ['postgres-server', 'patroni-rest'],
+  backend: ['postgres-server', 'patroni-rest', 'pgbackrest'],
   web: [],
 };
 

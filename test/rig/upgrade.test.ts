@@ -12,13 +12,12 @@
 import { rigPostgresVersions } from '../../rig/apt';
 import { RigCluster } from '../../rig/cluster';
 import { describeMembers, patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
-import { endpointQueryOn, eventually, nodeQueryOn, upTestRig } from '../helpers/rig';
+import { endpointQueryOn, eventually, nodeQueryOn, sleep, upTestRig } from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
 if (!asRoot) console.warn('test/rig/upgrade.test.ts needs root (network namespaces): skipped');
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const upstream = (version: string) => version.replace(/^[0-9]+:/, '').replace(/-[^-]*$/, '');
 
 let rig: RigCluster;

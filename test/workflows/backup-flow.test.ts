@@ -13,22 +13,43 @@ const failureOf = (run: Promise<unknown>) =>
 
 describe('backup runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
   test.each([['full'], ['diff']])(
-    'Given a cluster led by backend-2, when a %s backup is asked for, then the backup document runs on backend-2 alone with that action',
+    'Given backend-2 leads and backend-1 is its synchronous standby, when a %s backup is asked for, then it is taken on the asynchronous replica backend-3 alone, and the output says why',
     async (type) => {
-      const cluster = fakeCluster({ leader: 'backend-2' });
+      const cluster = fakeCluster({ leader: 'backend-2', syncStandby: 'backend-1' });
 
-      await execute(BACKUP, cluster, { type });
+      const output = (await execute(BACKUP, cluster, { type })) as Record<string, unknown>;
 
       expect(cluster.sent.map((s) => [documentOf(s), s.node, s.parameters])).toEqual([
-        ['Backup', 'backend-2', { Action: type, MemberAddress: expect.stringMatching(/^\S+$/) }],
+        ['Backup', 'backend-3', { Action: type, MemberAddress: expect.stringMatching(/^\S+$/) }],
       ]);
+      expect(output).toMatchObject({ from: 'replica', node: [{ name: 'backend-3' }] });
+      expect(output.reason).toContain('backend-3 receives 0 and replays 0 bytes behind');
     },
   );
 
-  test('Given a replica down, then the backup is still taken on the primary', async () => {
-    const cluster = fakeCluster({ leader: 'backend-1', stopped: ['backend-3'] });
+  test('Given the asynchronous replica down, then the synchronous standby is the source', async () => {
+    const cluster = fakeCluster({
+      leader: 'backend-1',
+      syncStandby: 'backend-2',
+      stopped: ['backend-3'],
+    });
     await execute(BACKUP, cluster, { type: 'full' });
+    expect(cluster.sent.map((s) => s.node)).toEqual(['backend-2']);
+  });
+
+  test('Given one replica replaying far behind and the other stopped, then the backup is taken on the primary, and the output names both reasons', async () => {
+    const cluster = fakeCluster({
+      leader: 'backend-1',
+      stopped: ['backend-3'],
+      replayBehind: { 'backend-2': 64 * 1048576 },
+    });
+    const output = (await execute(BACKUP, cluster, { type: 'full' })) as Record<string, unknown>;
     expect(cluster.sent.map((s) => s.node)).toEqual(['backend-1']);
+    expect(output.from).toBe('primary');
+    expect(output.reason).toMatch(
+      /no replica qualifies: .*backend-2 replays 67108864 bytes behind/,
+    );
+    expect(output.reason).toContain('backend-3 is not a running member');
   });
 
   test.each([
@@ -49,11 +70,12 @@ describe('backup runbook (synthesized definition, run with aws-local-stepfunctio
   test('Given the backup fails on the node, then the run ends in Backup failed with the named error and the node', async () => {
     const cluster = fakeCluster({
       leader: 'backend-3',
-      failOn: { document: 'Backup', action: 'full', node: 'backend-3' },
+      syncStandby: 'backend-2',
+      failOn: { document: 'Backup', action: 'full', node: 'backend-1' },
     });
     const error = await failureOf(execute(BACKUP, cluster, { type: 'full' }));
     expect(error.name).toBe('CommandFailedError');
-    expect(error.message).toContain('backend-3');
+    expect(error.message).toContain('backend-1');
   });
 });
 
