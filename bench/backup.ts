@@ -10,7 +10,7 @@
  * - the restore drill: the point-in-time restore runbook to `latest`, from its
  *   start to the first write accepted through the write endpoint, and to its end.
  *
- *   npm run bench:backup -- [--scale 150] [--load-minutes 5] [--archive-timeouts 60,30]
+ *   npm run bench:backup -- [--scale 150] [--load-minutes 5] [--rate 50] [--archive-timeouts 60,30]
  */
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -69,18 +69,23 @@ async function rpoSamples(rig: RigCluster, primary: string, load: Promise<unknow
 }
 
 /**
- * RPO under a steady load (50 transactions a second, as a busy PEM backend
- * writes) with archive_timeout at `seconds`: the setting's value for the
- * first, ALTER SYSTEM and a reload for the others (the same parameter,
- * without building a second database).
+ * RPO under a steady load of `rate` transactions a second with archive_timeout
+ * at `seconds`: the setting's value for the first, ALTER SYSTEM and a reload
+ * for the others (the same parameter, without building a second database).
+ * A busy primary fills segments before the timeout; a quiet one does not.
  */
-async function rpoWith(rig: RigCluster, primary: string, seconds: number, loadMinutes: number) {
+async function rpoWith(
+  rig: RigCluster,
+  primary: string,
+  seconds: number,
+  { loadMinutes, rate }: { loadMinutes: number; rate: number },
+) {
   await nodeQueryOn(rig, primary, `ALTER SYSTEM SET archive_timeout = ${seconds}`);
   await nodeQueryOn(rig, primary, 'SELECT pg_reload_conf()');
   const load = pgbench(
     rig,
     primary,
-    ['-c', '2', '-R', '50', '-T', String(loadMinutes * 60)],
+    ['-c', '2', '-R', String(rate), '-T', String(loadMinutes * 60)],
     loadMinutes * 60_000 + 120_000,
   );
   const samples = await rpoSamples(rig, primary, load);
@@ -88,7 +93,11 @@ async function rpoWith(rig: RigCluster, primary: string, seconds: number, loadMi
   return samples;
 }
 
-async function benchmark(archiveTimeouts: number[], scale: number, loadMinutes: number) {
+async function benchmark(
+  archiveTimeouts: number[],
+  scale: number,
+  load: { loadMinutes: number; rate: number },
+) {
   const log = (m: string) => console.log(`[${new Date().toISOString()}] ${m}`);
   await RigCluster.downByName(RIG);
   const rig = await RigCluster.up({
@@ -118,8 +127,8 @@ async function benchmark(archiveTimeouts: number[], scale: number, loadMinutes: 
 
     const rpo = new Map<number, number[]>();
     for (const seconds of archiveTimeouts) {
-      log(`${loadMinutes} min of load with archive_timeout ${seconds} s`);
-      rpo.set(seconds, await rpoWith(rig, primary, seconds, loadMinutes));
+      log(`${load.loadMinutes} min at ${load.rate} tx/s with archive_timeout ${seconds} s`);
+      rpo.set(seconds, await rpoWith(rig, primary, seconds, load));
     }
     await nodeQueryOn(rig, primary, 'ALTER SYSTEM RESET archive_timeout');
     await nodeQueryOn(rig, primary, 'SELECT pg_reload_conf()');
@@ -177,6 +186,7 @@ async function main() {
     options: {
       scale: { type: 'string', default: '150' },
       'load-minutes': { type: 'string', default: '5' },
+      rate: { type: 'string', default: '50' },
       'archive-timeouts': { type: 'string', default: '60,30' },
     },
   });
@@ -185,8 +195,11 @@ async function main() {
     throw new Error(
       `--archive-timeouts must be whole seconds from 1 to 3600, comma-separated; got ${values['archive-timeouts']}`,
     );
-  console.log(`${cpus().length} cores; pgbench scale ${values.scale}`);
-  const figures = await benchmark(timeouts, Number(values.scale), Number(values['load-minutes']));
+  console.log(`${cpus().length} cores; pgbench scale ${values.scale}, ${values.rate} tx/s`);
+  const figures = await benchmark(timeouts, Number(values.scale), {
+    loadMinutes: Number(values['load-minutes']),
+    rate: Number(values.rate),
+  });
   console.log('\n| measure | value |\n| --- | ---: |');
   for (const [name, value] of Object.entries(figures)) {
     console.log(`| ${name} | ${value.toFixed(1)} |`);
