@@ -1,13 +1,9 @@
 # patroni: the data volume, patroni.yml, the Patroni unit, start, and wait
 # until this member runs. Never removes a data directory: a node that is or
 # was a member keeps its data, whatever happens on the way.
-# Parameters: MEMBER_NAME, MEMBER_ADDRESS, DATA_VOLUME_ID, BOOTSTRAP, CLUSTER_NAME,
-# POSTGRES_MAJOR, ETCD_HOSTS, BACKEND_ADDRESSES, BACKEND_NAMES, TRUSTED_CIDRS, CLIENT_CIDRS,
-# PEM_ENABLED, TTL, LOOP_WAIT, RETRY_TIMEOUT, MAXIMUM_LAG_ON_FAILOVER,
-# SYNCHRONOUS_MODE, SECRET_PREFIX, START_TIMEOUT_SECONDS, ARCHIVE_TIMEOUT_SECONDS,
-# RESTORE_TARGET (none, or with BOOTSTRAP the restore runbook's target: latest,
-# time=..., lsn=... or name=...), RESTORE_SET (latest, or the backup to start
-# from) and the repository's (pgbackrest.sh).
+# Parameters: the patroni document's (document-specs.ts) as shell variables;
+# RESTORE_TARGET is none, or with BOOTSTRAP the restore runbook's target
+# (latest, time=..., lsn=... or name=...) and RESTORE_SET the backup to start from.
 
 TLS=/etc/pem-ha/tls/current
 PGHOME=/var/lib/postgresql
@@ -24,12 +20,17 @@ done
 # HA loop, and Python's HTTP server looks the listen address up in reverse DNS
 # while binding: with a slow resolver the leader misses its TTL (10 s stalls
 # were measured). The node's own name and address in /etc/hosts answer at once.
-if ! grep -Eq "^${MEMBER_ADDRESS//./\\.}[[:space:]]" /etc/hosts; then
-  log "adding ${MEMBER_ADDRESS} ${MEMBER_NAME} to /etc/hosts (no DNS in the HA loop)"
-  printf '%s %s\n' "$MEMBER_ADDRESS" "$MEMBER_NAME" >>/etc/hosts
-else
-  log "/etc/hosts already maps ${MEMBER_ADDRESS}"
-fi
+# The other backends' too: pgBackRest (2.45) verifies peers by name only.
+IFS=, read -r -a host_names <<<"$BACKEND_NAMES"
+IFS=, read -r -a host_addresses <<<"$BACKEND_ADDRESSES"
+for i in "${!host_addresses[@]}"; do
+  if ! grep -Eq "^${host_addresses[i]//./\\.}[[:space:]]" /etc/hosts; then
+    log "adding ${host_addresses[i]} ${host_names[i]} to /etc/hosts (no DNS in the HA loop)"
+    printf '%s %s\n' "${host_addresses[i]}" "${host_names[i]}" >>/etc/hosts
+  else
+    log "/etc/hosts already maps ${host_addresses[i]}"
+  fi
+done
 
 # On Nitro instances an EBS volume appears as an NVMe device whose id carries
 # the volume id; older instance types show the attachment's device name.

@@ -17,15 +17,15 @@ PGBACKREST_TLS=/etc/pem-ha/tls/current
 RESTORE_MARKER=/var/lib/pem-ha/restore-in-progress
 restore_in_progress() { [[ -e $RESTORE_MARKER ]]; }
 
-# peer_sections DATA_DIR: pg2, pg3, ...: the other backends, through their TLS
-# servers, with this node's `pgbackrest` certificate (CN = its name).
+# peer_sections DATA_DIR: pg2, pg3, ...: the other backends by name, through
+# their TLS servers, with this node's `pgbackrest` certificate (CN = its name).
 peer_sections() {
-  local index=2 address key
-  local -a addresses
-  IFS=, read -r -a addresses <<<"$BACKEND_ADDRESSES"
-  for address in "${addresses[@]}"; do
-    [[ $address != "$MEMBER_ADDRESS" ]] || continue
-    for key in "host=${address}" host-type=tls "host-port=${PGBACKREST_SERVER_PORT}" \
+  local index=2 name key
+  local -a names
+  IFS=, read -r -a names <<<"$BACKEND_NAMES"
+  for name in "${names[@]}"; do
+    [[ $name != "$MEMBER_NAME" ]] || continue
+    for key in "host=${name}" host-type=tls "host-port=${PGBACKREST_SERVER_PORT}" \
       "host-cert-file=${PGBACKREST_TLS}/pgbackrest.crt" "host-key-file=${PGBACKREST_TLS}/pgbackrest.key" \
       "host-ca-file=${PGBACKREST_TLS}/ca.crt" "path=$1" socket-path=/var/run/postgresql user=patroni_super; do
       echo "pg${index}-${key}"

@@ -99,6 +99,8 @@ describe('packet filters from the synthesized security groups', () => {
       [
         '10.40.3.20, 10.40.4.20, 10.40.5.20 -> 5432',
         '10.40.3.20, 10.40.4.20, 10.40.5.20 -> 8008',
+        // pgBackRest's TLS server: backups on a replica reach the primary.
+        '10.40.3.20, 10.40.4.20, 10.40.5.20 -> 8432',
         '10.40.3.100 -> 5432',
         '10.40.3.100 -> 8008',
         '10.40.3.30, 10.40.4.30 -> 5432',
