@@ -68,6 +68,12 @@ async function rpoSamples(rig: RigCluster, primary: string, load: Promise<unknow
   return samples;
 }
 
+/** archive_timeout on the primary through ALTER SYSTEM (seconds, or DEFAULT for the setting's), reloaded. */
+async function setArchiveTimeout(rig: RigCluster, primary: string, value: string) {
+  await nodeQueryOn(rig, primary, `ALTER SYSTEM SET archive_timeout TO ${value}`);
+  await nodeQueryOn(rig, primary, 'SELECT pg_reload_conf()');
+}
+
 /**
  * RPO under a steady load of `rate` transactions a second with archive_timeout
  * at `seconds`: the setting's value for the first, ALTER SYSTEM and a reload
@@ -80,8 +86,7 @@ async function rpoWith(
   seconds: number,
   { loadMinutes, rate }: { loadMinutes: number; rate: number },
 ) {
-  await nodeQueryOn(rig, primary, `ALTER SYSTEM SET archive_timeout = ${seconds}`);
-  await nodeQueryOn(rig, primary, 'SELECT pg_reload_conf()');
+  await setArchiveTimeout(rig, primary, String(seconds));
   const load = pgbench(
     rig,
     primary,
@@ -130,8 +135,7 @@ async function benchmark(
       log(`${load.loadMinutes} min at ${load.rate} tx/s with archive_timeout ${seconds} s`);
       rpo.set(seconds, await rpoWith(rig, primary, seconds, load));
     }
-    await nodeQueryOn(rig, primary, 'ALTER SYSTEM RESET archive_timeout');
-    await nodeQueryOn(rig, primary, 'SELECT pg_reload_conf()');
+    await setArchiveTimeout(rig, primary, 'DEFAULT');
 
     log('differential backup');
     const diff = await rig.backup('diff');

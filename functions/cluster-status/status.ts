@@ -92,6 +92,20 @@ export async function confirmLeaderUnchanged(
   return healthySnapshot(cluster, inventory.backend);
 }
 
+/** The inventory's entry for the leader Patroni names; ClusterUnhealthyError when it has none. */
+function inventoryEntryOf<N extends NodeAddress>(
+  inventory: ClusterInventory<N>,
+  leader: string,
+): N {
+  const entry = inventory.backend.find((n) => n.name === leader);
+  if (!entry) {
+    throw new ClusterUnhealthyError(
+      `the leader ${leader} is not one of the stack's backends (${inventory.backend.map((n) => n.name).join(', ')})`,
+    );
+  }
+  return entry;
+}
+
 export interface LeaderLocation<N extends NodeAddress = NodeAddress> {
   /** The inventory's entry for the leader, as given (so with its instance id). */
   readonly leader: N;
@@ -114,13 +128,8 @@ export async function locateLeader<N extends NodeAddress>(
   if (leaders.length !== 1) {
     throw new ClusterUnhealthyError(`${leaders.length} leaders (${describe(cluster)})`);
   }
-  const leader = inventory.backend.find((n) => n.name === leaders[0].name);
+  const leader = inventoryEntryOf(inventory, leaders[0].name);
   const timeline = leaders[0].timeline;
-  if (!leader) {
-    throw new ClusterUnhealthyError(
-      `the leader ${leaders[0].name} is not one of the stack's backends (${inventory.backend.map((n) => n.name).join(', ')})`,
-    );
-  }
   if (typeof timeline !== 'number') {
     throw new ClusterUnhealthyError(`the leader ${leader.name} reports no timeline`);
   }
@@ -175,12 +184,7 @@ export async function chooseBackupSource<N extends NodeAddress>(
       reason: chosen.verdict.detail,
     };
   }
-  const leader = entry(report.leader);
-  if (!leader) {
-    throw new ClusterUnhealthyError(
-      `the leader ${report.leader} is not one of the stack's backends (${inventory.backend.map((n) => n.name).join(', ')})`,
-    );
-  }
+  const leader = inventoryEntryOf(inventory, report.leader);
   const why = verdicts.map(({ verdict }) => verdict.detail).join('; ') || 'no replica answers';
   return { ...snapshot, node: leader, from: 'primary', reason: `no replica qualifies: ${why}` };
 }

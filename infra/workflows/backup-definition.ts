@@ -26,28 +26,38 @@ const LOCATED = '$.located';
 const primaryItems = { itemsPath: `${LOCATED}.primary`, maxConcurrency: 1 } as const;
 
 /**
- * Patroni's leader, as a one-item list at {@link LOCATED}: retried for about
- * a minute while there is no single leader, as during a failover.
+ * A cluster-status read both runbooks start with, retried for about a minute
+ * while there is no single leader, as during a failover.
  */
-function locatePrimary(scope: Construct, clusterStatus: lambda.IFunction) {
-  const locate = lambdaTask(scope, 'Locate the primary', {
+function clusterStatusRead(
+  scope: Construct,
+  id: string,
+  clusterStatus: lambda.IFunction,
+  action: 'locate' | 'backupSource',
+  result: { readonly resultSelector: Record<string, string>; readonly resultPath: string },
+) {
+  const read = lambdaTask(scope, id, {
     lambdaFunction: clusterStatus,
-    payload: { action: 'locate', inventory: sfn.JsonPath.objectAt(StatePath.inventory) },
+    payload: { action, inventory: sfn.JsonPath.objectAt(StatePath.inventory) },
+    ...result,
+  });
+  read.addRetry({ errors: [ErrorName.ClusterUnhealthy], ...GATE_RETRY, backoffRate: 1 });
+  return read;
+}
+
+/** Patroni's leader, as a one-item list at {@link LOCATED}. */
+const locatePrimary = (scope: Construct, clusterStatus: lambda.IFunction) =>
+  clusterStatusRead(scope, 'Locate the primary', clusterStatus, 'locate', {
     resultSelector: { 'primary.$': 'States.Array($.Payload.leader)' },
     resultPath: LOCATED,
   });
-  locate.addRetry({ errors: [ErrorName.ClusterUnhealthy], ...GATE_RETRY, backoffRate: 1 });
-  return locate;
-}
 
 /**
- * The member a backup is taken on, as a one-item list at `$.source`: a
- * caught-up replica, else the primary. Retried like {@link locatePrimary}.
+ * The member a backup is taken on, as a one-item list at `$.source.node`:
+ * a caught-up replica, else the primary, with why.
  */
-function chooseSource(scope: Construct, clusterStatus: lambda.IFunction) {
-  const choose = lambdaTask(scope, 'Choose the backup source', {
-    lambdaFunction: clusterStatus,
-    payload: { action: 'backupSource', inventory: sfn.JsonPath.objectAt(StatePath.inventory) },
+const chooseSource = (scope: Construct, clusterStatus: lambda.IFunction) =>
+  clusterStatusRead(scope, 'Choose the backup source', clusterStatus, 'backupSource', {
     resultSelector: {
       'node.$': 'States.Array($.Payload.node)',
       'from.$': '$.Payload.from',
@@ -55,9 +65,6 @@ function chooseSource(scope: Construct, clusterStatus: lambda.IFunction) {
     },
     resultPath: '$.source',
   });
-  choose.addRetry({ errors: [ErrorName.ClusterUnhealthy], ...GATE_RETRY, backoffRate: 1 });
-  return choose;
-}
 
 /**
  * The backup runbook: check the input, choose the member through Patroni (a
@@ -65,8 +72,8 @@ function chooseSource(scope: Construct, clusterStatus: lambda.IFunction) {
  * a minute while there is no single leader, as during a failover), take the
  * backup there with the backup document (on a replica pgBackRest copies the
  * files there and starts and stops the backup on the primary through its TLS
- * server); pgBackRest then expires what the retention no longer needs. Input: `{ "type": "full" }` or
- * `{ "type": "diff" }`. Any failure ends in `Backup failed` with the named
+ * server); pgBackRest then expires what the retention no longer needs.
+ * Input: `{ "type": "full" }` or `{ "type": "diff" }`. Any failure ends in `Backup failed` with the named
  * error and the node.
  */
 export function backupDefinition(scope: Construct, props: BackupDefinitionProps): sfn.IChainable {

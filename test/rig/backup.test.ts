@@ -81,15 +81,19 @@ async function archivedSegments(node: string): Promise<Set<string>> {
   return new Set([...listing.matchAll(/\b([0-9A-F]{24})-[0-9a-f]{40}\b/g)].map((m) => m[1]));
 }
 
-/** Every segment name from `first` to `last` on one timeline (16 MiB segments: 256 per log file). */
+// WAL segment names: timeline, then the segment number (16 MiB segments: 256 per log file).
+const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
+const timelineOf = (segment: string) => parseInt(segment.slice(0, 8), 16);
+const segmentNumber = (segment: string) =>
+  parseInt(segment.slice(8, 16), 16) * 256 + parseInt(segment.slice(16), 16);
+const segmentName = (timeline: number, n: number) =>
+  `${hex8(timeline)}${hex8(Math.floor(n / 256))}${hex8(n % 256)}`;
+
+/** Every segment name from `first` to `last` on `first`'s timeline. */
 function segmentRange(first: string, last: string): string[] {
-  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
-  const timeline = first.slice(0, 8);
-  const number = (name: string) =>
-    parseInt(name.slice(8, 16), 16) * 256 + parseInt(name.slice(16), 16);
   const names: string[] = [];
-  for (let n = number(first); n <= number(last) && names.length < 10_000; n += 1) {
-    names.push(`${timeline}${hex(Math.floor(n / 256))}${hex(n % 256)}`);
+  for (let n = segmentNumber(first); n <= segmentNumber(last) && names.length < 10_000; n += 1) {
+    names.push(segmentName(timelineOf(first), n));
   }
   return names;
 }
@@ -146,12 +150,6 @@ async function switchoverFrom(current: string): Promise<string> {
 async function archiveGaps(node: string, newest: string): Promise<string[]> {
   const archived = await archivedSegments(node);
   const id = (await repositoryInfo(node)).archive.at(-1)!.id;
-  const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
-  const timelineOf = (segment: string) => parseInt(segment.slice(0, 8), 16);
-  const numberOf = (segment: string) =>
-    parseInt(segment.slice(8, 16), 16) * 256 + parseInt(segment.slice(16), 16);
-  const nameOf = (timeline: number, n: number) =>
-    `${hex(timeline)}${hex(Math.floor(n / 256))}${hex(n % 256)}`;
   /** The segment in which `child` branched from `child - 1`. */
   const branchOf = async (child: number): Promise<number | undefined> => {
     const history = await rig.execOk(
@@ -160,7 +158,7 @@ async function archiveGaps(node: string, newest: string): Promise<string[]> {
         'pgbackrest',
         `--stanza=${STANZA}`,
         'repo-get',
-        `archive/${STANZA}/${id}/${hex(child)}.history`,
+        `archive/${STANZA}/${id}/${hex8(child)}.history`,
       ),
       undefined,
       60_000,
@@ -173,17 +171,16 @@ async function archiveGaps(node: string, newest: string): Promise<string[]> {
   };
   const oldest = [...archived].sort()[0];
   const gaps: string[] = [];
-  let begin = numberOf(oldest);
+  let begin = segmentNumber(oldest);
   for (let timeline = timelineOf(oldest); timeline <= timelineOf(newest); timeline += 1) {
     const next = timeline < timelineOf(newest) ? await branchOf(timeline + 1) : undefined;
     if (timeline < timelineOf(newest) && next === undefined) {
       return [...gaps, `timeline ${timeline + 1}: its history does not name timeline ${timeline}`];
     }
-    const end = next === undefined ? numberOf(newest) : next - 1;
-    const missing: string[] = [];
-    for (let n = begin; n <= end && missing.length < 100; n += 1) {
-      if (!archived.has(nameOf(timeline, n))) missing.push(nameOf(timeline, n));
-    }
+    const end = next === undefined ? segmentNumber(newest) : next - 1;
+    const missing = segmentRange(segmentName(timeline, begin), segmentName(timeline, end)).filter(
+      (segment) => !archived.has(segment),
+    );
     if (missing.length) gaps.push(`timeline ${timeline}: missing ${missing.join(', ')}`);
     begin = next ?? begin;
   }
