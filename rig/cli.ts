@@ -253,8 +253,12 @@ async function main(): Promise<number> {
 
 main().then(
   (code) => process.exit(code),
-  (error: Error) => {
-    console.error(`npm run local: ${error.message}`);
+  (error: Error & { cause?: Error }) => {
+    // A runbook's failure: the execution's named error, as Step Functions shows it.
+    const { cause } = error;
+    console.error(
+      `npm run local: ${cause?.name ? `${cause.name}: ${cause.message}` : error.message}`,
+    );
     process.exit(1);
   },
 );

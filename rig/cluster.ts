@@ -192,12 +192,13 @@ export class RigCluster {
   }
 
   private async startAws(): Promise<void> {
-    await serveRigAws(this.aws, {
+    const { shared } = await serveRigAws(this.aws, {
       address: this.host.hostAddress,
       template: this.template,
       plan: this.plan,
       pem: this.options.pem,
     });
+    if (shared) this.log("another process serves this rig's AWS endpoint: this one calls it");
   }
 
   /** The backup repository's S3 and instance metadata, and the backends' way to them. */

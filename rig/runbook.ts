@@ -28,7 +28,7 @@ export interface RunbookContext {
   readonly pollMs: number;
   /**
    * Where each execution is recorded while it runs (the LocalAws's
-   * ListExecutions); its ARN is the execution's `$$.Execution.Id`.
+   * DescribeExecution); its ARN is the execution's `$$.Execution.Id`.
    */
   readonly executions?: ExecutionRecorder;
   readonly log?: (message: string) => void;

@@ -1,20 +1,17 @@
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { setting } from '../lib/env';
 import { logger, withLambdaContext } from '../lib/logger';
 import { type CommandRef, InvalidRequestError } from '../lib/ssm-run';
-import { assertNoRunbookRunning, parseRestoreRequest, type RestoreRequest } from './request';
+import { parseRestoreRequest, type RestoreRequest } from './request';
 import { planRestore, readRepositoryBackups, type RestorePlan } from './target';
 
-const sfn = new SFNClient({});
 const ssm = new SSMClient({});
 
 export type RestoreEvent =
   | {
-      /** Checks the execution input and that no other runbook runs. */
+      /** Checks the execution input. */
       readonly action: 'request';
       readonly input: unknown;
-      readonly execution: { readonly stateMachine: string; readonly id: string };
     }
   | {
       /** Checks the target against the backups the info command listed. */
@@ -29,12 +26,6 @@ export const handler = withLambdaContext(
     switch (event?.action) {
       case 'request': {
         const request = parseRestoreRequest(event.input, setting('CLUSTER_NAME'));
-        const runbooks = setting('RUNBOOK_STATE_MACHINES').split(',');
-        await assertNoRunbookRunning(
-          sfn,
-          [...runbooks, event.execution.stateMachine],
-          event.execution.id,
-        );
         logger.info('restore requested', { request });
         return request;
       }

@@ -1,11 +1,7 @@
-import type { SFNClient } from '@aws-sdk/client-sfn';
 import { ErrorName, messageError } from '../lib/errors';
-import { otherRunningExecutions } from '../lib/executions';
 
 /** The execution input is wrong; nothing was read or touched. */
 export class InvalidInputError extends messageError(ErrorName.InvalidInput) {}
-/** Another runbook of the cluster is running; nothing was touched. */
-export class RunbookAlreadyRunningError extends messageError(ErrorName.RunbookAlreadyRunning) {}
 
 /** The targets the input may name, one of them. */
 const TARGET_FIELDS = ['time', 'lsn', 'restorePoint', 'latest'] as const;
@@ -98,21 +94,5 @@ export function parseRestoreRequest(
         );
       }
       return { target: `name=${value}` };
-  }
-}
-
-/** Refuses while any other execution of the cluster's runbooks runs. */
-export async function assertNoRunbookRunning(
-  sfn: SFNClient,
-  stateMachines: readonly string[],
-  ownExecution: string,
-): Promise<void> {
-  const running = (
-    await Promise.all(stateMachines.map((arn) => otherRunningExecutions(sfn, arn, ownExecution)))
-  ).flat();
-  if (running.length) {
-    throw new RunbookAlreadyRunningError(
-      `another runbook is running (${running.join(', ')}); wait for it to end or stop it, then start the restore again`,
-    );
   }
 }

@@ -1,11 +1,10 @@
-import type { SFNClient } from '@aws-sdk/client-sfn';
 import { logger } from '../lib/logger';
 import { healthGate } from '../lib/replication';
 import { InvalidRequestError } from '../lib/ssm-run';
 import type { UpgradeClients, UpgradeInventory, UpgradeNode } from './cluster';
 import type { HaltResult } from './halt';
 import { NodeCheck, planUpgrade } from './plan';
-import { assertOnlyExecution, Preflight, preflight } from './preflight';
+import { Preflight, preflight } from './preflight';
 import { parseRequest, RequestDefaults } from './request';
 import {
   awaitLeader,
@@ -22,7 +21,6 @@ export type UpgradeEvent =
   | WithInventory<{
       readonly action: 'preflight';
       readonly input: unknown;
-      readonly execution: { readonly id: string; readonly stateMachine: string };
     }>
   | WithInventory<{
       readonly action: 'plan';
@@ -62,7 +60,6 @@ export type UpgradeEvent =
   | WithInventory<{ readonly action: 'halt' | 'confirm' }>;
 
 export interface UpgradeDependencies {
-  readonly sfn: SFNClient;
   /** Made only after the input is checked (they read secrets). */
   readonly clients: () => Promise<UpgradeClients>;
   readonly defaults: RequestDefaults;
@@ -89,7 +86,6 @@ export async function runUpgradeAction(event: UpgradeEvent, deps: UpgradeDepende
     case 'preflight': {
       // The input is checked before anything is read.
       const request = parseRequest(event.input, deps.defaults);
-      await assertOnlyExecution(deps.sfn, event.execution);
       const result = await preflight(await deps.clients(), event.inventory, request);
       logger.info('preflight passed', { leader: result.leader, replicas: result.replicaOrder });
       return result;

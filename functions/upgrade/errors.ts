@@ -2,8 +2,6 @@ import { ErrorName, messageError } from '../lib/errors';
 
 /** The execution input is wrong; nothing was read or touched. */
 export class InvalidInputError extends messageError(ErrorName.InvalidInput) {}
-/** Another execution of the upgrade runbook is running. */
-export class RunbookAlreadyRunningError extends messageError(ErrorName.RunbookAlreadyRunning) {}
 /** A preflight check failed; no node was touched. */
 export class PreflightFailedError extends messageError(ErrorName.PreflightFailed) {}
 /** A node did not come back healthy and caught up within its bound. */

@@ -2,7 +2,6 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { parseTrust } from '../lib/ca-store';
 import { setting, wholeNumberSetting } from '../lib/env';
 import { withLambdaContext } from '../lib/logger';
@@ -12,7 +11,6 @@ import type { UpgradeClients } from './cluster';
 
 const ec2 = new EC2Client({});
 const elb = new ElasticLoadBalancingV2Client({});
-const sfn = new SFNClient({});
 const secrets = new SecretsManagerClient({});
 // The waits look every 5 seconds: warm invocations reuse the secrets, read through `secrets`.
 const cachedSecrets = new SecretsProvider({ awsSdkV3Client: secrets });
@@ -56,7 +54,6 @@ async function clients(): Promise<UpgradeClients> {
 /** Step Functions task of the rolling upgrade: one action per state (see actions.ts). */
 export const handler = withLambdaContext((event: UpgradeEvent) =>
   runUpgradeAction(event, {
-    sfn,
     clients,
     defaults: {
       maxLagBytes: wholeNumberSetting('MAX_LAG_BYTES', { min: 0, unit: 'bytes' }),

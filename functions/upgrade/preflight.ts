@@ -1,5 +1,3 @@
-import type { SFNClient } from '@aws-sdk/client-sfn';
-import { otherRunningExecutions } from '../lib/executions';
 import { inspectHealth } from '../lib/replication';
 import {
   clusterInstances,
@@ -9,7 +7,7 @@ import {
   UpgradeInventory,
   UpgradeNode,
 } from './cluster';
-import { PreflightFailedError, RunbookAlreadyRunningError } from './errors';
+import { PreflightFailedError } from './errors';
 import type { UpgradeRequest } from './request';
 
 export interface Preflight {
@@ -33,19 +31,6 @@ export function nodesOf(component: UpgradeRequest['component'], inventory: Upgra
       return [...inventory.etcd, ...inventory.backend, ...inventory.web];
     default:
       return [...inventory.backend];
-  }
-}
-
-/** No other execution of this runbook may be running: two would fight over the same nodes. */
-export async function assertOnlyExecution(
-  sfn: SFNClient,
-  execution: { readonly stateMachine: string; readonly id: string },
-): Promise<void> {
-  const others = await otherRunningExecutions(sfn, execution.stateMachine, execution.id);
-  if (others.length) {
-    throw new RunbookAlreadyRunningError(
-      `another upgrade is running (${others.join(', ')}); wait for it to end or stop it first`,
-    );
   }
 }
 

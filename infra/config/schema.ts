@@ -281,8 +281,8 @@ export const SETTINGS = {
     unit: 'days',
   }),
   certificateRotationSchedule: schedule(
-    'When certificate rotation runs: an EventBridge rate or cron expression.',
-    'rate(1 day)',
+    "When certificate rotation runs (UTC): an EventBridge rate or cron expression. Keep it apart from the backup schedules: a runbook that starts while another holds the cluster's runbook lock ends at once (RunbookAlreadyRunningError) and raises its failure alarm.",
+    'cron(0 12 * * ? *)',
   ),
   archiveTimeoutSeconds: integer({
     description:

@@ -21,6 +21,11 @@ import { RunbookFunctions } from './runbook-functions';
 import { runbookStateMachine } from './runbook-state-machine';
 import { TaskFunction } from './task-function';
 
+/** How long a deploy waits for the bootstrap: the most the Provider framework allows. */
+const BOOTSTRAP_DEPLOY_WAIT = Duration.hours(2);
+/** The bootstrap's own bound, inside the deploy's wait. */
+const BOOTSTRAP_TIMEOUT = Duration.minutes(110);
+
 export interface BootstrapFlowProps {
   readonly clusterName: string;
   readonly documents: NodeDocuments;
@@ -58,6 +63,7 @@ export class BootstrapFlow extends Construct {
     const optional = (kind: NodeDocumentKind) => (documents.has(kind) ? run(kind) : undefined);
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: bootstrap every node (idempotent; start it again any time)`,
+      lock: { lock: props.functions.lock, runbook: 'bootstrap' },
       definition: bootstrapDefinition(this, {
         inventory: props.inventory,
         documents: {
@@ -75,7 +81,9 @@ export class BootstrapFlow extends Construct {
         recordExpiry: recordExpiry.function,
       }),
       invoked: [nodeCommand, clusterCa, signCertificates, recordExpiry],
-      timeout: Duration.hours(3),
+      // Within the deploy's wait (BOOTSTRAP_DEPLOY_WAIT): a deploy that gave up while
+      // the run went on would roll back beside it.
+      timeout: BOOTSTRAP_TIMEOUT,
       // Its own id: the log group predates the shared factory and is kept.
       logGroup: new logs.LogGroup(this, 'LogGroup', { retention: logs.RetentionDays.ONE_YEAR }),
     });
@@ -104,7 +112,7 @@ export class BootstrapFlow extends Construct {
       onEventHandler: onEvent.function,
       isCompleteHandler: isComplete.function,
       queryInterval: Duration.seconds(30),
-      totalTimeout: Duration.hours(2),
+      totalTimeout: BOOTSTRAP_DEPLOY_WAIT,
       disableWaiterStateMachineLogging: false,
       waiterStateMachineLogOptions: {
         destination: new logs.LogGroup(this, 'WaiterLogGroup', {

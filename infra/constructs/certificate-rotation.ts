@@ -19,7 +19,7 @@ export interface CertificateRotationProps {
   readonly documents: NodeDocuments;
   readonly functions: RunbookFunctions;
   readonly inventory: ClusterInventory;
-  /** When rotation runs. @default once a day */
+  /** When rotation runs. @default daily at 12:00 UTC */
   readonly schedule?: events.Schedule;
   /** Certificates with fewer days left are renewed. @default 30 */
   readonly renewBeforeDays?: number;
@@ -79,6 +79,7 @@ export class CertificateRotation extends Construct {
     };
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: renew certificates close to expiry, one node at a time, no restarts`,
+      lock: { lock: fns.lock, runbook: 'rotation' },
       definition: rotationDefinition(this, {
         inventory: props.inventory,
         certificates: documentRun,
@@ -90,6 +91,7 @@ export class CertificateRotation extends Construct {
     const rollover = new Construct(this, 'RootRollover');
     this.rootRollover = runbookStateMachine(this, 'RootRolloverStateMachine', {
       comment: `pem-ha ${props.clusterName}: replace the root CA (both roots trusted, every leaf reissued, old root removed)`,
+      lock: { lock: fns.lock, runbook: 'root-rollover' },
       definition: rootRolloverDefinition(rollover, {
         inventory: props.inventory,
         certificates: documentRun,
@@ -107,7 +109,8 @@ export class CertificateRotation extends Construct {
 
     new events.Rule(this, 'Schedule', {
       description: `pem-ha ${props.clusterName}: start certificate rotation`,
-      schedule: props.schedule ?? events.Schedule.rate(Duration.days(1)),
+      // Away from the 01:00 backups: runbooks take the cluster's lock one at a time.
+      schedule: props.schedule ?? events.Schedule.expression('cron(0 12 * * ? *)'),
       targets: [
         new targets.SfnStateMachine(this.stateMachine, {
           input: events.RuleTargetInput.fromObject({}),

@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -16,8 +16,6 @@ export interface PointInTimeRestoreProps {
   readonly documents: NodeDocuments;
   readonly functions: RunbookFunctions;
   readonly inventory: ClusterInventory;
-  /** The cluster's other runbooks: a restore refuses while any of them runs. */
-  readonly runbooks: readonly sfn.IStateMachine[];
 }
 
 /** Seconds to wait between two other steps (the patroni document's own bound is an hour). */
@@ -36,31 +34,16 @@ export class PointInTimeRestore extends Construct {
 
   constructor(scope: Construct, id: string, props: PointInTimeRestoreProps) {
     super(scope, id);
-    // Named up front: the function's policy must name the state machine that invokes it.
+    // A stable, readable name (operators start it by hand).
     const stateMachineName = `${props.clusterName}-point-in-time-restore`;
     this.restoreSteps = new TaskFunction(this, 'RestoreSteps', {
       handlerFolder: 'restore',
       description: "pem-ha: checks a restore's input and target before any node is touched",
       environment: {
         CLUSTER_NAME: props.clusterName,
-        RUNBOOK_STATE_MACHINES: props.runbooks.map((r) => r.stateMachineArn).join(','),
       },
     });
     props.documents.grantReadResults(this.restoreSteps);
-    this.restoreSteps.role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ['states:ListExecutions'],
-        resources: [
-          ...props.runbooks.map((r) => r.stateMachineArn),
-          Stack.of(this).formatArn({
-            service: 'states',
-            resource: 'stateMachine',
-            resourceName: stateMachineName,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-    );
     acknowledge(this.restoreSteps.role, [
       ['Resource::*', 'ssm:GetCommandInvocation takes no resource ARN.'],
     ]);
@@ -73,6 +56,7 @@ export class PointInTimeRestore extends Construct {
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: point-in-time restore of the whole cluster, in place (started by hand, with confirm)`,
       stateMachineName,
+      lock: { lock: props.functions.lock, runbook: 'restore' },
       definition: restoreDefinition(this, {
         inventory: props.inventory,
         documents: {

@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
@@ -68,7 +68,7 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
         `maxTransactionSeconds must be a whole number of seconds, 1 or more; got ${maxTransactionSeconds}`,
       );
     }
-    // Named up front: the function's policy must name the state machine that invokes it.
+    // A stable, readable name (operators start it by hand).
     const stateMachineName = `${props.clusterName}-rolling-upgrade`;
     this.upgradeSteps = new TaskFunction(this, 'UpgradeSteps', {
       handlerFolder: 'upgrade',
@@ -94,19 +94,6 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
         resources: ['*'],
       }),
     );
-    role.addToPolicy(
-      new iam.PolicyStatement({
-        actions: ['states:ListExecutions'],
-        resources: [
-          Stack.of(this).formatArn({
-            service: 'states',
-            resource: 'stateMachine',
-            resourceName: stateMachineName,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-    );
     acknowledge(role, [
       [
         'Resource::*',
@@ -118,6 +105,7 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: rolling upgrade, one node at a time, one switchover, halts safely`,
       stateMachineName,
+      lock: { lock: props.functions.lock, runbook: 'upgrade' },
       definition: upgradeDefinition(this, {
         inventory: props.inventory,
         document: {

@@ -1,10 +1,12 @@
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { ClusterPki } from './cluster-pki';
 import { ValidationError } from './errors';
 import { acknowledge, arnOf } from './nag';
 import { NodeDocuments } from './node-documents';
+import { RunbookLock } from './runbook-lock';
 import { TaskFunction } from './task-function';
 
 export interface RunbookFunctionsProps {
@@ -14,6 +16,8 @@ export interface RunbookFunctionsProps {
   /** Where the function that reads Patroni's REST API runs (the backends' subnets). */
   readonly vpc: ec2.IVpc;
   readonly subnets: ec2.SubnetSelection;
+  /** Encrypts the runbook lock's table. */
+  readonly encryptionKey: kms.IKey;
   /** Leaf certificate lifetime. @default 90 */
   readonly leafValidityDays?: number;
   /** A replica further behind (received or replayed) fails the cluster checks. @default 1 MiB */
@@ -32,6 +36,8 @@ export class RunbookFunctions extends Construct {
   readonly recordExpiry: TaskFunction;
   /** In the VPC: admit it to Patroni's REST port with `connections`. */
   readonly clusterStatus: TaskFunction;
+  /** One runbook at a time: every runbook but the read-only ones takes it first. */
+  readonly lock: RunbookLock;
 
   constructor(scope: Construct, id: string, props: RunbookFunctionsProps) {
     super(scope, id);
@@ -50,6 +56,7 @@ export class RunbookFunctions extends Construct {
       );
     }
     const { documents, pki } = props;
+    this.lock = new RunbookLock(this, 'Lock', { encryptionKey: props.encryptionKey });
     this.nodeCommand = new TaskFunction(this, 'NodeCommand', {
       handlerFolder: 'node-command',
       description: 'pem-ha: sends a node document through SSM and polls it',

@@ -4,6 +4,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import { acknowledge, Finding, functionVersions } from './nag';
+import type { RunbookLockUse } from './runbook-lock';
 import type { TaskFunction } from './task-function';
 
 export interface RunbookStateMachineProps {
@@ -20,6 +21,12 @@ export interface RunbookStateMachineProps {
    * @default - a new log group `<id>Logs` beside the state machine, kept for a year
    */
   readonly logGroup?: logs.ILogGroup;
+  /**
+   * The cluster's runbook lock, taken in the first state: a run that finds it
+   * held ends at once with RunbookAlreadyRunningError, touching nothing.
+   * @default - not guarded (read-only runbooks)
+   */
+  readonly lock?: RunbookLockUse;
 }
 
 /**
@@ -31,11 +38,18 @@ export function runbookStateMachine(
   id: string,
   props: RunbookStateMachineProps,
 ): sfn.StateMachine {
+  const timeout = props.timeout ?? Duration.hours(6);
+  const definition = props.lock
+    ? sfn.Chain.start(
+        // Its own scope: two runbooks of one construct each have this state.
+        props.lock.lock.acquireState(new Construct(scope, `${id}Lock`), props.lock, timeout),
+      ).next(props.definition)
+    : props.definition;
   const stateMachine = new sfn.StateMachine(scope, id, {
     comment: props.comment,
     stateMachineName: props.stateMachineName,
-    definitionBody: sfn.DefinitionBody.fromChainable(props.definition),
-    timeout: props.timeout ?? Duration.hours(6),
+    definitionBody: sfn.DefinitionBody.fromChainable(definition),
+    timeout,
     tracingEnabled: true,
     logs: {
       destination:
@@ -45,9 +59,10 @@ export function runbookStateMachine(
       includeExecutionData: false,
     },
   });
+  props.lock?.lock.guard(stateMachine);
   acknowledge(stateMachine.role, [
     ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
-    ...props.invoked.map((fn): Finding => [
+    ...[...props.invoked, ...(props.lock ? [props.lock.lock.function] : [])].map((fn): Finding => [
       functionVersions(fn),
       'The runbook may invoke any version of its own task functions.',
     ]),

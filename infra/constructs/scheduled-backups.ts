@@ -36,6 +36,7 @@ export class ScheduledBackups extends Construct {
     const fns = props.functions;
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: take a pgBackRest backup ({"type": "full"} or {"type": "diff"}) on the primary`,
+      lock: { lock: props.functions.lock, runbook: 'backup' },
       definition: backupDefinition(this, {
         inventory: props.inventory,
         backup: {

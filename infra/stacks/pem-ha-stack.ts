@@ -164,6 +164,7 @@ export class PemHaStack extends Stack {
       pki,
       vpc: network.vpc,
       subnets: { subnets: [...network.privateSubnets] },
+      encryptionKey: secrets.key,
       leafValidityDays: config.certificates.validityDays,
       maxLagBytes: config.healthCheck.replicaMaxLagBytes,
     });
@@ -237,13 +238,6 @@ export class PemHaStack extends Stack {
       documents: this.documents,
       functions,
       inventory,
-      runbooks: [
-        this.bootstrap.stateMachine,
-        this.rotation.stateMachine,
-        this.rotation.rootRollover,
-        this.scheduledBackups.stateMachine,
-        this.upgrade.stateMachine,
-      ],
     });
 
     addStackOutputs(this, secrets.secretNames);

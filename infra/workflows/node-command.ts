@@ -55,6 +55,7 @@ export class NodeCommand extends sfn.StateMachineFragment {
       },
       resultSelector: { 'command.$': '$.Payload' },
       resultPath: StatePath.run,
+      retryOnServiceErrors: false,
     });
     // A new instance registers with SSM a few minutes after it boots.
     send.addRetry({

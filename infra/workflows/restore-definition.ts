@@ -75,10 +75,6 @@ export function restoreDefinition(scope: Construct, props: RestoreDefinitionProp
       payload: {
         action: 'request',
         input: sfn.JsonPath.objectAt('$'),
-        execution: {
-          stateMachine: sfn.JsonPath.stringAt('$$.StateMachine.Id'),
-          id: sfn.JsonPath.stringAt('$$.Execution.Id'),
-        },
       },
       resultSelector: { 'request.$': '$.Payload' },
       resultPath: CHECKED,

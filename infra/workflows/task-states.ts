@@ -50,6 +50,13 @@ export interface LambdaTaskProps {
   readonly resultPath: string;
   /** @default - the whole response */
   readonly resultSelector?: Record<string, string>;
+  /**
+   * Whether the call is repeated on a Lambda service error. Never for a step
+   * that acts (sends a command, switches over): the first call may have acted
+   * before the error, and a blind repeat would act twice.
+   * @default true
+   */
+  readonly retryOnServiceErrors?: boolean;
 }
 
 /** A pem-ha Lambda task: JSON payload, bounded by {@link TASK_TIMEOUT}. */
@@ -60,6 +67,7 @@ export function lambdaTask(scope: Construct, id: string, props: LambdaTaskProps)
     resultSelector: props.resultSelector,
     resultPath: props.resultPath,
     taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
+    retryOnServiceExceptions: props.retryOnServiceErrors ?? true,
   });
 }
 

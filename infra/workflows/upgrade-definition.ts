@@ -46,6 +46,7 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
       payload,
       resultSelector: selector,
       resultPath,
+      retryOnServiceErrors: payload.action !== 'switchover',
     });
   const inventory = sfn.JsonPath.objectAt(StatePath.inventory);
   const node = sfn.JsonPath.objectAt(StatePath.node);
@@ -206,10 +207,6 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
       {
         action: 'preflight',
         input: sfn.JsonPath.objectAt('$$.Execution.Input'),
-        execution: {
-          id: sfn.JsonPath.stringAt('$$.Execution.Id'),
-          stateMachine: sfn.JsonPath.stringAt('$$.StateMachine.Id'),
-        },
         inventory,
       },
       '$.preflight',

@@ -1,3 +1,5 @@
+import { connect } from 'node:net';
+import { DYNAMODB_PORT } from '../object-storage/object-storage';
 import type { RigPlan } from '../plan';
 import { rigResourceValues, seedSecrets } from '../plan';
 import { resolveIntrinsics, resourcesOfType, SynthesizedTemplate } from '../template';
@@ -22,10 +24,21 @@ export interface ServeOptions {
  * secrets. The handlers run in this process: this process's environment gets
  * the endpoint, so their unchanged SDK clients find it.
  */
-export async function serveRigAws(aws: LocalAws, options: ServeOptions): Promise<void> {
-  const url = await aws.listen(options.address, 443).catch((error: Error) => {
+export async function serveRigAws(
+  aws: LocalAws,
+  options: ServeOptions,
+): Promise<{ readonly shared: boolean }> {
+  let shared = false;
+  const url = await aws.listen(options.address, 443).catch(async (error: NodeJS.ErrnoException) => {
+    // Another process of this rig serves it (the nodes' agents poll that one):
+    // this process's functions call it too, so both see the same commands and
+    // secrets, and their runbooks meet at the cluster's lock.
+    if (error.code === 'EADDRINUSE' && (await answers(options.address, 443))) {
+      shared = true;
+      return `http://${options.address}:443`;
+    }
     throw new Error(
-      `cannot serve the rig's AWS endpoint on ${options.address}:443 (${error.message}); is another process attached to this rig?`,
+      `cannot serve the rig's AWS endpoint on ${options.address}:443 (${error.message})`,
     );
   });
   const credentials = {
@@ -35,7 +48,10 @@ export async function serveRigAws(aws: LocalAws, options: ServeOptions): Promise
     AWS_SECRET_ACCESS_KEY: 'rig',
   };
   const endpoints = localAwsEndpoints(url);
-  Object.assign(process.env, credentials, endpoints);
+  Object.assign(process.env, credentials, endpoints, {
+    // DynamoDB is a regional service outside the VPC, as S3 is: the storage node serves both.
+    AWS_ENDPOINT_URL_DYNAMODB: `http://${options.plan.storageAddress}:${DYNAMODB_PORT}`,
+  });
   // Their per-call INFO lines would drown the rig's own progress.
   process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
   // No CloudWatch here to read the metrics' EMF lines from stdout.
@@ -54,4 +70,19 @@ export async function serveRigAws(aws: LocalAws, options: ServeOptions): Promise
   const extra = options.pem ? [{ name: 'pem-ha/edb-repo-token', value: 'rig-token-not-used' }] : [];
   for (const secret of seedSecrets(options.template, extra))
     aws.seedSecret(secret.name, secret.value);
+  return { shared };
+}
+
+/** Whether something accepts connections at address:port within a second. */
+function answers(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: address, port, timeout: 1000 });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
 }

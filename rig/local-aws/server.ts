@@ -51,7 +51,7 @@ interface StoredSecret {
 
 export class LocalAws {
   readonly ssm: LocalSsm;
-  /** The executions ListExecutions reports: the rig's runbook runner records them here. */
+  /** The executions DescribeExecution reports: the rig's runbook runner records them here. */
   readonly executions: LocalExecutions;
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly server: Server;
@@ -241,8 +241,8 @@ export class LocalAws {
           VersionStages: ['AWSCURRENT'],
         };
       }
-      case 'AWSStepFunctions.ListExecutions':
-        return this.executions.listExecutions(input);
+      case 'AWSStepFunctions.DescribeExecution':
+        return this.executions.describeExecution(input);
       default:
         throw new AwsError('UnknownOperationException', `the rig does not implement ${target}`);
     }

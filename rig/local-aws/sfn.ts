@@ -1,9 +1,10 @@
 /**
  * Step Functions executions as the rig runs them (aws-local-stepfunctions in
  * the process that started them): the runner records each one here, and
- * ListExecutions (AWS JSON 1.0) reports them, so a task can find its own
- * execution running. With a file, every process of one rig records into and
- * lists from the same journal, as one Step Functions account would.
+ * DescribeExecution (AWS JSON 1.0) reports them, so the runbook lock can ask
+ * whether its holder still runs. With a file, every process of one rig
+ * records into and reads from the same journal, as one Step Functions
+ * account would.
  */
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
@@ -116,24 +117,21 @@ export class LocalExecutions implements ExecutionRecorder {
     return [...byArn.values()];
   }
 
-  /** ListExecutions: newest first, optionally of one status (no paging: the rig runs few). */
-  listExecutions(input: { stateMachineArn?: unknown; statusFilter?: unknown }): unknown {
-    if (typeof input.stateMachineArn !== 'string')
-      throw new AwsError('ValidationException', 'stateMachineArn is required on the rig');
-    parseStateMachineArn(input.stateMachineArn);
-    const executions = this.executions()
-      .filter((e) => e.stateMachineArn === input.stateMachineArn)
-      .filter((e) => input.statusFilter === undefined || e.status === input.statusFilter)
-      .reverse();
+  /** DescribeExecution: what the runbook lock asks of the execution holding it. */
+  describeExecution(input: { executionArn?: unknown }): unknown {
+    const execution = this.executions().find((e) => e.executionArn === input.executionArn);
+    if (!execution)
+      throw new AwsError(
+        'ExecutionDoesNotExist',
+        `Execution Does Not Exist: '${String(input.executionArn)}'`,
+      );
     return {
-      executions: executions.map((e) => ({
-        executionArn: e.executionArn,
-        stateMachineArn: e.stateMachineArn,
-        name: e.name,
-        status: e.status,
-        startDate: e.startDate.getTime() / 1000,
-        ...(e.stopDate && { stopDate: e.stopDate.getTime() / 1000 }),
-      })),
+      executionArn: execution.executionArn,
+      stateMachineArn: execution.stateMachineArn,
+      name: execution.name,
+      status: execution.status,
+      startDate: execution.startDate.getTime() / 1000,
+      ...(execution.stopDate && { stopDate: execution.stopDate.getTime() / 1000 }),
     };
   }
 }

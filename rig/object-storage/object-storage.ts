@@ -25,6 +25,9 @@ const ROLES_FILE = '/etc/pem-ha-rig/instance-roles.json';
 /** Moto's own plain-HTTP port, on the storage node's loopback only. */
 const MOTO_PORT = 5000;
 
+/** Where the storage node answers DynamoDB (the runbook lock). */
+export const DYNAMODB_PORT = 8000;
+
 /** The regional S3 endpoint name the template gives pgBackRest, for the rig's region. */
 export const S3_ENDPOINT = `s3.${REGION}.amazonaws.com`;
 
@@ -59,10 +62,28 @@ const TLS_PROXY = [
   'frontend s3',
   `  bind :443 ssl crt ${TLS_DIR}/server.pem`,
   '  default_backend moto',
+  // DynamoDB for the runbook lock: plain HTTP to the host's functions only (the
+  // nodes never call it); Moto answers both services on one port.
+  'frontend dynamodb',
+  `  bind :${DYNAMODB_PORT}`,
+  '  default_backend moto',
   'backend moto',
   `  server moto 127.0.0.1:${MOTO_PORT}`,
   '',
 ].join('\n');
+
+/** CloudFormation's part: each DynamoDB table as the template declares it (keys, TTL). */
+const CREATE_TABLES = `import json, sys, boto3
+db = boto3.client("dynamodb", endpoint_url="http://127.0.0.1:${MOTO_PORT}", region_name="${REGION}",
+                  aws_access_key_id="rig", aws_secret_access_key="rig")
+for table in json.loads(sys.argv[1]):
+    if table["name"] in db.list_tables()["TableNames"]:
+        continue
+    db.create_table(TableName=table["name"], KeySchema=table["keys"],
+                    AttributeDefinitions=table["attributes"], BillingMode="PAY_PER_REQUEST")
+    if table.get("ttl"):
+        db.update_time_to_live(TableName=table["name"], TimeToLiveSpecification=table["ttl"])
+    print(f"table {table['name']} ready")`;
 
 /** CloudFormation's part: the bucket as the template declares it (versioned). */
 const CREATE_BUCKET = `import sys, boto3
@@ -144,7 +165,11 @@ export async function startObjectStorage(rig: RigCluster): Promise<void> {
   await rig.writeFile(
     STORAGE_NODE,
     '/etc/systemd/system/rig-s3.service',
-    unit('pem-ha rig: S3 stand-in (Moto)', `/usr/bin/moto_server -H 127.0.0.1 -p ${MOTO_PORT}`),
+    unit(
+      'pem-ha rig: S3 and DynamoDB stand-in (Moto)',
+      // Moto's DynamoDB knows only AWS's regions; the rig's is local-1.
+      `/usr/bin/env MOTO_ALLOW_NONEXISTENT_REGION=True /usr/bin/moto_server -H 127.0.0.1 -p ${MOTO_PORT}`,
+    ),
   );
   await rig.writeFile(STORAGE_NODE, '/etc/haproxy/rig-s3-tls.cfg', TLS_PROXY);
   await rig.writeFile(
@@ -169,6 +194,17 @@ export async function startObjectStorage(rig: RigCluster): Promise<void> {
   await rig.execOk(STORAGE_NODE, ['systemctl', 'restart', 'rig-imds']);
   await waitForS3(rig);
   await rig.execOk(STORAGE_NODE, ['python3', '-c', CREATE_BUCKET, repositoryBucketName(rig)]);
+  await rig.execOk(STORAGE_NODE, ['python3', '-c', CREATE_TABLES, JSON.stringify(tables(rig))]);
+}
+
+/** The template's DynamoDB tables, named as the rig resolves their Ref. */
+function tables(rig: RigCluster) {
+  return resourcesOfType(rig.template, 'AWS::DynamoDB::Table').map(([logicalId, table]) => ({
+    name: rig.resourceValues.ref(logicalId),
+    keys: table.Properties?.KeySchema,
+    attributes: table.Properties?.AttributeDefinitions,
+    ttl: table.Properties?.TimeToLiveSpecification,
+  }));
 }
 
 async function waitForS3(rig: RigCluster): Promise<void> {

@@ -153,7 +153,7 @@ describe('loadConfig', () => {
           validityDays: 90,
           renewBeforeDays: 30,
           expiryAlarmDays: 21,
-          rotationSchedule: 'rate(1 day)',
+          rotationSchedule: 'cron(0 12 * * ? *)',
         },
         backup: {
           archiveTimeoutSeconds: 60,

@@ -1,6 +1,4 @@
-import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { mockClient } from 'aws-sdk-client-mock';
-import { assertNoRunbookRunning, parseRestoreRequest } from '../../functions/restore/request';
+import { parseRestoreRequest } from '../../functions/restore/request';
 import { planRestore, RepositoryBackup } from '../../functions/restore/target';
 
 const NOW = new Date('2026-12-03T12:00:00Z');
@@ -88,31 +86,5 @@ describe('restore plan', () => {
     expect(() => planRestore(request({ latest: true }), [])).toThrow(
       expect.objectContaining({ name: 'PreflightFailedError' }),
     );
-  });
-});
-
-describe('other runbooks', () => {
-  const sfn = mockClient(SFNClient);
-  const client = new SFNClient({ region: 'eu-west-1' });
-  beforeEach(() => sfn.reset());
-
-  test('Given an upgrade running, then the restore refuses naming it', async () => {
-    // The general answer first: aws-sdk-client-mock lets the later, narrower one win.
-    sfn.on(ListExecutionsCommand).resolves({ executions: [] });
-    sfn
-      .on(ListExecutionsCommand, { stateMachineArn: 'arn:upgrade' })
-      .resolves({ executions: [{ executionArn: 'arn:upgrade:run-1' } as never] });
-    await expect(
-      assertNoRunbookRunning(client, ['arn:backup', 'arn:upgrade'], 'arn:restore:self'),
-    ).rejects.toThrow('another runbook is running (arn:upgrade:run-1)');
-  });
-
-  test('Given only this execution running, then nothing refuses', async () => {
-    sfn.on(ListExecutionsCommand).resolves({
-      executions: [{ executionArn: 'arn:restore:self' } as never],
-    });
-    await expect(
-      assertNoRunbookRunning(client, ['arn:restore'], 'arn:restore:self'),
-    ).resolves.toBeUndefined();
   });
 });

@@ -1,4 +1,3 @@
-import { SFNClient } from '@aws-sdk/client-sfn';
 import type { PatroniMember } from '../../functions/lib/patroni';
 import { runUpgradeAction, UpgradeDependencies } from '../../functions/upgrade/actions';
 import { parseKeyValues, planUpgrade, upstreamVersion } from '../../functions/upgrade/plan';
@@ -153,7 +152,6 @@ describe('upgrade preflight (replay rule) and gate', () => {
   });
 
   const deps = (value: ReturnType<typeof clients>['value']): UpgradeDependencies => ({
-    sfn: new SFNClient({ region: 'local-1' }),
     clients: async () => value,
     defaults: { maxLagBytes: MAX_LAG, maxTransactionSeconds: 300 },
   });

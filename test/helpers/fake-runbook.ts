@@ -20,6 +20,8 @@ import { planRestore, type RepositoryBackup } from '../../functions/restore/targ
 import { allStates } from '../../rig/lambdas';
 import { stateMachineDefinition } from '../../rig/template';
 import { synthStack } from './synth';
+import { fakeLock } from './fake-lock';
+import type { LockHolder } from '../../functions/runbook-lock/lock';
 
 /** Instance ids and volume ids become recognisable names; function ARNs keep their logical id. */
 export const resources = {
@@ -91,6 +93,8 @@ export function fakeCluster(
     replayBehind?: Readonly<Record<string, number>>;
     /** What the restore document's info action lists. @default one full backup */
     backups?: readonly RepositoryBackup[];
+    /** A running runbook holds the cluster's runbook lock. @default free */
+    lockHeldBy?: LockHolder;
   } = {},
 ) {
   const sent: Sent[] = [];
@@ -212,6 +216,7 @@ export function fakeCluster(
         return confirmLeaderUnchanged(patroni, event.inventory, event.before);
     }
   };
+  const acquireLock = fakeLock(options.lockHeldBy);
   const caSteps: string[] = [];
   const handlers: LocalHandlers = {};
   const definitionStates = (definition: { States: Record<string, Record<string, unknown>> }) =>
@@ -221,6 +226,7 @@ export function fakeCluster(
       const fn = String((state.Parameters as { FunctionName?: unknown } | undefined)?.FunctionName);
       handlers[name] = (async (input: unknown) => {
         const { Payload } = input as { Payload: Payload };
+        if (fn.includes('RunbooksLock')) return { Payload: await acquireLock(Payload as never) };
         if (name === 'Ensure cluster CA') return { Payload: { created: true } };
         if (name === 'Record backup health') {
           const { nodeName } = (Payload as unknown as { command: { nodeName: string } }).command;

@@ -9,7 +9,6 @@ import {
   DescribeTargetHealthCommand,
   ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -20,6 +19,8 @@ import { allStates } from '../../rig/lambdas';
 import { createHash } from 'node:crypto';
 import { stateMachineDefinition } from '../../rig/template';
 import { pseudo, resources, RunbookDefinition } from './fake-runbook';
+import { fakeLock } from './fake-lock';
+import type { LockHolder } from '../../functions/runbook-lock/lock';
 import { ReplayLag, simulatedPatroni } from './fake-patroni';
 import { synthStack } from './synth';
 
@@ -62,8 +63,8 @@ export interface FakeUpgradeOptions {
   readonly laggingAfterRestart?: string;
   /** Patroni answers the switchover with "instead of" and another member leads. */
   readonly switchoverInsteadOf?: string;
-  /** Other executions of the runbook already running. */
-  readonly otherExecutions?: number;
+  /** A running runbook holds the cluster's runbook lock. */
+  readonly lockHeldBy?: LockHolder;
   /** Backends already at the new version. */
   readonly upgraded?: readonly string[];
   /** Replicas whose replay lags (or is paused) from the start; `world.setReplayLag` changes it later. */
@@ -211,20 +212,9 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
       },
     })),
   }));
-  const sfn = mockClient(SFNClient);
-  sfn.on(ListExecutionsCommand).callsFake(async (input) => ({
-    executions: [
-      { executionArn: 'self', stateMachineArn: input.stateMachineArn, status: 'RUNNING' },
-      ...Array.from({ length: options.otherExecutions ?? 0 }, (_, i) => ({
-        executionArn: `other-${i}`,
-        stateMachineArn: input.stateMachineArn,
-        status: 'RUNNING',
-      })),
-    ],
-  }));
+  const acquireLock = fakeLock(options.lockHeldBy);
 
   const upgradeDeps = {
-    sfn: new SFNClient({ region: 'local-1' }),
     defaults: { maxLagBytes: 1048576, maxTransactionSeconds: 300 },
     clients: async () => ({
       ec2: new EC2Client({ region: 'local-1' }),
@@ -260,6 +250,7 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
       const fn = String((state.Parameters as { FunctionName?: string }).FunctionName);
       handlers[name] = (async (input: { Payload: Record<string, unknown> }) => {
         const payload = input.Payload;
+        if (fn.includes('RunbooksLock')) return { Payload: await acquireLock(payload as never) };
         if (fn.includes('UpgradeSteps')) {
           if (payload.action === 'preflight') {
             // The EC2 view: the stack's own instances, all running.
@@ -299,7 +290,7 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
     return handlers;
   };
 
-  const restore = () => [ssm, ec2, elb, sfn].forEach((mock) => mock.restore());
+  const restore = () => [ssm, ec2, elb].forEach((mock) => mock.restore());
   return {
     events,
     nodes,

@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
 import { waitForHealthyReplication } from '../../rig/patroni';
 import type { RigFamilyName } from '../../rig/family';
+import type { RunbookRun } from '../../rig/runbook';
 
 /**
  * The cluster the integration suites run on: Debian 13 nodes, PEM on with the
@@ -36,6 +37,19 @@ export async function upTestRig(
     extra,
     pollMs: 500,
   });
+}
+
+/** A run that records, in `sent`, the state of every node command it sends. */
+export function recordingRun(sent: string[]): RunbookRun {
+  return {
+    wrapTask: (state, handler) =>
+      !state.endsWith(': send')
+        ? handler
+        : ((async (input: never) => {
+            sent.push(state);
+            return handler(input);
+          }) as never),
+  };
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

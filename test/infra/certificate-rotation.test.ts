@@ -39,9 +39,9 @@ describe('certificate rotation in the template', () => {
     ]);
   });
 
-  test('Given the defaults, then rotation is scheduled daily with an empty input', () => {
+  test('Given the defaults, then rotation is scheduled daily at noon UTC, away from the 01:00 backups, with an empty input', () => {
     template.hasResourceProperties('AWS::Events::Rule', {
-      ScheduleExpression: 'rate(1 day)',
+      ScheduleExpression: 'cron(0 12 * * ? *)',
       State: 'ENABLED',
       Targets: [{ Input: '{}' }],
     });

@@ -21,24 +21,6 @@ describe('point-in-time restore in the template', () => {
     });
   });
 
-  test('Given the restore function, then it lists executions of the cluster runbooks and itself, nothing else', () => {
-    const list = restoreStatements().filter((s) =>
-      [s.Action].flat().includes('states:ListExecutions'),
-    );
-    expect(list).toHaveLength(1);
-    const resources = JSON.stringify(list[0].Resource);
-    for (const runbook of [
-      'Bootstrap',
-      'CertificateRotation',
-      'ScheduledBackups',
-      'RollingUpgrade',
-    ]) {
-      expect(resources).toContain(runbook);
-    }
-    expect(resources).toContain(':stateMachine:pem-ha-point-in-time-restore');
-    expect(resources).not.toContain('"*"');
-  });
-
   test('Given the restore function, then it reads no secret and sends no command itself', () => {
     const actions = restoreStatements().flatMap((s) => [s.Action].flat());
     expect(

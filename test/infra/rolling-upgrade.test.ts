@@ -21,14 +21,6 @@ describe('rolling upgrade in the template', () => {
     });
   });
 
-  test('Given the upgrade function, then it may list executions of its own state machine only', () => {
-    const list = upgradeStatements().filter((s) =>
-      [s.Action].flat().includes('states:ListExecutions'),
-    );
-    expect(list).toHaveLength(1);
-    expect(JSON.stringify(list[0].Resource)).toContain(':stateMachine:pem-ha-rolling-upgrade');
-  });
-
   test('Given the upgrade function, then it reads the REST API credentials and the trust roots, and no database password', () => {
     const secrets = Object.keys(resourcesOf(template, 'AWS::SecretsManager::Secret'));
     const readable = upgradeStatements()

@@ -23,6 +23,7 @@ import {
   upTestRig,
 } from '../helpers/rig';
 import { runbookFaultTests } from './runbook-faults';
+import { runbookLockTests } from './runbook-lock';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -415,6 +416,9 @@ suite('local cluster from the synthesized artifacts', () => {
       `frozen leader: ${oldLeader.name} frozen ${((Date.now() - frozenAt) / 1000).toFixed(0)} s, ${promoted.name} promoted on timeline ${promoted.timeline}; ${writer.acknowledged.length} writes acknowledged, none lost`,
     );
   }, 400_000);
+
+  // One runbook at a time, in this process and from two CLI processes.
+  runbookLockTests(() => rig);
 
   // Runbooks under faults: replay lag, a cut link, a node killed mid-bootstrap (last: it re-attaches).
   runbookFaultTests(

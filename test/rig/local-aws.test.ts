@@ -13,7 +13,7 @@ import {
   DescribeTargetHealthCommand,
   ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { rigView } from '../../rig/local-aws/rig-view';
 import { ACCOUNT, LocalAws, localAwsEndpoints, REGION } from '../../rig/local-aws/server';
 import { LocalExecutions } from '../../rig/local-aws/sfn';
@@ -188,23 +188,25 @@ describe('ELBv2 DescribeTargetHealth on the rig', () => {
   });
 });
 
-describe('Step Functions ListExecutions on the rig', () => {
-  const list = async (stateMachineArn: string, statusFilter?: 'RUNNING' | 'SUCCEEDED' | 'FAILED') =>
-    (await sfn.send(new ListExecutionsCommand({ stateMachineArn, statusFilter }))).executions ?? [];
+describe('Step Functions DescribeExecution on the rig', () => {
+  const describeExecution = (executionArn: string) =>
+    sfn.send(new DescribeExecutionCommand({ executionArn }));
 
-  test('Given an execution recorded as running, then ListExecutions lists it until it ends', async () => {
+  test('Given an execution recorded as running, then DescribeExecution says RUNNING until it ends, and how it ended', async () => {
     const machine = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:Recorded`;
     const arn = aws.executions.start(machine, 'first');
     expect(arn).toBe(`arn:aws:states:${REGION}:${ACCOUNT}:execution:Recorded:first`);
-    const [running] = await list(machine, 'RUNNING');
+    const running = await describeExecution(arn);
     expect(running).toMatchObject({ executionArn: arn, name: 'first', status: 'RUNNING' });
     expect(Math.abs(running.startDate!.getTime() - Date.now())).toBeLessThan(60_000);
     aws.executions.stop(arn, 'SUCCEEDED');
-    expect(await list(machine, 'RUNNING')).toEqual([]);
-    expect((await list(machine)).map((e) => e.status)).toEqual(['SUCCEEDED']);
+    expect((await describeExecution(arn)).status).toBe('SUCCEEDED');
+    await expect(describeExecution(`${arn}-unknown`)).rejects.toMatchObject({
+      name: 'ExecutionDoesNotExist',
+    });
   });
 
-  test('Given two processes of one rig, then each lists what the other started, and an execution whose process died is aborted', () => {
+  test('Given two processes of one rig, then each sees what the other started, and an execution whose process died is aborted', () => {
     const dir = mkdtempSync(join(tmpdir(), 'local-sfn-'));
     try {
       const journal = join(dir, 'executions.jsonl');
@@ -214,27 +216,19 @@ describe('Step Functions ListExecutions on the rig', () => {
       const arn = first.start(machine, 'from-first');
       // When another process of the same rig asks
       const second = new LocalExecutions(journal);
-      const listed = () =>
-        (
-          second.listExecutions({ stateMachineArn: machine }) as {
-            executions: { name: string; status: string }[];
-          }
-        ).executions;
+      const described = (executionArn: string) =>
+        second.describeExecution({ executionArn }) as { name: string; status: string };
       // Then it sees the execution running, and how it ended
-      expect(listed()).toEqual([
-        expect.objectContaining({ name: 'from-first', status: 'RUNNING' }),
-      ]);
+      expect(described(arn)).toMatchObject({ name: 'from-first', status: 'RUNNING' });
       first.stop(arn, 'SUCCEEDED');
-      expect(listed()).toEqual([
-        expect.objectContaining({ name: 'from-first', status: 'SUCCEEDED' }),
-      ]);
+      expect(described(arn)).toMatchObject({ name: 'from-first', status: 'SUCCEEDED' });
       // And an execution left RUNNING by a process that is gone counts as aborted
       const gone = spawnSync('true').pid;
       appendFileSync(
         journal,
         `${JSON.stringify({ event: 'start', execution: { executionArn: `${arn}-gone`, stateMachineArn: machine, name: 'gone', status: 'RUNNING', startDate: Date.now(), pid: gone } })}\n`,
       );
-      expect(listed()[0]).toMatchObject({ name: 'gone', status: 'ABORTED' });
+      expect(described(`${arn}-gone`)).toMatchObject({ name: 'gone', status: 'ABORTED' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -301,12 +295,12 @@ describe('Step Functions ListExecutions on the rig', () => {
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-    test('when its task lists running executions of $$.StateMachine.Id, then it finds exactly $$.Execution.Id', async () => {
+    test('when its task describes $$.Execution.Id, then it finds itself running, and SUCCEEDED afterwards', async () => {
       let seen: unknown;
       const { output } = await runRunbook(context, 'UpgradeStateMachineArn', {
         wrapTask: (_state, handler) =>
-          (async (input: { Payload: { machine: string } }) => {
-            seen = await list(input.Payload.machine, 'RUNNING');
+          (async (input: { Payload: { execution: string } }) => {
+            seen = (await describeExecution(input.Payload.execution)).status;
             return (handler as unknown as (i: unknown) => Promise<unknown>)(input);
           }) as never,
       });
@@ -315,24 +309,21 @@ describe('Step Functions ListExecutions on the rig', () => {
       expect(execution).toMatch(
         new RegExp(`^arn:aws:states:${REGION}:${ACCOUNT}:execution:Upgrade:[0-9a-f-]{36}$`),
       );
-      expect(seen).toEqual([
-        expect.objectContaining({ executionArn: execution, status: 'RUNNING' }),
-      ]);
-      expect(await list(machine, 'SUCCEEDED')).toEqual([
-        expect.objectContaining({ executionArn: execution, status: 'SUCCEEDED' }),
-      ]);
+      expect(seen).toBe('RUNNING');
+      expect((await describeExecution(execution)).status).toBe('SUCCEEDED');
     });
 
-    test('when its task fails, then the execution is listed as FAILED', async () => {
+    test('when its task fails, then the execution is FAILED', async () => {
+      let execution = '';
       const failing = runRunbook(context, 'UpgradeStateMachineArn', {
         wrapTask: () =>
-          (async () => {
+          (async (input: { Payload: { execution: string } }) => {
+            execution = input.Payload.execution;
             throw new Error('upgrade step failed');
           }) as never,
       });
       await expect(failing).rejects.toThrow('upgrade step failed');
-      expect(await list(UPGRADE, 'RUNNING')).toEqual([]);
-      expect(await list(UPGRADE, 'FAILED')).toHaveLength(1);
+      expect((await describeExecution(execution)).status).toBe('FAILED');
     });
   });
 });

@@ -13,7 +13,7 @@ import { RigCluster } from '../../rig/cluster';
 import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
 import { REPO_ROOT } from '../../rig/synth';
 import { resourcesOfType } from '../../rig/template';
-import { endpointQueryOn, eventually, nodeQueryOn } from '../helpers/rig';
+import { endpointQueryOn, eventually, nodeQueryOn, recordingRun } from '../helpers/rig';
 
 type RunbookError = Error & { cause?: Error };
 const failureOf = (run: Promise<unknown>) =>
@@ -39,7 +39,7 @@ function documentOf(rig: RigCluster, suffix: string) {
 }
 
 /** `npm run local -- <args>` as a user runs it, bounded; resolves with its exit code and output. */
-function localCli(args: string[], timeoutMs: number) {
+export function localCli(args: string[], timeoutMs: number) {
   return new Promise<{ code: number | null; output: string }>((resolve) => {
     const child = spawn(join(REPO_ROOT, 'node_modules/.bin/tsx'), ['rig/cli.ts', ...args], {
       cwd: REPO_ROOT,
@@ -84,18 +84,7 @@ export function runbookFaultTests(
       });
       // When the upgrade runs (a dry run would pass the same preflight)
       const error = await failureOf(
-        rig().upgrade(
-          { component: 'postgresql', version: 'latest' },
-          {
-            wrapTask: (state, handler) =>
-              !state.endsWith(': send')
-                ? handler
-                : ((async (input: never) => {
-                    sent.push(state);
-                    return handler(input);
-                  }) as never),
-          },
-        ),
+        rig().upgrade({ component: 'postgresql', version: 'latest' }, recordingRun(sent)),
       );
       // Then the preflight refuses, with the replay lag in bytes and the received lag
       console.log(`preflight: ${error?.message}`);

@@ -1,3 +1,4 @@
+import { ROTATION_HOLDS_LOCK } from '../helpers/fake-lock';
 import {
   FakeUpgradeWorld,
   fakeUpgradeWorld,
@@ -123,13 +124,14 @@ describe('rolling upgrade runbook (synthesized definition, run with aws-local-st
     },
   );
 
-  test('Given another execution running, then it halts with RunbookAlreadyRunningError before any node is checked', async () => {
-    world = fakeUpgradeWorld(UPGRADE, { otherExecutions: 1 });
+  test('Given a rotation holding the runbook lock, then it ends with RunbookAlreadyRunningError naming the rotation, touching nothing', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { lockHeldBy: ROTATION_HOLDS_LOCK });
 
     const error = await failureOf(runUpgrade(UPGRADE, world, START));
 
     expect(error.name).toBe('RunbookAlreadyRunningError');
-    expect(world.events.filter((e) => e.startsWith('backend'))).toEqual([]);
+    expect(error.message).toContain('the rotation runbook (execution daily-1');
+    expect(world.events).toEqual([]);
   });
 
   test('Given the install fails on the second replica, then it halts with CommandFailedError naming node and step, clears the drain tags it set, and the primary is never touched', async () => {
