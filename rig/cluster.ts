@@ -314,8 +314,8 @@ export class RigCluster {
    * Brings a killed node back as an instance boots: its layer, the file
    * systems its own /etc/fstab names (the data volume), then pem-ha's services.
    */
-  async reboot(node: string): Promise<void> {
-    await this.host.restart(node);
+  async reboot(node: string, { withDataVolume = true } = {}): Promise<void> {
+    await this.host.restart(node, { withDataVolume });
     await bootNode(this, node);
   }
 

@@ -10,15 +10,18 @@ const MOUNT_FSTAB = [
   // udev would have probed the block devices: blkid fills the cache UUID= lines need.
   'blkid >/dev/null 2>&1 || true',
   'findmnt --fstab -n -o TARGET -t ext4 | while read -r target; do',
-  '  [ "$target" = / ] || mountpoint -q "$target" || mount "$target"',
+  // nofail, as the fstab line says: a missing volume does not stop the boot.
+  '  [ "$target" = / ] || mountpoint -q "$target" || mount "$target" || echo "boot: cannot mount $target" >&2',
   'done',
+  'true',
 ].join('\n');
 
 /** What systemd starts at boot: the SSM agent, and pem-ha's services where bootstrap enabled them. */
 const START_SERVICES = [
   `systemctl start --no-block ${SSM_AGENT_UNIT}`,
+  // A unit that cannot start (its data volume missing) does not stop the others.
   'for unit in etcd patroni; do',
-  '  [ ! -f /etc/pem-ha/$unit.managed ] || systemctl start --no-block $unit',
+  '  [ ! -f /etc/pem-ha/$unit.managed ] || systemctl start --no-block $unit || true',
   'done',
   // The PEM web double stands in for Apache, which boots with the host.
   '[ ! -f /etc/systemd/system/pem-web-double.service ] || systemctl start --no-block pem-web-double',

@@ -142,13 +142,13 @@ export const SETTINGS = {
   }),
   amiFamily: oneOf({
     description:
-      "Operating system of every node; the AMI is resolved at deploy time from the vendor's public SSM parameter.",
+      "Operating system of every node; its newest AMI comes from the vendor's public SSM parameter (see amiId for when it is looked up).",
     defaultValue: 'ubuntu-24.04',
     values: ['ubuntu-24.04', 'debian-12', 'debian-13'],
   }),
   amiId: text({
     description:
-      'Pin every node to this AMI (same architecture as every instance type). Default: the latest image of amiFamily, re-resolved on each deploy, so a newer image replaces nodes: pin it for production.',
+      'Pin every node to this AMI (same architecture as every instance type). Default: the latest image of amiFamily; with account and region set it is looked up once and kept in cdk.context.json, without them it is re-resolved on every deploy, so a newer image would replace every node: pin it, or set account and region, for production.',
     pattern: /^ami-[0-9a-f]{8,17}$/,
     allowed: 'an AMI id such as ami-0123456789abcdef0',
   }),

@@ -10,6 +10,24 @@ export interface DocumentSpec {
   readonly timeoutSeconds: number;
 }
 
+/**
+ * How WAL may use a backend's data volume, in MiB: `max_wal_size` (a tenth,
+ * 1 to 16 GiB), `max_slot_wal_keep_size` (a fifth: a stuck replica's slot
+ * cannot fill the primary's disk) and the space reserve an operator frees in
+ * an emergency (a fiftieth, 256 MiB to 4 GiB). pgBackRest's archive queue
+ * takes at most half of it.
+ */
+export function walBudget(dataVolumeSizeGiB: number) {
+  const mib = dataVolumeSizeGiB * 1024;
+  const within = (value: number, low: number, high: number) =>
+    Math.min(high, Math.max(low, Math.floor(value)));
+  return {
+    maxWalSizeMib: within(mib / 10, 1024, 16384),
+    maxSlotWalKeepMib: Math.floor(mib / 5),
+    spaceReserveMib: within(mib / 50, 256, 4096),
+  };
+}
+
 /** What each node document runs and takes, from the cluster's settings. */
 export function documentSpecs(
   props: NodeDocumentsProps,
@@ -85,6 +103,7 @@ export function documentSpecs(
   const edbToken =
     pem && cluster('EdbRepoTokenSecret', pem, 'EDB repository token secret', P.secretName);
   const { patroni, backupRepository: repository } = props;
+  const wal = walBudget(props.dataVolumeSizeGiB);
   const repositoryParameters = [
     cluster('RepositoryBucket', repository.bucketName, 'Backup repository bucket', P.bucketName),
     cluster('RepositoryRegion', repository.region, "The bucket's region", P.region),
@@ -233,6 +252,19 @@ export function documentSpecs(
           'ArchiveTimeoutSeconds',
           String(repository.archiveTimeoutSeconds),
           'PostgreSQL archive_timeout',
+          P.integer,
+        ),
+        cluster('MaxWalSizeMib', String(wal.maxWalSizeMib), 'max_wal_size (MiB)', P.integer),
+        cluster(
+          'MaxSlotWalKeepMib',
+          String(wal.maxSlotWalKeepMib),
+          'max_slot_wal_keep_size (MiB)',
+          P.integer,
+        ),
+        cluster(
+          'SpaceReserveMib',
+          String(wal.spaceReserveMib),
+          'Space reserve on the data volume (MiB)',
           P.integer,
         ),
         ...repositoryParameters,

@@ -64,6 +64,8 @@ export interface NodeDocumentsProps {
   /** Certificates with fewer days left are renewed. @default 30 */
   readonly renewBeforeDays?: number;
   readonly backupRepository: BackupRepositorySettings;
+  /** Each backend's data volume: WAL limits and the space reserve are sized from it. */
+  readonly dataVolumeSizeGiB: number;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { CfnParameter, Stack } from 'aws-cdk-lib';
+import { Annotations, CfnParameter, Stack, Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import type { AmiFamily } from '../config/load-config';
@@ -19,7 +19,10 @@ export function architectureOf(instanceType: ec2.InstanceType): 'amd64' | 'arm64
 
 /**
  * The image for an instance type: the pinned AMI when given (as one stack
- * parameter, so the template stays portable), else the family's latest.
+ * parameter, so the template stays portable); else, for a stack with an
+ * account, the family's latest looked up once and recorded in
+ * cdk.context.json, so later deploys keep it; else (an environment-agnostic
+ * template) the family's latest at every deploy, with a warning.
  */
 export function nodeImage(
   scope: Construct,
@@ -44,7 +47,17 @@ export function nodeImage(
       }),
     };
   }
-  return ec2.MachineImage.fromSsmParameter(IMAGE_PARAMETERS[family](architectureOf(instanceType)), {
-    os: ec2.OperatingSystemType.LINUX,
-  });
+  const parameter = IMAGE_PARAMETERS[family](architectureOf(instanceType));
+  const stack = Stack.of(scope);
+  if (!Token.isUnresolved(stack.account) && !Token.isUnresolved(stack.region)) {
+    return ec2.MachineImage.fromSsmParameter(parameter, {
+      os: ec2.OperatingSystemType.LINUX,
+      cachedInContext: true,
+    });
+  }
+  Annotations.of(stack).addWarningV2(
+    'pem-ha:unpinned-image',
+    `No amiId, account or region: every deploy resolves the newest ${family} image, and a newer one replaces every node at once. For production set amiId, or account and region (the image is then looked up once and kept in cdk.context.json).`,
+  );
+  return ec2.MachineImage.fromSsmParameter(parameter, { os: ec2.OperatingSystemType.LINUX });
 }

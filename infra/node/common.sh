@@ -60,6 +60,28 @@ case "$TIER" in
   *) die "Tier must be etcd, backend or web; got ${TIER}" ;;
 esac
 
+# The cluster's own software moves only through the upgrade runbook, one node
+# at a time: held, kept out of unattended-upgrades, and never restarted by
+# needrestart after a library update.
+case "$TIER" in
+  etcd) held=(etcd-server etcd-client) ;;
+  backend) held=("postgresql-${POSTGRES_MAJOR}" "postgresql-client-${POSTGRES_MAJOR}" patroni pgbackrest) ;;
+  *) held=("postgresql-client-${POSTGRES_MAJOR}") ;;
+esac
+apt-mark hold "${held[@]}" >/dev/null
+log "held ${held[*]}: the upgrade runbook moves them"
+install_file /etc/apt/apt.conf.d/51pem-ha-unattended-upgrades 0644 root:root <<'APT'
+// pem-ha: these move only through the upgrade runbook, one node at a time.
+Unattended-Upgrade::Package-Blacklist { "etcd-"; "postgresql-"; "libpq5"; "patroni"; "pgbackrest"; };
+APT
+if [[ -d /etc/needrestart ]]; then
+  install -d -m 0755 /etc/needrestart/conf.d
+  install_file /etc/needrestart/conf.d/pem-ha.conf 0644 root:root <<'NEEDRESTART'
+# pem-ha: restarts of the cluster's services belong to its runbooks.
+$nrconf{override_rc}->{qr(^(etcd|patroni|postgresql|pgbackrest).*)} = 0;
+NEEDRESTART
+fi
+
 # A cluster created before the setting above took effect holds no data: drop it.
 if [[ $TIER == backend ]] && pg_lsclusters -h 2>/dev/null | awk '{print $1, $2}' | grep -qx "${POSTGRES_MAJOR} main"; then
   log "dropping the package's default ${POSTGRES_MAJOR}/main cluster (Patroni manages its own)"

@@ -9,6 +9,8 @@ TLS=/etc/pem-ha/tls/current
 PGHOME=/var/lib/postgresql
 DATA_DIR=${PGHOME}/${POSTGRES_MAJOR}/${CLUSTER_NAME}
 CONFIG=/etc/patroni/patroni.yml
+# The dynamic settings this run wants in etcd (written with patroni.yml).
+DYNAMIC_CONFIG=/etc/patroni/dynamic.json
 MEMBER_MARKER=/var/lib/pem-ha/patroni-member
 
 for file in ca.crt postgres-server.crt postgres-server.key patroni-rest.crt patroni-rest.key \
@@ -46,20 +48,38 @@ find_data_device() {
   return 1
 }
 
+# A new EBS volume reads as zeros: its first and last MiB are checked.
+reads_blank() {
+  local device=$1 mib
+  mib=$(($(blockdev --getsize64 "$device") / 1048576))
+  cmp -s -n 1048576 "$device" /dev/zero &&
+    dd if="$device" bs=1M skip=$((mib - 1)) count=1 status=none | cmp -s -n 1048576 - /dev/zero
+}
+
 mount_data_volume() {
   if mountpoint -q "$PGHOME"; then
     log "data volume already mounted at ${PGHOME}"
     return 0
   fi
   wait_until 300 "data volume ${DATA_VOLUME_ID} to be attached" find_data_device
-  local device fs_uuid
+  local device fs_uuid fs_type status=0
   device=$(find_data_device)
-  if [[ -z $(blkid -o value -s TYPE "$device" || true) ]]; then
-    log "formatting the new data volume ${DATA_VOLUME_ID} (${device}) as ext4"
-    mkfs.ext4 -q -L pemha-data "$device"
-  else
-    log "data volume ${DATA_VOLUME_ID} (${device}) already has a file system: keeping it"
-  fi
+  # blkid -p reads the device itself: 0 = a file system, 2 = no signature at all;
+  # anything else means it could not tell, and a volume is never formatted on a guess.
+  fs_type=$(blkid -p -o value -s TYPE "$device") || status=$?
+  case $status in
+    0)
+      [[ $fs_type == ext4 ]] || die "data volume ${DATA_VOLUME_ID} (${device}) holds a ${fs_type} file system, not ext4: not mounting it"
+      log "data volume ${DATA_VOLUME_ID} (${device}) already has an ext4 file system: keeping it"
+      ;;
+    2)
+      [[ ! -e $MEMBER_MARKER ]] || die "this node has been a member, but data volume ${DATA_VOLUME_ID} (${device}) shows no file system: not formatting it (attach the volume this node used, or replace the node)"
+      reads_blank "$device" || die "data volume ${DATA_VOLUME_ID} (${device}) has no file system signature but is not blank: not formatting it (inspect it with: wipefs -n ${device})"
+      log "formatting the new, blank data volume ${DATA_VOLUME_ID} (${device}) as ext4"
+      mkfs.ext4 -q -L pemha-data "$device"
+      ;;
+    *) die "blkid could not read data volume ${DATA_VOLUME_ID} (${device}) (status ${status}): not formatting or mounting it" ;;
+  esac
   fs_uuid=$(blkid -o value -s UUID "$device")
   if ! grep -q "UUID=${fs_uuid} " /etc/fstab; then
     echo "UUID=${fs_uuid} ${PGHOME} ext4 defaults,noatime,nofail 0 2" >>/etc/fstab
@@ -70,7 +90,26 @@ mount_data_volume() {
   log "mounted ${device} at ${PGHOME}"
 }
 
+# Space an operator (or a runbook) can free at once when WAL fills the volume:
+# rm it, and PostgreSQL has room to start and archive again.
+ensure_space_reserve() {
+  local reserve=${PGHOME}/pem-ha-space-reserve free_mib
+  if [[ -f $reserve ]]; then
+    log "space reserve ${reserve} in place ($(du -m "$reserve" | cut -f1) MiB)"
+    return 0
+  fi
+  free_mib=$(($(stat -f -c '%a * %S' "$PGHOME") / 1048576))
+  if ((free_mib < 2 * SPACE_RESERVE_MIB)); then
+    log "only ${free_mib} MiB free on ${PGHOME}: no space reserve made (release the one removed earlier by making room first)"
+    return 0
+  fi
+  fallocate -l "${SPACE_RESERVE_MIB}MiB" "$reserve"
+  chmod 0600 "$reserve"
+  log "made a ${SPACE_RESERVE_MIB} MiB space reserve at ${reserve} (remove it to free space in an emergency)"
+}
+
 mount_data_volume
+ensure_space_reserve
 install -d -m 0755 -o postgres -g postgres "$PGHOME" "${PGHOME}/${POSTGRES_MAJOR}"
 install -d -m 0755 -o root -g postgres /etc/patroni
 
@@ -92,11 +131,12 @@ export SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD REST_PASSWORD
 export MEMBER_NAME MEMBER_ADDRESS BOOTSTRAP CLUSTER_NAME POSTGRES_MAJOR ETCD_HOSTS \
   BACKEND_ADDRESSES TRUSTED_CIDRS CLIENT_CIDRS PEM_ENABLED TTL LOOP_WAIT RETRY_TIMEOUT \
   MAXIMUM_LAG_ON_FAILOVER SYNCHRONOUS_MODE DATA_DIR PGHOME TLS ARCHIVE_TIMEOUT_SECONDS \
-  REPLICA_FROM_REPOSITORY RESTORE_TARGET RESTORE_SET
+  REPLICA_FROM_REPOSITORY RESTORE_TARGET RESTORE_SET MAX_WAL_SIZE_MIB MAX_SLOT_WAL_KEEP_MIB \
+  DYNAMIC_CONFIG
 
 render_patroni_config() {
   /usr/bin/python3 <<'PY'
-import os, shlex, yaml
+import json, os, shlex, yaml
 env = os.environ
 split = lambda name: [item for item in env[name].split(",") if item]
 backends, trusted, clients = split("BACKEND_ADDRESSES"), split("TRUSTED_CIDRS"), split("CLIENT_CIDRS")
@@ -177,6 +217,10 @@ config = {
             "archive_mode": "on",
             "archive_command": f"{pgbackrest} archive-push %p",
             "archive_timeout": int(env["ARCHIVE_TIMEOUT_SECONDS"]),
+            # Sized from the data volume: WAL between checkpoints, and the most a
+            # stuck replica's slot may hold before the primary lets it go.
+            "max_wal_size": f"{env['MAX_WAL_SIZE_MIB']}MB",
+            "max_slot_wal_keep_size": f"{env['MAX_SLOT_WAL_KEEP_MIB']}MB",
         },
         # A replica behind what its primary keeps reads the archive. Bounded: with
         # S3 unreachable the fetch would retry for minutes and stall the
@@ -190,28 +234,38 @@ config = {
         "pg_ident": ["pemha_local postgres patroni_super"],
     },
     "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
+    # Where the kernel offers one: a leader whose Patroni hangs is reset
+    # before its key expires. Without a device Patroni runs on, and says so.
+    "watchdog": {"mode": "automatic", "device": "/dev/watchdog", "safety_margin": 5},
 }
+# Patroni's dynamic settings (kept in etcd): they seed a new cluster, and every
+# run of this document makes the running cluster match them (converge_dynamic).
+dynamic = {
+    "ttl": int(env["TTL"]),
+    "loop_wait": int(env["LOOP_WAIT"]),
+    "retry_timeout": int(env["RETRY_TIMEOUT"]),
+    "maximum_lag_on_failover": int(env["MAXIMUM_LAG_ON_FAILOVER"]),
+    "synchronous_mode": env["SYNCHRONOUS_MODE"] == "true",
+    # With etcd lost, a leader that reaches every member keeps its role.
+    "failsafe_mode": True,
+    "postgresql": {
+        "use_pg_rewind": True,
+        "use_slots": True,
+        "parameters": {
+            "wal_level": "replica",
+            "hot_standby": "on",
+            "wal_log_hints": "on",
+            "max_wal_senders": 10,
+            "max_replication_slots": 10,
+            "wal_keep_size": "1GB",
+        },
+    },
+}
+with open(env["DYNAMIC_CONFIG"], "w") as handle:
+    json.dump(dynamic, handle, sort_keys=True)
 if env["BOOTSTRAP"] == "true":
     config["bootstrap"] = {
-        "dcs": {
-            "ttl": int(env["TTL"]),
-            "loop_wait": int(env["LOOP_WAIT"]),
-            "retry_timeout": int(env["RETRY_TIMEOUT"]),
-            "maximum_lag_on_failover": int(env["MAXIMUM_LAG_ON_FAILOVER"]),
-            "synchronous_mode": env["SYNCHRONOUS_MODE"] == "true",
-            "postgresql": {
-                "use_pg_rewind": True,
-                "use_slots": True,
-                "parameters": {
-                    "wal_level": "replica",
-                    "hot_standby": "on",
-                    "wal_log_hints": "on",
-                    "max_wal_senders": 10,
-                    "max_replication_slots": 10,
-                    "wal_keep_size": "1GB",
-                },
-            },
-        },
+        "dcs": dynamic,
         "initdb": [{"encoding": "UTF8"}, "data-checksums", {"auth-host": "scram-sha-256"}],
     }
     # The restore runbook's point-in-time restore: Patroni bootstraps the new
@@ -235,8 +289,28 @@ print(yaml.safe_dump(config, sort_keys=False, default_flow_style=False), end="")
 PY
 }
 
+# softdog where the kernel has it; Patroni (as postgres) must open the device.
+prepare_watchdog() {
+  install -d -m 0755 /etc/modules-load.d /etc/udev/rules.d
+  if [[ ! -e /dev/watchdog ]] && modinfo softdog >/dev/null 2>&1; then
+    log "loading the softdog watchdog module (and at every boot)"
+    echo softdog | install_file /etc/modules-load.d/pem-ha-softdog.conf 0644 root:root
+    modprobe softdog
+  fi
+  echo 'KERNEL=="watchdog", OWNER="postgres", GROUP="postgres", MODE="0600"' |
+    install_file /etc/udev/rules.d/61-pem-ha-watchdog.rules 0644 root:root
+  if [[ -c /dev/watchdog ]]; then
+    chown postgres:postgres /dev/watchdog
+    log "watchdog /dev/watchdog ready for Patroni (mode automatic)"
+  else
+    log "no watchdog device on this kernel: Patroni runs without one (mode automatic)"
+  fi
+}
+prepare_watchdog
+
 render_patroni_config | install_file "$CONFIG" 0600 postgres:postgres
-unset SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD REST_PASSWORD
+chmod 0600 "$DYNAMIC_CONFIG"
+unset SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD
 
 # Our own unit: Debian's reads /etc/patroni/config.yml and silently starts
 # nothing without it; the PEM configuration script expects the name `patroni`.
@@ -245,11 +319,14 @@ install_file /etc/systemd/system/patroni.service 0644 root:root <<UNIT
 Description=Patroni (pem-ha ${CLUSTER_NAME})
 After=network-online.target
 Wants=network-online.target
+# Never on the root disk: without the data volume mounted, Patroni does not start.
+RequiresMountsFor=${PGHOME}
 
 [Service]
 Type=simple
 User=postgres
 Group=postgres
+ExecStartPre=/bin/sh -c 'mountpoint -q ${PGHOME} || { echo "pem-ha: the data volume is not mounted at ${PGHOME}: Patroni does not start on the root disk" >&2; exit 1; }'
 ExecStart=/usr/bin/patroni ${CONFIG}
 ExecReload=/bin/kill -s HUP \$MAINPID
 # The socket directory; systemd-tmpfiles may not have made it yet.
@@ -286,6 +363,51 @@ if [[ $RESTORE_TARGET == none ]] && restore_in_progress; then
   log "this member runs normally again: the restore is over here"
 fi
 
+# converge_dynamic: on the primary, PATCH /config with every dynamic setting
+# that differs from this run's, then read /config back and compare: a deploy
+# that changes ttl (or failsafe_mode on a cluster made before it) reaches the
+# running cluster. Reload-only: Patroni applies it in its next loop.
+converge_dynamic() {
+  /usr/bin/python3 - <<'PY' || die "Patroni's dynamic settings could not be made to match (see above)"
+import base64, json, os, ssl, sys, urllib.request
+env = os.environ
+url = f"https://{env['MEMBER_ADDRESS']}:8008/config"
+context = ssl.create_default_context(cafile=f"{env['TLS']}/ca.crt")
+auth = base64.b64encode(f"patroni_api:{env['REST_PASSWORD']}".encode()).decode()
+
+def call(method, body=None):
+    request = urllib.request.Request(url, method=method, data=body and json.dumps(body).encode(),
+                                     headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        return json.load(response)
+
+def differences(want, have, path=""):
+    found = {}
+    for key, value in want.items():
+        current = (have or {}).get(key) if isinstance(have, dict) else None
+        if isinstance(value, dict):
+            nested = differences(value, current, f"{path}{key}.")
+            if nested:
+                found[key] = nested
+        elif str(value).lower() != str(current).lower():
+            print(f"[pem-ha] dynamic setting {path}{key}: {current} -> {value}")
+            found[key] = value
+    return found
+
+with open(env["DYNAMIC_CONFIG"]) as handle:
+    desired = json.load(handle)
+patch = differences(desired, call("GET"))
+if not patch:
+    print("[pem-ha] Patroni's dynamic settings already match this deploy")
+    sys.exit(0)
+call("PATCH", patch)
+left = differences(desired, call("GET"))
+if left:
+    sys.exit(f"pem-ha: GET /config still differs after PATCH: {json.dumps(left)}")
+print("[pem-ha] Patroni's dynamic settings now match this deploy (checked back from GET /config)")
+PY
+}
+
 role=$(rest patroni | jq -r '.role')
 if [[ $role == master || $role == primary ]]; then
   role=primary
@@ -305,8 +427,10 @@ SQL
   }
   ensure_roles
   log "rewind grants in place on the primary"
+  converge_dynamic
 else
   role=replica
 fi
+unset REST_PASSWORD
 log "member ${MEMBER_NAME} is running as ${role}"
 echo "role=${role}"

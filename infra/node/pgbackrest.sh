@@ -122,6 +122,8 @@ write_server_unit() {
 [Unit]
 Description=pgBackRest TLS server (pem-ha ${CLUSTER_NAME})
 After=network-online.target
+# It serves the data directory: only with the data volume mounted.
+RequiresMountsFor=/var/lib/postgresql
 
 [Service]
 Type=simple

@@ -153,6 +153,7 @@ export class PemHaStack extends Stack {
         archiveTimeoutSeconds: config.backup.archiveTimeoutSeconds,
         archivePushQueueMaxGiB,
       },
+      dataVolumeSizeGiB: config.backend.dataVolumeSizeGiB,
     });
     const pki = new ClusterPki(this, 'Pki', {
       clusterName: config.clusterName,

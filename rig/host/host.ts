@@ -146,7 +146,7 @@ export class RigHost {
     await this.startInit(node);
   }
 
-  private async startInit(node: NodeRecord): Promise<void> {
+  private async startInit(node: NodeRecord, withDataVolume = true): Promise<void> {
     const args = [
       'netns',
       'exec',
@@ -163,7 +163,9 @@ export class RigHost {
       node.name,
       node.dir,
       node.lowerDir ?? '/',
-      ...(node.loopDevice && node.dataDisk ? [node.loopDevice, node.dataDisk.volumeId] : []),
+      ...(withDataVolume && node.loopDevice && node.dataDisk
+        ? [node.loopDevice, node.dataDisk.volumeId]
+        : []),
     ];
     const log = join(node.dir, 'init.log');
     writeFileSync(log, '');
@@ -234,14 +236,15 @@ export class RigHost {
   }
 
   /**
-   * Starts a killed node again with its own layer and data volume, as an
+   * Starts a killed node again with its own layer and data volume (unless
+   * `withDataVolume` is false: a volume detached while it was down), as an
    * instance reboots; its services stay down until something starts them.
    */
-  async restart(name: string): Promise<void> {
+  async restart(name: string, { withDataVolume = true } = {}): Promise<void> {
     const node = this.record(name);
     if (node.initPid !== undefined && isAlive(node.initPid)) await this.kill(name);
-    this.log(`restarting node ${name}`);
-    await this.startInit(node);
+    this.log(`restarting node ${name}${withDataVolume ? '' : ' without its data volume'}`);
+    await this.startInit(node, withDataVolume);
   }
 
   /** Replaces a node's packet filter with an nftables script (rig/packet-filter.ts). */

@@ -11,6 +11,9 @@ describe('cdk-nag AwsSolutions', () => {
         region: 'eu-west-1',
         databaseClientCidrs: '10.0.0.0/8',
         webClientCidrs: '10.0.0.0/8',
+        // The image lookup a first synth with credentials records in cdk.context.json.
+        'ssm:account=123456789012:parameterName=/aws/service/canonical/ubuntu/server/24.04/stable/current/amd64/hvm/ebs-gp3/ami-id:region=eu-west-1':
+          'ami-0aaaabbbbccccdddd',
       },
     ],
   ])(

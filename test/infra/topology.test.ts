@@ -228,6 +228,28 @@ describe('machine images', () => {
     expect(imageParameters({ amiFamily })).toEqual([parameter]);
   });
 
+  it('with an account and region, looks the image up once and keeps it in the context, so a newer image replaces nothing', () => {
+    const key =
+      'ssm:account=123456789012:parameterName=/aws/service/debian/release/13/latest/amd64:region=eu-west-1';
+    const { template, stack } = synthStack({
+      account: '123456789012',
+      region: 'eu-west-1',
+      amiFamily: 'debian-13',
+      [key]: 'ami-0aaaabbbbccccdddd',
+    });
+    expect(imageParametersOf(template)).toEqual([]);
+    template.allResourcesProperties('AWS::EC2::Instance', { ImageId: 'ami-0aaaabbbbccccdddd' });
+    Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('No amiId'));
+  });
+
+  it('without amiId, account or region, warns that every deploy resolves the newest image', () => {
+    const { stack } = synthStack();
+    Annotations.fromStack(stack).hasWarning(
+      '*',
+      Match.stringLikeRegexp('a newer one replaces every node at once'),
+    );
+  });
+
   it('pins every node to a given AMI without any lookup', () => {
     const { template } = synthStack({ amiId: 'ami-0123456789abcdef0' });
     expect(imageParametersOf(template)).toEqual([]);

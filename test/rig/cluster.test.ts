@@ -24,6 +24,7 @@ import {
 } from '../helpers/rig';
 import { runbookFaultTests } from './runbook-faults';
 import { runbookLockTests } from './runbook-lock';
+import { dayTwoTests } from './day-two';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -42,6 +43,25 @@ const nodeQuery = (node: string, text: string) => nodeQueryOn(rig, node, text);
 async function writeNode(): Promise<string> {
   const [row] = await endpointQuery(5432, 'SELECT host(inet_server_addr()) AS ip');
   return nodeAt(row.ip)!;
+}
+
+/** PATCH /config on the leader with the REST API's credentials, as an operator could. */
+async function patchPatroniConfig(patch: Record<string, unknown>): Promise<void> {
+  const leader = await writeNode();
+  const password = JSON.parse(rig.aws.secretValue('pem-ha/patroniRestApi') ?? '{}').password;
+  await rig.execOk(leader, [
+    'curl',
+    '-fsS',
+    '--cacert',
+    '/etc/pem-ha/tls/current/ca.crt',
+    '-u',
+    `patroni_api:${password}`,
+    '-X',
+    'PATCH',
+    '-d',
+    JSON.stringify(patch),
+    `https://${address(leader)}:8008/config`,
+  ]);
 }
 
 /** What a second run must leave alone: Patroni's process, its config and the live certificates. */
@@ -206,11 +226,16 @@ suite('local cluster from the synthesized artifacts', () => {
     expect(subject.trim()).toBe('subject=CN=agent2');
   });
 
-  test('running the whole bootstrap again changes nothing and loses no row', async () => {
+  test("running the whole bootstrap again changes nothing on the nodes and loses no row; Patroni's dynamic settings changed behind its back are PATCHed back, checked from GET /config", async () => {
     const nodes = rig.plan.nodes.map((n) => n.name);
     const before = await fingerprint(nodes);
+    const configured = await patroniGet(rig, '/config');
+    // Given ttl and failsafe_mode changed in etcd (as a deploy changing patroniTtl finds them)
+    await patchPatroniConfig({ ttl: 45, failsafe_mode: false });
+    expect(await patroniGet(rig, '/config')).toMatchObject({ ttl: 45, failsafe_mode: false });
     await rig.bootstrap();
     expect(await fingerprint(nodes)).toEqual(before);
+    expect(await patroniGet(rig, '/config')).toEqual(configured);
     expect(await endpointQuery(5432, 'SELECT count(*)::int AS n FROM rows_kept')).toEqual([
       { n: 100 },
     ]);
@@ -419,6 +444,9 @@ suite('local cluster from the synthesized artifacts', () => {
 
   // One runbook at a time, in this process and from two CLI processes.
   runbookLockTests(() => rig);
+
+  // Held packages, the data volume required at boot, writes through an etcd quorum loss.
+  dayTwoTests(() => rig);
 
   // Runbooks under faults: replay lag, a cut link, a node killed mid-bootstrap (last: it re-attaches).
   runbookFaultTests(
