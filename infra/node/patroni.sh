@@ -100,7 +100,7 @@ ensure_space_reserve() {
   fi
   free_mib=$(($(stat -f -c '%a * %S' "$PGHOME") / 1048576))
   if ((free_mib < 2 * SPACE_RESERVE_MIB)); then
-    log "only ${free_mib} MiB free on ${PGHOME}: no space reserve made (release the one removed earlier by making room first)"
+    log "only ${free_mib} MiB free on ${PGHOME}: no space reserve made now; a later run makes it once there is room"
     return 0
   fi
   fallocate -l "${SPACE_RESERVE_MIB}MiB" "$reserve"
@@ -369,17 +369,25 @@ fi
 # running cluster. Reload-only: Patroni applies it in its next loop.
 converge_dynamic() {
   /usr/bin/python3 - <<'PY' || die "Patroni's dynamic settings could not be made to match (see above)"
-import base64, json, os, ssl, sys, urllib.request
+import base64, json, os, ssl, sys, time, urllib.error, urllib.request
 env = os.environ
 url = f"https://{env['MEMBER_ADDRESS']}:8008/config"
 context = ssl.create_default_context(cafile=f"{env['TLS']}/ca.crt")
 auth = base64.b64encode(f"patroni_api:{env['REST_PASSWORD']}".encode()).decode()
 
 def call(method, body=None):
-    request = urllib.request.Request(url, method=method, data=body and json.dumps(body).encode(),
-                                     headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, context=context, timeout=10) as response:
-        return json.load(response)
+    # 502/503: a cluster bootstrapped a moment ago has not published /config yet;
+    # 409: another writer changed it between our read and write. Bounded retries.
+    for attempt in range(30):
+        request = urllib.request.Request(url, method=method, data=body and json.dumps(body).encode(),
+                                         headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            if error.code not in (409, 502, 503) or attempt == 29:
+                sys.exit(f"pem-ha: {method} /config answered {error.code} {error.reason}")
+            time.sleep(2)
 
 def differences(want, have, path=""):
     found = {}
