@@ -149,7 +149,8 @@ export function tail(text: string | undefined): string {
   return kept.slice(-TAIL_CHARS).join('');
 }
 
-function check(field: string, ok: boolean, allowed: string, value: unknown): void {
+/** Throws InvalidRequestError `<field> must be <allowed>; given <value>` unless `ok`. */
+export function check(field: string, ok: boolean, allowed: string, value: unknown): void {
   const given = typeof value === 'string' ? JSON.stringify(value) : String(value);
   if (!ok) throw new InvalidRequestError(`${field} must be ${allowed}; given ${given}`);
 }

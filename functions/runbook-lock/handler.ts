@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { setting } from '../lib/env';
 import { logger, withLambdaContext } from '../lib/logger';
-import { InvalidRequestError } from '../lib/ssm-run';
+import { check, InvalidRequestError } from '../lib/ssm-run';
 import { acquireLock, releaseLock } from './lock';
 
 const dynamodb = new DynamoDBClient({});
@@ -24,47 +24,47 @@ export type RunbookLockEvent =
 
 const EXECUTION_ARN = /^arn:aws[a-z-]*:states:[a-z0-9-]+:\d{12}:execution:[^:]+:[^:]+$/;
 
-function field<T>(event: object, name: string, ok: (value: unknown) => boolean, allowed: string) {
-  const value = (event as Record<string, unknown>)[name];
-  if (!ok(value)) {
-    throw new InvalidRequestError(`${name} must be ${allowed}; given ${JSON.stringify(value)}`);
-  }
-  return value as T;
-}
-
-const execution = (event: object) =>
-  field<string>(
-    event,
+/** The execution ARN an event names, checked. */
+function executionOf(event: { readonly execution?: unknown }): string {
+  const { execution } = event;
+  check(
     'execution',
-    (v) => typeof v === 'string' && EXECUTION_ARN.test(v),
+    typeof execution === 'string' && EXECUTION_ARN.test(execution),
     'a Step Functions execution ARN',
+    execution,
   );
+  return execution as string;
+}
 
 /** Takes the cluster's runbook lock for an execution, or releases it when the execution ends. */
 export const handler = withLambdaContext(async (event: RunbookLockEvent) => {
   const table = setting('LOCK_TABLE');
   switch (event?.action) {
     case 'acquire': {
+      const { runbook, holdSeconds } = event;
+      check(
+        'runbook',
+        typeof runbook === 'string' && /^[a-z-]+$/.test(runbook),
+        'a runbook name',
+        runbook,
+      );
+      const execution = executionOf(event);
+      check(
+        'holdSeconds',
+        Number.isInteger(holdSeconds) && holdSeconds > 0,
+        'a whole number of seconds above 0',
+        holdSeconds,
+      );
       const acquired = await acquireLock({ dynamodb, sfn }, table, {
-        runbook: field<string>(
-          event,
-          'runbook',
-          (v) => typeof v === 'string' && /^[a-z-]+$/.test(v),
-          'a runbook name',
-        ),
-        execution: execution(event),
-        holdSeconds: field<number>(
-          event,
-          'holdSeconds',
-          (v) => Number.isInteger(v) && (v as number) > 0,
-          'a whole number of seconds above 0',
-        ),
+        runbook,
+        execution,
+        holdSeconds,
       });
       logger.info('runbook lock taken', { ...acquired });
       return acquired;
     }
     case 'release': {
-      const released = await releaseLock(dynamodb, table, execution(event));
+      const released = await releaseLock(dynamodb, table, executionOf(event));
       logger.info(released ? 'runbook lock released' : 'runbook lock not held by this execution', {
         execution: event.execution,
       });

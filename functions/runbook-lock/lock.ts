@@ -94,14 +94,14 @@ export async function acquireLock(
     execution: request.execution,
     since: now.toISOString(),
   };
+  const nowSeconds = Math.floor(now.getTime() / 1000);
   const item = {
     lockId: { S: LOCK_ID },
     runbook: { S: holder.runbook },
     execution: { S: holder.execution },
     since: { S: holder.since },
-    expiresAt: { N: String(Math.floor(now.getTime() / 1000) + request.holdSeconds) },
+    expiresAt: { N: String(nowSeconds + request.holdSeconds) },
   };
-  const nowSeconds = { N: String(Math.floor(now.getTime() / 1000)) };
   const put = async (condition: string, values: Record<string, { S: string } | { N: string }>) => {
     try {
       await clients.dynamodb.send(
@@ -124,7 +124,7 @@ export async function acquireLock(
 
   let current = await put('attribute_not_exists(lockId) OR execution = :me OR expiresAt < :now', {
     ':me': { S: request.execution },
-    ':now': nowSeconds,
+    ':now': { N: String(nowSeconds) },
   });
   if (current === undefined) return { holder };
   for (let attempt = 1; attempt <= TAKEOVER_ATTEMPTS && current; attempt++) {

@@ -66,27 +66,27 @@ export class RunbookLock extends Construct {
   }
 
   /**
-   * The state that takes the lock for `use.runbook`, held at most `holdFor`
-   * (the state machine's timeout). Call {@link guard} with the state machine
-   * built from it.
+   * The state that takes the lock for `runbook`, held at most `holdFor` (the
+   * state machine's timeout). Call {@link guard} with the state machine built
+   * from it.
    */
-  acquireState(scope: Construct, use: RunbookLockUse, holdFor: Duration): sfn.TaskStateBase {
-    if (!RUNBOOK_NAME.test(use.runbook)) {
+  acquireState(scope: Construct, runbook: string, holdFor: Duration): sfn.TaskStateBase {
+    if (!RUNBOOK_NAME.test(runbook)) {
       throw new ValidationError(
         this,
-        `runbook must be lowercase letters and dashes, 1 to 32 of them; got ${JSON.stringify(use.runbook)}`,
+        `runbook must be lowercase letters and dashes, 1 to 32 of them; got ${JSON.stringify(runbook)}`,
       );
     }
-    if (this.runbooks.has(use.runbook)) {
-      throw new ValidationError(this, `runbook ${use.runbook} already takes this lock`);
+    if (this.runbooks.has(runbook)) {
+      throw new ValidationError(this, `runbook ${runbook} already takes this lock`);
     }
-    this.runbooks.add(use.runbook);
+    this.runbooks.add(runbook);
     // A retried acquire from the same execution succeeds; a second runbook is refused at once.
     return lambdaTask(scope, 'Take the runbook lock', {
       lambdaFunction: this.function.function,
       payload: {
         action: 'acquire',
-        runbook: use.runbook,
+        runbook,
         execution: sfn.JsonPath.stringAt('$$.Execution.Id'),
         holdSeconds: holdFor.toSeconds(),
       },

@@ -39,10 +39,11 @@ export function runbookStateMachine(
   props: RunbookStateMachineProps,
 ): sfn.StateMachine {
   const timeout = props.timeout ?? Duration.hours(6);
-  const definition = props.lock
+  const lock = props.lock;
+  const definition = lock
     ? sfn.Chain.start(
         // Its own scope: two runbooks of one construct each have this state.
-        props.lock.lock.acquireState(new Construct(scope, `${id}Lock`), props.lock, timeout),
+        lock.lock.acquireState(new Construct(scope, `${id}Lock`), lock.runbook, timeout),
       ).next(props.definition)
     : props.definition;
   const stateMachine = new sfn.StateMachine(scope, id, {
@@ -59,10 +60,10 @@ export function runbookStateMachine(
       includeExecutionData: false,
     },
   });
-  props.lock?.lock.guard(stateMachine);
+  lock?.lock.guard(stateMachine);
   acknowledge(stateMachine.role, [
     ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
-    ...[...props.invoked, ...(props.lock ? [props.lock.lock.function] : [])].map((fn): Finding => [
+    ...[...props.invoked, ...(lock ? [lock.lock.function] : [])].map((fn): Finding => [
       functionVersions(fn),
       'The runbook may invoke any version of its own task functions.',
     ]),

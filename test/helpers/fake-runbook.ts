@@ -35,7 +35,11 @@ export const pseudo = { region: 'local-1', accountId: '000000000000' };
 
 /** A runbook's definition from the synthesized template (an output names its state machine). */
 export function definitionOf(output: string, settings: Record<string, unknown> = {}) {
-  const { template } = synthStack(settings);
+  return definitionIn(synthStack(settings).template, output);
+}
+
+/** A runbook's definition from a template the test synthesized already. */
+export function definitionIn(template: { toJSON(): unknown }, output: string) {
   return stateMachineDefinition(template.toJSON() as never, output, resources, pseudo);
 }
 

@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { allStates } from '../../rig/lambdas';
-import { definitionOf, execute, fakeCluster } from '../helpers/fake-runbook';
+import { definitionIn, execute, fakeCluster } from '../helpers/fake-runbook';
 import { ROTATION_HOLDS_LOCK } from '../helpers/fake-lock';
 import { resourcesOf, synthStack } from '../helpers/synth';
 
@@ -17,8 +17,11 @@ const GUARDED: [output: string, runbook: string][] = [
   ['RestoreStateMachineArn', 'restore'],
 ];
 
+// One synthesis for every test here.
+const { template } = synthStack();
+const definitionOf = (output: string) => definitionIn(template, output);
+
 describe('one runbook at a time, in the template', () => {
-  const { template } = synthStack();
   const json = template.toJSON() as {
     Outputs: Record<string, { Value: { Ref: string } }>;
     Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
