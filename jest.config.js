@@ -16,6 +16,8 @@ const common = {
 module.exports = {
   // Read from here, not from the projects: jest-circus takes the global value.
   testTimeout: 60000,
+  // Each test's name and time in the output: CI's log says where its minutes go.
+  verbose: true,
   // Every core: the unit suites synthesize the app (CPU-bound); Jest's
   // default leaves one core idle, and on 2 cores that means no parallelism.
   maxWorkers: '100%',

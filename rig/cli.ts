@@ -12,10 +12,13 @@ import { planCluster } from './plan';
 import { REPO_ROOT } from './synth';
 import { readTemplate } from './template';
 
-const USAGE = `usage: npm run local -- <up|bootstrap|status|shell|psql|rotate|rollover|upgrade|backup|backup-health|restore|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--renew-before-days N] [--upgrade JSON] [--type full|diff] [--to TIME|latest] [--read]
+const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|rotate|rollover|upgrade|backup|backup-health|restore|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--set KEY=VALUE]... [--renew-before-days N] [--upgrade JSON] [--type full|diff] [--to TIME|latest] [--read]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB and ALB stand-ins
   bootstrap  run the bootstrap runbook again on an existing rig (after a failed up or a reboot)
           and (re)start the NLB and ALB stand-ins
+  deploy  deploy again with changed settings (--set patroniTtl=40 --set backendNodeCount=4 ...):
+          synthesize, add new nodes, then the runbooks the deploy runs (the bootstrap, the
+          settings rollout), then the NLB stand-in
   status  nodes, services and Patroni's view of the cluster
   shell NODE  a root shell inside a node (what Session Manager gives on AWS)
   psql    psql as the Patroni superuser through the write endpoint (--read: the read endpoint)
@@ -186,6 +189,7 @@ async function main(): Promise<number> {
       upgrade: { type: 'string' },
       type: { type: 'string', default: 'full' },
       to: { type: 'string' },
+      set: { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
     },
   });
@@ -215,6 +219,24 @@ async function main(): Promise<number> {
     case 'bootstrap':
       await runOn(name, 'bootstrap', (rig) => rig.converge());
       return 0;
+    case 'deploy': {
+      const settings = Object.fromEntries(
+        values.set!.map((pair) => {
+          const at = pair.indexOf('=');
+          if (at < 1)
+            throw new Error(`--set takes KEY=VALUE; got ${JSON.stringify(pair)}\n${USAGE}`);
+          return [pair.slice(0, at), pair.slice(at + 1)];
+        }),
+      );
+      if (!Object.keys(settings).length)
+        throw new Error(`deploy needs at least one --set KEY=VALUE\n${USAGE}`);
+      await runOn(name, 'deploy', async (rig) => {
+        const started = Date.now();
+        const { ran } = await rig.redeploy(settings);
+        return { durationMs: Date.now() - started, output: { runbooksRun: ran } };
+      });
+      return 0;
+    }
     case 'rollover':
       await runOn(name, 'root CA rollover', (rig) => rig.rolloverRoot());
       return 0;

@@ -29,6 +29,7 @@ import { connectToObjectStorage, startObjectStorage } from './object-storage/obj
 import { installSsmAgent } from './ssm-agent';
 import { planCluster, RigPlan, rigResourceValues } from './plan';
 import { RunbookRun, runRunbook } from './runbook';
+import { runsOfDeploy } from './deploy-runs';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
 import { readTemplate, SynthesizedTemplate } from './template';
 
@@ -44,6 +45,14 @@ function rigHostAddress(vpcCidr: string): string {
 }
 /** What `up` records for later processes (attach): the settings the nodes were made with. */
 const SETTINGS_FILE = 'rig.json';
+const recordedSettings = (options: RigSettings): RigSettings => ({
+  family: options.family,
+  pem: options.pem,
+  fastPatroni: options.fastPatroni,
+  vpcCidr: options.vpcCidr,
+  synchronousMode: options.synchronousMode,
+  extra: options.extra,
+});
 
 export interface RigOptions extends RigSettings {
   /** Rig name (1-6 lowercase letters/digits); several rigs can coexist. @default 'dev' */
@@ -59,11 +68,12 @@ export class RigCluster {
   private constructor(
     readonly name: string,
     readonly host: RigHost,
-    readonly aws: LocalAws,
-    readonly plan: RigPlan,
-    readonly template: SynthesizedTemplate,
+    // A redeploy replaces these three with the new template's.
+    public aws: LocalAws,
+    public plan: RigPlan,
+    public template: SynthesizedTemplate,
     private readonly assemblyDir: string,
-    private readonly options: RigOptions,
+    private options: RigOptions,
   ) {}
 
   /** The nodes' operating system and what follows from it. */
@@ -90,9 +100,8 @@ export class RigCluster {
       databaseClientCidrs: `${hostAddress}/32`,
       webClientCidrs: `${hostAddress}/32`,
     };
-    const template = readTemplate(
-      await synthesize({ ...options, extra: { ...clients, ...options.extra } }, assemblyDir),
-    );
+    options = { ...options, extra: { ...clients, ...options.extra } };
+    const template = readTemplate(await synthesize(options, assemblyDir));
     const plan = planCluster(template);
     const host = await RigHost.create(
       RigCluster.stateDir(name),
@@ -101,7 +110,7 @@ export class RigCluster {
     );
     writeFileSync(
       join(RigCluster.stateDir(name), SETTINGS_FILE),
-      JSON.stringify({ family: family.name }),
+      JSON.stringify(recordedSettings({ ...options, family: family.name })),
     );
     const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
     const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
@@ -132,7 +141,7 @@ export class RigCluster {
     const plan = planCluster(template);
     const settingsFile = join(RigCluster.stateDir(name), SETTINGS_FILE);
     const recorded = existsSync(settingsFile)
-      ? (JSON.parse(readFileSync(settingsFile, 'utf8')) as Pick<RigOptions, 'family'>)
+      ? (JSON.parse(readFileSync(settingsFile, 'utf8')) as RigSettings)
       : {};
     const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
     const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, {
@@ -143,8 +152,10 @@ export class RigCluster {
     return rig;
   }
 
-  private async createNodes(): Promise<void> {
+  /** Makes the plan's nodes (or the `only` ones): a layer, apt, the SSM agent stand-in. */
+  private async createNodes(only?: readonly string[]): Promise<void> {
     for (const node of this.plan.nodes) {
+      if (only && !only.includes(node.name)) continue;
       await this.host.addNode({
         name: node.name,
         address: node.address,
@@ -156,12 +167,31 @@ export class RigCluster {
           },
         }),
       });
-      await configureNodeApt(this, node.name, this.family.localAptRepository);
-      await installSsmAgent(this, node.name, node.instanceId, this.endpointUrl);
-      if (this.options.pem && node.tier !== 'etcd') {
-        const double = readFileSync(PEM_DOUBLE, 'utf8');
-        await this.writeFile(node.name, '/usr/edb/pem/bin/configure-pem-server.sh', double, '0755');
-      }
+      await this.prepareInstance(node.name);
+    }
+  }
+
+  /** What the image and the instance's launch give a node here: apt, the SSM agent, the PEM double. */
+  private async prepareInstance(name: string): Promise<void> {
+    const node = this.plan.nodes.find((n) => n.name === name)!;
+    await configureNodeApt(this, node.name, this.family.localAptRepository);
+    await installSsmAgent(this, node.name, node.instanceId, this.endpointUrl);
+    if (this.options.pem && node.tier !== 'etcd') {
+      const double = readFileSync(PEM_DOUBLE, 'utf8');
+      await this.writeFile(node.name, '/usr/edb/pem/bin/configure-pem-server.sh', double, '0755');
+    }
+  }
+
+  /**
+   * Replaces a node's instance as EC2 would after a termination: a fresh root
+   * from the image at the same address, the old data volume kept unless
+   * `newDataVolume`. Nothing of pem-ha is on it until a runbook builds it.
+   */
+  async replaceInstance(name: string, { newDataVolume = false } = {}): Promise<void> {
+    await this.host.replaceInstance(name, { newDataVolume });
+    await this.prepareInstance(name);
+    if (this.plan.nodes.find((n) => n.name === name)?.tier === 'backend') {
+      await connectToObjectStorage(this, name);
     }
   }
 
@@ -224,6 +254,62 @@ export class RigCluster {
     const { durationMs } = await this.bootstrap();
     await this.startLoadBalancers();
     return { durationMs };
+  }
+
+  /**
+   * A deploy with changed settings, as CloudFormation runs one: the app
+   * synthesized again with `settings` on top of the rig's, the new template's
+   * documents, secrets and security groups, the nodes it adds, then each
+   * deploy-time runbook whose resource changed (the bootstrap, the settings
+   * rollout), then the NLB with the new targets. Returns the runs made.
+   */
+  async redeploy(
+    settings: Readonly<Record<string, string>>,
+    /** Called after each deploy-time runbook ends (tests look between them). */
+    afterRun: (logicalId: string) => Promise<void> = async () => undefined,
+  ): Promise<{ readonly ran: string[] }> {
+    const options = { ...this.options, extra: { ...this.options.extra, ...settings } };
+    this.log(
+      `deploying again with ${JSON.stringify(settings)}: synthesizing into ${this.assemblyDir}`,
+    );
+    const template = readTemplate(await synthesize(options, this.assemblyDir));
+    const plan = planCluster(template);
+    for (const node of plan.nodes) {
+      const known = this.plan.nodes.find((n) => n.name === node.name);
+      if (known && known.address !== node.address) {
+        throw new Error(
+          `${node.name} would move from ${known.address} to ${node.address}: the rig does not replace nodes on a deploy`,
+        );
+      }
+    }
+    const before = this.template;
+    const added = plan.nodes
+      .filter((n) => !this.host.nodeNames.includes(n.name))
+      .map((n) => n.name);
+    await this.aws.close();
+    this.options = options;
+    this.template = template;
+    this.plan = plan;
+    this.aws = rigLocalAws(this.host, plan, template, RigCluster.stateDir(this.name));
+    writeFileSync(
+      join(RigCluster.stateDir(this.name), SETTINGS_FILE),
+      JSON.stringify(recordedSettings(options)),
+    );
+    await this.startAws();
+    if (added.length) this.log(`adding ${added.join(', ')}`);
+    await this.createNodes(added);
+    await this.applySecurityGroups();
+    // New backends need their instance role served and their way to S3.
+    if (added.length) await this.startObjectStorage();
+    const ran: string[] = [];
+    for (const run of runsOfDeploy(before, template)) {
+      this.log(`deploy: ${run.logicalId} (${run.type}) runs its runbook`);
+      await this.runRunbook(run.stateMachine, { input: run.input });
+      ran.push(run.logicalId);
+      await afterRun(run.logicalId);
+    }
+    await configureNlb(this, this.options.checkScale ?? 1);
+    return { ran };
   }
 
   /** Runs the synthesized certificate rotation, as the schedule or an operator starts it. */

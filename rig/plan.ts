@@ -49,6 +49,19 @@ const tagsOf = (resource: TemplateResource) =>
 const refOf = (value: unknown) => (value as { Ref?: string } | undefined)?.Ref;
 
 /** `i-` or `vol-` and 17 hex digits, numbered so they read well in logs. */
+/**
+ * An instance's number from its node's name (etcd-2 is 0x12, backend-4 0x24,
+ * web-1 0x31): a deploy that adds a node leaves every other node's id as it
+ * was, as EC2 would. A name without a number keeps its position.
+ */
+function instanceNumber(tier: string, name: string, index: number): number {
+  const match = /-(\d+)$/.exec(name);
+  const base = { etcd: 0x10, backend: 0x20, web: 0x30 }[tier];
+  return match && base !== undefined && Number(match[1]) < 16
+    ? base + Number(match[1])
+    : 0x100 + index;
+}
+
 export function standInId(prefix: 'i' | 'vol', index: number): string {
   return `${prefix}-${index.toString(16).padStart(17, '0')}`;
 }
@@ -100,7 +113,7 @@ export function planCluster(template: SynthesizedTemplate): RigPlan {
       name,
       tier,
       logicalId,
-      instanceId: standInId('i', index + 1),
+      instanceId: standInId('i', instanceNumber(tier, name, index)),
       address,
       ...(volumeLogicalId && {
         dataVolume: {

@@ -42,8 +42,12 @@ export function resourcesOfType(
   return Object.entries(template.Resources).filter(([, resource]) => resource.Type === type);
 }
 
-/** The logical id an output's `{ Ref }` or `{ Fn::GetAtt }` names. */
+/**
+ * The logical id an output's `{ Ref }` or `{ Fn::GetAtt }` names; a resource's
+ * own logical id names itself (a deploy's custom resources Ref their runbooks).
+ */
 export function outputResource(template: SynthesizedTemplate, output: string): string {
+  if (template.Outputs?.[output] === undefined && template.Resources[output]) return output;
   const value = template.Outputs?.[output]?.Value as Record<string, unknown> | undefined;
   const ref = value?.Ref ?? (value?.['Fn::GetAtt'] as unknown[] | undefined)?.[0];
   if (typeof ref !== 'string') {

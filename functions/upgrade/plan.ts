@@ -49,6 +49,7 @@ export const upstreamVersion = (version: string) =>
 function atTarget(component: Component, values: Record<string, string>, version: string) {
   if (values.running_stale === 'true' || values.drained === 'true') return false;
   if (component === 'os') return values.upgradable === '0';
+  if (component === 'settings') return values.pending_restart === 'false';
   return values.installed === version && values.running === upstreamVersion(version);
 }
 

@@ -1,6 +1,13 @@
 import { InvalidInputError } from './errors';
 
-export const COMPONENTS = ['postgresql', 'patroni', 'etcd', 'os'] as const;
+/**
+ * What a run moves: packages (postgresql, patroni, etcd, os), or settings:
+ * no package, a restart of each member whose PostgreSQL waits for one
+ * (Patroni's pending_restart) after a deploy changed its parameters.
+ */
+export const COMPONENTS = ['postgresql', 'patroni', 'etcd', 'os', 'settings'] as const;
+/** Components that name no package version: their version is always latest. */
+const VERSIONLESS: readonly Component[] = ['os', 'settings'];
 export type Component = (typeof COMPONENTS)[number];
 
 /** An execution's input once checked, every default filled in. */
@@ -64,9 +71,9 @@ export function parseRequest(raw: unknown, defaults: RequestDefaults): UpgradeRe
       `version must be an exact package version (e.g. 15.20-0+deb12u1) or "latest"; got ${given(version)}`,
     );
   }
-  if (component === 'os' && version !== 'latest') {
+  if (VERSIONLESS.includes(component as Component) && version !== 'latest') {
     throw new InvalidInputError(
-      `version must be "latest" for component os (every upgradable package); got ${given(version)}`,
+      `version must be "latest" for component ${String(component)}; got ${given(version)}`,
     );
   }
   if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') {

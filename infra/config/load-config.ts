@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { ConfigError, describeGiven, InvalidValue, Setting } from './setting';
 import { SETTINGS, SettingName } from './schema';
+import { isPostgresql17Parameter, PostgresqlParameters } from './postgresql-parameters';
 
 export type AmiFamily = 'ubuntu-24.04' | 'debian-12' | 'debian-13';
 export type PackageSource = 'pgdg' | 'os';
@@ -74,6 +75,8 @@ export interface PemHaConfig {
     readonly synchronousMode: boolean;
     readonly maximumLagOnFailoverBytes: number;
   };
+  /** Set on every member through Patroni's dynamic configuration. */
+  readonly postgresqlParameters: PostgresqlParameters;
   readonly healthCheck: {
     readonly intervalSeconds: number;
     readonly healthyThreshold: number;
@@ -136,7 +139,8 @@ export function loadConfig(
       values.set(name, setting.parse(raw));
     } catch (error) {
       if (!(error instanceof InvalidValue)) throw error;
-      problems.push(`${name}: must be ${setting.allowed}; got ${describeGiven(raw)}`);
+      const reason = error.explains ? `${error.message}. ` : '';
+      problems.push(`${name}: ${reason}must be ${setting.allowed}; got ${describeGiven(raw)}`);
     }
   }
   if (problems.length > 0) throw new ConfigError(problems);
@@ -203,6 +207,7 @@ function assemble(
     );
   }
   checkOsPackages(get, allowPatroni302, problems);
+  checkParameterNames(get, problems);
   const certificates = {
     validityDays: get<number>('certificateValidityDays'),
     renewBeforeDays: get<number>('certificateRenewBeforeDays'),
@@ -240,6 +245,7 @@ function assemble(
       synchronousMode: get('synchronousMode'),
       maximumLagOnFailoverBytes: get('maximumLagOnFailoverBytes'),
     },
+    postgresqlParameters: get('postgresqlParameters'),
     healthCheck: {
       intervalSeconds: get('healthCheckIntervalSeconds'),
       healthyThreshold: get('healthCheckHealthyThreshold'),
@@ -310,6 +316,24 @@ function checkOsPackages(
   } else if (os.postgresMajor !== major) {
     problems.push(
       `postgresPackageSource: os gives PostgreSQL ${os.postgresMajor} on ${family}, so postgresMajorVersion must be ${os.postgresMajor} with it; got postgresMajorVersion ${major}`,
+    );
+  }
+}
+
+/**
+ * Patroni drops a parameter its PostgreSQL does not know with only a line in
+ * its log, so a misspelt name would be set nowhere. Checked for major 17,
+ * whose list pem-ha carries; an extension's (dotted) names are its own.
+ */
+function checkParameterNames(get: <T>(name: SettingName) => T, problems: string[]) {
+  if (get<number>('postgresMajorVersion') !== 17) return;
+  const parameters = get<PostgresqlParameters>('postgresqlParameters');
+  const unknown = Object.keys(parameters).filter(
+    (name) => !name.includes('.') && !isPostgresql17Parameter(name),
+  );
+  if (unknown.length) {
+    problems.push(
+      `postgresqlParameters: must name PostgreSQL 17 parameters (Patroni drops unknown ones without a word); got ${unknown.join(', ')}`,
     );
   }
 }

@@ -1,5 +1,6 @@
 import { boolean, integer, list, oneOf, Setting, text } from './setting';
 import { parseCidr } from './ipv4';
+import { postgresqlParametersSetting } from './postgresql-parameters';
 
 const CLIENT_CIDR_ALLOWED =
   'IPv4 CIDRs with a prefix of /8 to /32 (0.0.0.0/0 and other open ranges are refused)';
@@ -230,6 +231,9 @@ export const SETTINGS = {
     max: 1099511627776,
     unit: 'bytes',
   }),
+  postgresqlParameters: postgresqlParametersSetting(
+    "PostgreSQL parameters for every member, kept in Patroni's dynamic configuration. A deploy that changes them applies them to the running cluster: reload-only ones at once; ones that need a restart (synth lists them) by a rolling restart of one node at a time with a single switchover, never a restart of the primary in place.",
+  ),
   healthCheckIntervalSeconds: integer({
     description: 'NLB health-check interval for both target groups.',
     defaultValue: 5,

@@ -16,9 +16,15 @@ export interface Setting<T> {
   parse(raw: unknown): T;
 }
 
-/** Raised by a parser; the loader adds the setting's name and allowed values. */
+/**
+ * Raised by a parser; the loader adds the setting's name and allowed values,
+ * and the reason too when it says more than they do (`explains`).
+ */
 export class InvalidValue extends Error {
-  constructor(reason: string) {
+  constructor(
+    reason: string,
+    readonly explains = false,
+  ) {
     super(reason);
     this.name = 'InvalidValue';
   }

@@ -37,6 +37,18 @@ export interface BootstrapFlowProps {
   readonly runOnDeploy?: boolean;
 }
 
+/** A runbook a deploy runs after the bootstrap (see {@link BootstrapFlow.runAfterBootstrap}). */
+export interface AfterBootstrapRun {
+  readonly stateMachine: sfn.StateMachine;
+  /** The execution's input. */
+  readonly input: Record<string, unknown>;
+  /** A deploy that changes it runs the runbook again. */
+  readonly revision: string;
+  readonly resourceType: string;
+  /** @default false: the first deploy runs it too */
+  readonly skipCreate?: boolean;
+}
+
 /**
  * The bootstrap runbook as a Step Functions state machine whose tasks send
  * the node documents through SSM, and a custom resource that runs it on
@@ -44,6 +56,12 @@ export interface BootstrapFlowProps {
  */
 export class BootstrapFlow extends Construct {
   readonly stateMachine: sfn.StateMachine;
+  private onDeploy?: {
+    readonly provider: cr.Provider;
+    readonly onEvent: TaskFunction;
+    readonly isComplete: TaskFunction;
+    readonly run: CustomResource;
+  };
 
   constructor(scope: Construct, id: string, props: BootstrapFlowProps) {
     super(scope, id);
@@ -95,6 +113,41 @@ export class BootstrapFlow extends Construct {
     return this.stateMachine.grantStartExecution(grantee);
   }
 
+  /**
+   * Runs another runbook on deploy, right after the bootstrap, with the same
+   * custom resource handlers: the deploy waits for it and fails with its error.
+   */
+  runAfterBootstrap(id: string, run: AfterBootstrapRun): CustomResource {
+    if (!this.onDeploy) {
+      throw new ValidationError(
+        this,
+        `${id}: the bootstrap does not run on deploy (runOnDeploy false)`,
+      );
+    }
+    const { provider, onEvent, isComplete } = this.onDeploy;
+    run.stateMachine.grantStartExecution(onEvent);
+    run.stateMachine.grantRead(isComplete);
+    const resource = new CustomResource(this, id, {
+      serviceToken: provider.serviceToken,
+      resourceType: run.resourceType,
+      properties: {
+        StateMachineArn: run.stateMachine.stateMachineArn,
+        Input: JSON.stringify(run.input),
+        Revision: run.revision,
+        SkipCreate: String(run.skipCreate ?? false),
+        PhysicalId: `pem-ha-${id.toLowerCase()}`,
+      },
+    });
+    resource.node.addDependency(this.onDeploy.run);
+    acknowledge(isComplete.role, [
+      [
+        `Resource::${arnOf(this, 'states', `execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${logicalIdOf(run.stateMachine)}"}]}]}:*`)}`,
+        `Executions of the runbook ${id} starts on deploy (execution names are not known before).`,
+      ],
+    ]);
+    return resource;
+  }
+
   private runOnDeploy(props: BootstrapFlowProps): void {
     const onEvent = new TaskFunction(this, 'DeployTrigger', {
       handlerFolder: 'bootstrap-trigger',
@@ -136,6 +189,7 @@ export class BootstrapFlow extends Construct {
       },
     });
     for (const dependency of props.dependsOn ?? []) resource.node.addDependency(dependency);
+    this.onDeploy = { provider, onEvent, isComplete, run: resource };
     acknowledge(isComplete.role, [
       [
         'Resource::*',

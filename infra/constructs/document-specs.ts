@@ -262,6 +262,12 @@ export function documentSpecs(
           P.integer,
         ),
         cluster(
+          'PostgresqlParameters',
+          Buffer.from(JSON.stringify(props.postgresqlParameters ?? {})).toString('base64'),
+          'postgresqlParameters, base64 JSON',
+          P.base64OrDash,
+        ),
+        cluster(
           'SpaceReserveMib',
           String(wal.spaceReserveMib),
           'Space reserve on the data volume (MiB)',
@@ -326,8 +332,8 @@ export function documentSpecs(
         },
         {
           name: 'Component',
-          description: 'What is upgraded',
-          allowedValues: ['postgresql', 'patroni', 'etcd', 'os'],
+          description: 'What is upgraded (settings: restarts that apply pending settings)',
+          allowedValues: ['postgresql', 'patroni', 'etcd', 'os', 'settings'],
         },
         {
           name: 'Version',

@@ -10,6 +10,7 @@ import { CLUSTER_TAG } from './node-group';
 import { checkDefault, shellVariable } from './document-parameters';
 import { ValidationError } from './errors';
 import { DocumentSpec, documentSpecs } from './document-specs';
+import type { PostgresqlParameters } from '../config/postgresql-parameters';
 
 const NODE_SCRIPTS = join(__dirname, '..', 'node');
 
@@ -66,6 +67,8 @@ export interface NodeDocumentsProps {
   readonly backupRepository: BackupRepositorySettings;
   /** Each backend's data volume: WAL limits and the space reserve are sized from it. */
   readonly dataVolumeSizeGiB: number;
+  /** The user's PostgreSQL parameters (checked by the settings loader). @default - none */
+  readonly postgresqlParameters?: PostgresqlParameters;
 }
 
 /**

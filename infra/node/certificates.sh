@@ -56,6 +56,15 @@ port_of() {
 }
 for identity in "${identities[@]}"; do owner_of "$identity" >/dev/null; done
 
+# A PEM agent's number never moves: PEM registered this node under it, and a
+# certificate for another number would make it a second, unknown agent.
+for marker in /var/lib/pem-ha/pem-backend-configured /var/lib/pem-ha/pem-web-configured; do
+  [[ -f $marker ]] || continue
+  registered=$(sed -n 's/.*agent_id=\([0-9]*\).*/\1/p' "$marker")
+  [[ -z $registered || $registered == "$AGENT_ID" ]] ||
+    die "${MEMBER_NAME} is registered with PEM as agent ${registered} (${marker}), but this run gives it agent ${AGENT_ID}: agent numbers never move; nothing was changed"
+done
+
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 
 # served_serial IDENTITY: the serial of the certificate its port presents now

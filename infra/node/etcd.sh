@@ -15,8 +15,47 @@ if [[ ",${INITIAL_CLUSTER}," != *",${MEMBER_NAME}=https://${MEMBER_ADDRESS}:2380
 fi
 
 install -d -m 0700 -o etcd -g etcd "$DATA_DIR"
+# Set before this instance asks the cluster to take it in place of the old
+# member: a second run after a failure then joins instead of adding again.
+JOIN_MARKER=/var/lib/pem-ha/etcd-joins-existing
+PEER_URL="https://${MEMBER_ADDRESS}:2380"
+
+# The other members' client endpoints, from InitialCluster.
+other_endpoints() {
+  tr ',' '\n' <<<"$INITIAL_CLUSTER" | grep -vF "=${PEER_URL}" | sed -E 's/^[^=]+=//; s/:2380$/:2379/' |
+    paste -sd, -
+}
+others_ctl() {
+  ETCDCTL_API=3 etcdctl --endpoints="$(other_endpoints)" --cacert="$TLS/ca.crt" \
+    --cert="$TLS/etcd-peer.crt" --key="$TLS/etcd-peer.key" --command-timeout=5s "$@"
+}
+
+# A replacement instance: no member data here, while the running cluster lists
+# a started member at this address (the instance this one replaces). The old
+# member is removed and this one added, only while every other member is
+# healthy (else quorum could be lost); then etcd joins the existing cluster.
+# At the first bootstrap the other members list this one unstarted: no rejoin.
+join_state=new
 if [[ -d $DATA_DIR/member ]]; then
   log "member data exists in ${DATA_DIR}: etcd rejoins with it (initial-cluster settings are ignored)"
+elif [[ -f $JOIN_MARKER ]]; then
+  join_state=existing
+  log "this instance was added to the running etcd cluster in place of the old ${MEMBER_NAME}: joining it"
+elif listing=$(others_ctl member list 2>/dev/null); then
+  old=$(awk -F', ' -v url="$PEER_URL" '$4 == url && $2 == "started" && $3 != "" {print $1}' <<<"$listing")
+  if [[ -n $old ]]; then
+    log "the running etcd cluster lists ${MEMBER_NAME} (${old}) at ${PEER_URL}, and this instance has no member data: replacing that member"
+    health=$(others_ctl endpoint health -w json 2>/dev/null) || true
+    others=$(grep -o , <<<"$INITIAL_CLUSTER" | wc -l)
+    healthy=$(jq '[.[]? | select(.health == true)] | length' <<<"${health:-[]}" 2>/dev/null || echo 0)
+    ((healthy == others)) ||
+      die "only ${healthy} of the ${others} other etcd members answer healthy: replacing ${MEMBER_NAME} now could lose quorum; nothing was changed"
+    touch "$JOIN_MARKER"
+    others_ctl member remove "$old" >&2
+    others_ctl member add "$MEMBER_NAME" --peer-urls="$PEER_URL" >&2
+    join_state=existing
+    log "removed the old member ${old} and added ${MEMBER_NAME}: joining the running cluster"
+  fi
 fi
 
 # Debian's unit reads /etc/default/etcd; etcd reads its leaf files on every
@@ -31,7 +70,7 @@ ETCD_ADVERTISE_CLIENT_URLS="https://${MEMBER_ADDRESS}:2379"
 ETCD_INITIAL_ADVERTISE_PEER_URLS="https://${MEMBER_ADDRESS}:2380"
 ETCD_INITIAL_CLUSTER="${INITIAL_CLUSTER}"
 ETCD_INITIAL_CLUSTER_TOKEN="${CLUSTER_NAME}"
-ETCD_INITIAL_CLUSTER_STATE="new"
+ETCD_INITIAL_CLUSTER_STATE="${join_state}"
 ETCD_CLIENT_CERT_AUTH="true"
 ETCD_TRUSTED_CA_FILE="${TLS}/ca.crt"
 ETCD_CERT_FILE="${TLS}/etcd-server.crt"

@@ -11,6 +11,9 @@ DATA_DIR=${PGHOME}/${POSTGRES_MAJOR}/${CLUSTER_NAME}
 CONFIG=/etc/patroni/patroni.yml
 # The dynamic settings this run wants in etcd (written with patroni.yml).
 DYNAMIC_CONFIG=/etc/patroni/dynamic.json
+# The names of the postgresqlParameters the last run set: a name dropped from
+# the setting is removed from the running cluster too.
+USER_PARAMETERS=/var/lib/pem-ha/postgresql-parameters.json
 MEMBER_MARKER=/var/lib/pem-ha/patroni-member
 
 for file in ca.crt postgres-server.crt postgres-server.key patroni-rest.crt patroni-rest.key \
@@ -108,7 +111,21 @@ ensure_space_reserve() {
   log "made a ${SPACE_RESERVE_MIB} MiB space reserve at ${reserve} (remove it to free space in an emergency)"
 }
 
+# A deploy that raised dataVolumeSizeGiB grew the EBS volume in place; ext4
+# grows online to the device's new size (resize2fs does nothing when it fits).
+grow_data_filesystem() {
+  local device fs_mib device_mib
+  device=$(findmnt -n -o SOURCE --target "$PGHOME")
+  device_mib=$(($(blockdev --getsize64 "$device") / 1048576))
+  fs_mib=$(($(dumpe2fs -h "$device" 2>/dev/null | awk -F: '/^Block count/ {c=$2} /^Block size/ {s=$2} END {print c * s}') / 1048576))
+  if ((device_mib > fs_mib + 1)); then
+    log "data volume ${device} is ${device_mib} MiB, its file system ${fs_mib} MiB: growing it online"
+    resize2fs "$device" >&2
+  fi
+}
+
 mount_data_volume
+grow_data_filesystem
 ensure_space_reserve
 install -d -m 0755 -o postgres -g postgres "$PGHOME" "${PGHOME}/${POSTGRES_MAJOR}"
 install -d -m 0755 -o root -g postgres /etc/patroni
@@ -132,11 +149,11 @@ export MEMBER_NAME MEMBER_ADDRESS BOOTSTRAP CLUSTER_NAME POSTGRES_MAJOR ETCD_HOS
   BACKEND_ADDRESSES TRUSTED_CIDRS CLIENT_CIDRS PEM_ENABLED TTL LOOP_WAIT RETRY_TIMEOUT \
   MAXIMUM_LAG_ON_FAILOVER SYNCHRONOUS_MODE DATA_DIR PGHOME TLS ARCHIVE_TIMEOUT_SECONDS \
   REPLICA_FROM_REPOSITORY RESTORE_TARGET RESTORE_SET MAX_WAL_SIZE_MIB MAX_SLOT_WAL_KEEP_MIB \
-  DYNAMIC_CONFIG
+  DYNAMIC_CONFIG POSTGRESQL_PARAMETERS USER_PARAMETERS
 
 render_patroni_config() {
   /usr/bin/python3 <<'PY'
-import json, os, shlex, yaml
+import base64, json, os, shlex, yaml
 env = os.environ
 split = lambda name: [item for item in env[name].split(",") if item]
 backends, trusted, clients = split("BACKEND_ADDRESSES"), split("TRUSTED_CIDRS"), split("CLIENT_CIDRS")
@@ -230,6 +247,9 @@ config = {
         # rest; with no backup yet, or S3 unreachable, from the primary.
         "create_replica_methods": ["pgbackrest", "basebackup"],
         "pgbackrest": {"command": env["REPLICA_FROM_REPOSITORY"], "keep_data": True, "no_params": True},
+        # A clone asks the primary for an immediate checkpoint rather than waiting
+        # for a spread one (up to 90% of checkpoint_timeout): redundancy back sooner.
+        "basebackup": [{"checkpoint": "fast"}],
         "pg_hba": hba,
         "pg_ident": ["pemha_local postgres patroni_super"],
     },
@@ -261,8 +281,20 @@ dynamic = {
         },
     },
 }
+# The user's postgresqlParameters (checked at synth), under pem-ha's own.
+user = json.loads(base64.b64decode(env["POSTGRESQL_PARAMETERS"]))
+ours = dynamic["postgresql"]["parameters"]
+dynamic["postgresql"]["parameters"] = {**user, **ours}
+# A name the last run set and this one does not is removed (null in PATCH /config).
+previous = json.load(open(env["USER_PARAMETERS"])) if os.path.exists(env["USER_PARAMETERS"]) else []
+desired = json.loads(json.dumps(dynamic))
+for name in previous:
+    if name not in user and name not in ours:
+        desired["postgresql"]["parameters"][name] = None
 with open(env["DYNAMIC_CONFIG"], "w") as handle:
-    json.dump(dynamic, handle, sort_keys=True)
+    json.dump(desired, handle, sort_keys=True)
+with open(env["USER_PARAMETERS"], "w") as handle:
+    json.dump(sorted(user), handle)
 if env["BOOTSTRAP"] == "true":
     config["bootstrap"] = {
         "dcs": dynamic,
@@ -389,16 +421,17 @@ def call(method, body=None):
                 sys.exit(f"pem-ha: {method} /config answered {error.code} {error.reason}")
             time.sleep(2)
 
-def differences(want, have, path=""):
+def differences(want, have, path="", quiet=False):
     found = {}
     for key, value in want.items():
         current = (have or {}).get(key) if isinstance(have, dict) else None
         if isinstance(value, dict):
-            nested = differences(value, current, f"{path}{key}.")
+            nested = differences(value, current, f"{path}{key}.", quiet)
             if nested:
                 found[key] = nested
         elif str(value).lower() != str(current).lower():
-            print(f"[pem-ha] dynamic setting {path}{key}: {current} -> {value}")
+            if not quiet:
+                print(f"[pem-ha] dynamic setting {path}{key}: {current} -> {'(removed)' if value is None else value}")
             found[key] = value
     return found
 
@@ -409,9 +442,14 @@ if not patch:
     print("[pem-ha] Patroni's dynamic settings already match this deploy")
     sys.exit(0)
 call("PATCH", patch)
-left = differences(desired, call("GET"))
-if left:
-    sys.exit(f"pem-ha: GET /config still differs after PATCH: {json.dumps(left)}")
+# GET /config answers from Patroni's view of etcd, which takes a moment to see the PATCH.
+for attempt in range(30):
+    time.sleep(1)
+    left = differences(desired, call("GET"), quiet=True)
+    if not left:
+        break
+else:
+    sys.exit(f"pem-ha: GET /config still differs 30 s after PATCH: {json.dumps(left)}")
 print("[pem-ha] Patroni's dynamic settings now match this deploy (checked back from GET /config)")
 PY
 }

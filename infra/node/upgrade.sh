@@ -1,6 +1,7 @@
 # upgrade: one step of the rolling upgrade on this node.
 # Parameters: ACTION (check|drain|install|restart|verify|undrain|clear-drain), COMPONENT
-# (postgresql|patroni|etcd|os), VERSION (an exact package version, or latest
+# (postgresql|patroni|etcd|os, or settings: no package, a restart where Patroni
+# reports pending_restart), VERSION (an exact package version, or latest
 # for check), TIER, MEMBER_NAME, MEMBER_ADDRESS, POSTGRES_MAJOR,
 # WAIT_SECONDS. check, restart and verify end with key=value lines the
 # runbook reads.
@@ -13,16 +14,20 @@ case "${COMPONENT}:${TIER}" in
   postgresql:backend) packages=("postgresql-${POSTGRES_MAJOR}" "postgresql-client-${POSTGRES_MAJOR}") ;;
   patroni:backend) packages=(patroni) ;;
   etcd:etcd) packages=(etcd-server etcd-client) ;;
-  os:*) packages=() ;;
   *) packages=() ;;
 esac
-[[ $COMPONENT == os || ${#packages[@]} -gt 0 ]] || {
-  log "component ${COMPONENT} has no packages on a ${TIER} node; nothing to do"
-  echo "at_target=true"
-  exit 0
-}
-[[ $COMPONENT != os || $VERSION == latest ]] ||
-  die "Version must be latest for the os component (every upgradable package); got ${VERSION}"
+case "${COMPONENT}:${TIER}" in
+  os:* | settings:backend) ;;
+  *)
+    [[ ${#packages[@]} -gt 0 ]] || {
+      log "component ${COMPONENT} has nothing on a ${TIER} node; nothing to do"
+      echo "at_target=true"
+      exit 0
+    }
+    ;;
+esac
+[[ $COMPONENT != os && $COMPONENT != settings || $VERSION == latest ]] ||
+  die "Version must be latest for the ${COMPONENT} component; got ${VERSION}"
 
 installed_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
 # 1:15.20-0+deb12u1 -> 15.20: what the running programs report of themselves.
@@ -68,10 +73,14 @@ running_state() {
         stale_exe "$pid" && stale=true
       done
       ;;
+    settings:backend) echo "pending_restart=$(pending_restart)" ;;
   esac
   echo "running=${version}"
   echo "running_stale=${stale}"
 }
+
+# Whether Patroni says PostgreSQL runs with settings that wait for a restart.
+pending_restart() { rest patroni | jq -r '.pending_restart // false'; }
 
 drained() {
   [[ -f $PATRONI_CONFIG ]] || { echo false; return 0; }
@@ -133,8 +142,10 @@ refresh_index() {
 
 case "$ACTION" in
   check)
-    refresh_index
-    if [[ $COMPONENT == os ]]; then
+    [[ $COMPONENT == settings ]] || refresh_index
+    if [[ $COMPONENT == settings ]]; then
+      echo "target=latest"
+    elif [[ $COMPONENT == os ]]; then
       upgradable=$(apt-get -s -o Debug::NoLocking=1 upgrade | grep -c '^Inst ' || true)
       echo "target=latest"
       echo "upgradable=${upgradable}"
@@ -181,6 +192,10 @@ case "$ACTION" in
     set_drain_tags false
     ;;
   install)
+    if [[ $COMPONENT == settings ]]; then
+      log "settings: nothing to install on ${MEMBER_NAME}"
+      exit 0
+    fi
     [[ $VERSION != latest || $COMPONENT == os ]] || die "install needs an exact Version; got latest"
     # Package scripts must start, stop or restart nothing: the runbook restarts
     # each service itself, one node at a time.
@@ -215,11 +230,22 @@ case "$ACTION" in
     state=$(running_state)
     running=$(sed -n 's/^running=//p' <<<"$state")
     stale=$(sed -n 's/^running_stale=//p' <<<"$state")
-    if [[ $COMPONENT != os && $stale == false && $running == "$(upstream "$(installed_version "${packages[0]}")")" ]]; then
+    if [[ $COMPONENT == settings ]]; then
+      if [[ $(pending_restart) == true ]]; then
+        restart_needed=true
+      else
+        restart_needed=false
+        log "${MEMBER_NAME} runs with every setting applied; no restart"
+      fi
+    elif [[ $COMPONENT != os && $stale == false && $running == "$(upstream "$(installed_version "${packages[0]}")")" ]]; then
+      restart_needed=false
       log "${MEMBER_NAME} already runs the installed ${packages[0]} (${running}); no restart"
     else
+      restart_needed=true
+    fi
+    if [[ $restart_needed == true ]]; then
       case "${COMPONENT}:${TIER}" in
-        postgresql:backend)
+        postgresql:backend | settings:backend)
           role=$(rest patroni | jq -r '.role')
           [[ $role == replica || $role == sync_standby ]] ||
             die "${MEMBER_NAME} is the ${role}; the runbook restarts PostgreSQL on replicas only"
@@ -258,7 +284,10 @@ case "$ACTION" in
     running=$(sed -n 's/^running=//p' <<<"$state")
     [[ $state != *running_stale=true* ]] ||
       die "${MEMBER_NAME} still runs a replaced executable (a restart did not take)"
-    if [[ $COMPONENT != os ]]; then
+    if [[ $COMPONENT == settings ]]; then
+      [[ $state != *pending_restart=true* ]] ||
+        die "${MEMBER_NAME} still reports pending_restart (the restart did not apply its settings)"
+    elif [[ $COMPONENT != os ]]; then
       installed=$(installed_version "${packages[0]}")
       [[ $installed == "$VERSION" ]] || die "${packages[0]} on ${MEMBER_NAME} is ${installed}, not ${VERSION}"
       [[ $running == "$(upstream "$installed")" ]] ||

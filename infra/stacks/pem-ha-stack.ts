@@ -10,6 +10,7 @@ import { CertificateRotation } from '../constructs/certificate-rotation';
 import { ClusterPki } from '../constructs/cluster-pki';
 import { ClusterSecrets, CredentialPurpose } from '../constructs/cluster-secrets';
 import { DatabaseEndpoints } from '../constructs/database-endpoints';
+import { DeployedSettingsGuard } from '../constructs/deployed-settings-guard';
 import { EtcdTier } from '../constructs/etcd-tier';
 import { Network } from '../constructs/network';
 import type { NodePlacementProps } from '../constructs/node-group';
@@ -20,6 +21,7 @@ import { PointInTimeRestore } from '../constructs/point-in-time-restore';
 import { ScheduledBackups } from '../constructs/scheduled-backups';
 import { NodeDocuments } from '../constructs/node-documents';
 import { WebTier } from '../constructs/web-tier';
+import { LiveSettings } from '../constructs/live-settings';
 import { clusterInventory } from '../workflows/inventory';
 import { addStackOutputs } from './stack-outputs';
 
@@ -45,6 +47,7 @@ export class PemHaStack extends Stack {
   constructor(scope: Construct, id: string, props: PemHaStackProps) {
     super(scope, id, props);
     const { config } = props;
+    new DeployedSettingsGuard(this, 'DeployedSettings', { config });
     if (config.backend.packageSource === 'os' && config.amiFamily === 'debian-12') {
       Annotations.of(this).addWarningV2(
         'pem-ha:debian-12-patroni',
@@ -154,6 +157,7 @@ export class PemHaStack extends Stack {
         archivePushQueueMaxGiB,
       },
       dataVolumeSizeGiB: config.backend.dataVolumeSizeGiB,
+      postgresqlParameters: config.postgresqlParameters,
     });
     const pki = new ClusterPki(this, 'Pki', {
       clusterName: config.clusterName,
@@ -233,6 +237,11 @@ export class PemHaStack extends Stack {
       maxLagBytes: config.healthCheck.replicaMaxLagBytes,
     });
     this.backend.allowPatroniClient(this.upgrade, 'the rolling upgrade reading and switching over');
+    new LiveSettings(this, 'LiveSettings', {
+      bootstrap: this.bootstrap,
+      upgrade: this.upgrade,
+      postgresqlParameters: config.postgresqlParameters,
+    });
 
     this.restore = new PointInTimeRestore(this, 'PointInTimeRestore', {
       clusterName: config.clusterName,

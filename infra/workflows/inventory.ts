@@ -13,15 +13,27 @@ export interface InventorySource {
   readonly etcd: readonly ClusterNode[];
   readonly backend: readonly BackendNode[];
   readonly web: readonly ClusterNode[];
-  /** PEM agents get numbers: backends 1..n, then web hosts (seed 001's agent1..agentN). */
   readonly pemEnabled: boolean;
+}
+
+/** Web hosts' agent numbers start here: backends (at most 9) never reach them. */
+export const WEB_AGENT_BASE = 100;
+
+/**
+ * A node's PEM agent number, from its name alone: backend-N is agent N and
+ * web-N agent 100 + N (seed 001's agent1..agentN, with room), so adding a
+ * node never moves another node's number, and with it its agent certificate.
+ */
+export function agentNumberOf(name: string, tier: Tier): number {
+  const match = /-(\d+)$/.exec(name);
+  if (tier === 'etcd' || !match) return 0;
+  return (tier === 'web' ? WEB_AGENT_BASE : 0) + Number(match[1]);
 }
 
 /** The nodes as the bootstrap flow carries them: names, ids and addresses (tokens allowed). */
 export function clusterInventory(source: InventorySource): ClusterInventory {
-  let nextAgent = 1;
   const entry = (node: ClusterNode, tier: Tier, extra: Partial<InventoryNode> = {}) => {
-    const agent = source.pemEnabled && tier !== 'etcd' ? nextAgent++ : 0;
+    const agent = source.pemEnabled ? agentNumberOf(node.name, tier) : 0;
     const identities = agent > 0 ? [...IDENTITIES[tier], 'pem-agent'] : IDENTITIES[tier];
     return {
       name: node.name,

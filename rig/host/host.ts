@@ -122,18 +122,8 @@ export class RigHost {
     state.nodes.push(node);
     this.save();
     this.log(`creating node ${spec.name} (${spec.address})`);
-    for (const sub of ['upper/usr/local/sbin', 'work', 'root'])
-      mkdirSync(join(node.dir, sub), { recursive: true });
-    copyFileSync(join(__dirname, 'systemctl'), join(node.dir, 'upper/usr/local/sbin/systemctl'));
-    const agent = join(node.dir, 'upper/usr/local/sbin/rig-ssm-agent');
-    copyFileSync(join(__dirname, 'ssm-agent.sh'), agent);
-    chmodSync(agent, 0o755);
-    if (spec.dataDisk) {
-      const file = join(node.dir, 'data-volume.img');
-      await host('truncate', ['-s', `${spec.dataDisk.sizeMiB}M`, file]);
-      node.loopDevice = (await host('losetup', ['-f', '--show', file])).trim();
-      this.save();
-    }
+    this.makeRootLayer(node);
+    if (spec.dataDisk) await this.makeDataVolume(node);
     await host('ip', ['netns', 'add', node.netns]);
     await attachNode(
       state.bridge,
@@ -245,6 +235,46 @@ export class RigHost {
     if (node.initPid !== undefined && isAlive(node.initPid)) await this.kill(name);
     this.log(`restarting node ${name}${withDataVolume ? '' : ' without its data volume'}`);
     await this.startInit(node, withDataVolume);
+  }
+
+  /**
+   * A new instance in a killed node's place, as an EC2 replacement is: a
+   * fresh root layer (the image, nothing of the old one), the same address,
+   * and the old data volume unless `newDataVolume` (a blank one instead).
+   */
+  async replaceInstance(name: string, { newDataVolume = false } = {}): Promise<void> {
+    const node = this.record(name);
+    if (node.initPid !== undefined && isAlive(node.initPid)) await this.kill(name);
+    this.log(
+      `replacing ${name}'s instance: a fresh root${newDataVolume ? ' and a blank data volume' : ''}`,
+    );
+    for (const sub of ['upper', 'work'])
+      rmSync(join(node.dir, sub), { recursive: true, force: true });
+    this.makeRootLayer(node);
+    if (newDataVolume && node.dataDisk) {
+      if (node.loopDevice) await hostQuietly('losetup', ['-d', node.loopDevice]);
+      rmSync(join(node.dir, 'data-volume.img'), { force: true });
+      await this.makeDataVolume(node);
+    }
+    await this.startInit(node);
+  }
+
+  /** The node's writable layer over the image, with the rig's systemctl and SSM agent stand-ins. */
+  private makeRootLayer(node: NodeRecord): void {
+    for (const sub of ['upper/usr/local/sbin', 'work', 'root'])
+      mkdirSync(join(node.dir, sub), { recursive: true });
+    copyFileSync(join(__dirname, 'systemctl'), join(node.dir, 'upper/usr/local/sbin/systemctl'));
+    const agent = join(node.dir, 'upper/usr/local/sbin/rig-ssm-agent');
+    copyFileSync(join(__dirname, 'ssm-agent.sh'), agent);
+    chmodSync(agent, 0o755);
+  }
+
+  /** A blank (sparse) data volume file behind a loop device, as a new EBS volume reads. */
+  private async makeDataVolume(node: NodeRecord): Promise<void> {
+    const file = join(node.dir, 'data-volume.img');
+    await host('truncate', ['-s', `${node.dataDisk!.sizeMiB}M`, file]);
+    node.loopDevice = (await host('losetup', ['-f', '--show', file])).trim();
+    this.save();
   }
 
   /** Replaces a node's packet filter with an nftables script (rig/packet-filter.ts). */

@@ -97,6 +97,7 @@ const BAD_VALUES: Record<SettingName, { raw: unknown; given: string }> = {
   patroniFailoverProfile: { raw: 'quick', given: '"quick"' },
   synchronousMode: { raw: 'TRUE', given: '"TRUE"' },
   maximumLagOnFailoverBytes: { raw: -1, given: '-1' },
+  postgresqlParameters: { raw: '[1]', given: '"[1]"' },
   healthCheckIntervalSeconds: { raw: '4', given: '"4"' },
   healthCheckHealthyThreshold: { raw: 1, given: '1' },
   healthCheckUnhealthyThreshold: { raw: 11, given: '11' },
@@ -143,6 +144,7 @@ describe('loadConfig', () => {
           synchronousMode: true,
           maximumLagOnFailoverBytes: 1048576,
         },
+        postgresqlParameters: {},
         healthCheck: {
           intervalSeconds: 5,
           healthyThreshold: 2,
@@ -588,6 +590,63 @@ describe('loadConfig', () => {
       const config = load({ webInternetFacing: true });
       // Then the ALB is internet-facing
       expect(config.pem?.web.internetFacing).toBe(true);
+    });
+  });
+
+  describe('PostgreSQL parameters', () => {
+    it('takes a JSON object from a config file or as text from the command line', () => {
+      // Given parameters as JSON values and, on the command line, as text
+      const fromFile = load({ postgresqlParameters: { max_connections: 300, jit: false } });
+      const fromCli = load({
+        postgresqlParameters:
+          '{"log_min_duration_statement": "2s", "pg_stat_statements.max": 5000}',
+      });
+      // Then both arrive as name -> value
+      expect(fromFile.postgresqlParameters).toEqual({ jit: false, max_connections: 300 });
+      expect(fromCli.postgresqlParameters).toEqual({
+        log_min_duration_statement: '2s',
+        'pg_stat_statements.max': 5000,
+      });
+    });
+
+    it('refuses a name PostgreSQL 17 does not have, as Patroni would drop it silently', () => {
+      // Given a misspelt parameter and an extension's own one on major 17
+      const error = configErrorOf({
+        postgresqlParameters: { max_conections: 300, 'pg_stat_statements.max': 5000 },
+      });
+      // Then only the misspelt one is named
+      expect(problemLines(error)).toEqual([
+        '  - postgresqlParameters: must name PostgreSQL 17 parameters (Patroni drops unknown ones without a word); got max_conections',
+      ]);
+    });
+
+    it.each([
+      ['max_wal_size', '1GB', 'max_wal_size: pem-ha sizes it from dataVolumeSizeGiB'],
+      ['archive_timeout', 30, 'archive_timeout: set archiveTimeoutSeconds instead'],
+      [
+        'synchronous_standby_names',
+        '*',
+        'synchronous_standby_names: Patroni manages it: set synchronousMode instead',
+      ],
+      ['port', 5433, 'port: Patroni sets it for each member'],
+      [
+        'recovery_target_time',
+        'x',
+        'recovery_target_time: the restore runbook sets recovery targets',
+      ],
+      ['max-connections', 1, '"max-connections" is not a parameter name'],
+      [
+        'work_mem',
+        '64MB\nssl = off',
+        'work_mem: its value must be a number, true/false or printable text',
+      ],
+    ])('refuses %s and says why', (name, value, reason) => {
+      // Given a parameter pem-ha owns, a malformed name or a multi-line value
+      const error = configErrorOf({ postgresqlParameters: { [name]: value } });
+      // Then the error names the setting, the parameter and the reason
+      const [line] = problemLines(error);
+      expect(line).toContain(`- postgresqlParameters: ${reason}`);
+      expect(line).toContain(SETTINGS.postgresqlParameters.allowed);
     });
   });
 

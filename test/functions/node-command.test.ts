@@ -181,3 +181,61 @@ describe('bootstrap on deploy (custom resource)', () => {
     ).resolves.toEqual({ IsComplete: false });
   });
 });
+
+describe('settings rollout on deploy (the same custom resource handlers)', () => {
+  const base = {
+    ServiceToken: 'arn:aws:lambda:eu-west-1:123456789012:function:provider',
+    ResponseURL: 'https://cloudformation-custom-resource-response.example/',
+    StackId: 'arn:aws:cloudformation:eu-west-1:123456789012:stack/PemHa/guid',
+    RequestId: 'feed0000-1111-2222-3333-444455556666',
+    LogicalResourceId: 'SettingsRollout',
+    ResourceType: 'Custom::PemHaSettingsRollout',
+    ResourceProperties: {
+      ServiceToken: 'arn:aws:lambda:eu-west-1:123456789012:function:provider',
+      StateMachineArn: 'arn:aws:states:eu-west-1:123456789012:stateMachine:Upgrade',
+      Input: '{"component":"settings","version":"latest"}',
+      SkipCreate: 'true',
+      PhysicalId: 'pem-ha-settings-rollout',
+    },
+  };
+
+  test('Given the first deploy, then nothing starts: a new cluster has no settings waiting', async () => {
+    const event = { ...base, RequestType: 'Create' } as CdkCustomResourceEvent;
+    await expect(onEvent(event, sfnClient)).resolves.toEqual({
+      PhysicalResourceId: 'pem-ha-settings-rollout',
+    });
+    await expect(
+      isComplete(event as unknown as CdkCustomResourceIsCompleteEvent, sfnClient),
+    ).resolves.toEqual({ IsComplete: true });
+    expect(sfn).not.toHaveReceivedCommand(StartExecutionCommand);
+  });
+
+  test('Given an update, then the runbook starts with the resource input', async () => {
+    sfn.on(StartExecutionCommand).resolves({ executionArn: 'arn:x', startDate: new Date() });
+    const event = {
+      ...base,
+      RequestType: 'Update',
+      PhysicalResourceId: 'pem-ha-settings-rollout',
+      OldResourceProperties: base.ResourceProperties,
+    } as CdkCustomResourceEvent;
+    await onEvent(event, sfnClient);
+    expect(sfn).toHaveReceivedCommandWith(StartExecutionCommand, {
+      stateMachineArn: base.ResourceProperties.StateMachineArn,
+      input: '{"component":"settings","version":"latest"}',
+    });
+  });
+
+  test('Given an Input that is not a JSON object, then nothing starts and the error says so', async () => {
+    const event = {
+      ...base,
+      ResourceProperties: { ...base.ResourceProperties, Input: '[1]' },
+      RequestType: 'Update',
+      PhysicalResourceId: 'pem-ha-settings-rollout',
+      OldResourceProperties: base.ResourceProperties,
+    } as CdkCustomResourceEvent;
+    await expect(onEvent(event, sfnClient)).rejects.toThrow(
+      'Input must be a JSON object as text; given "[1]"',
+    );
+    expect(sfn).not.toHaveReceivedCommand(StartExecutionCommand);
+  });
+});

@@ -252,6 +252,38 @@ describe('upgrade plan', () => {
     expect(plan.switchover).toBe(false);
   });
 
+  test('Given settings that wait for a restart on some members, then only those are planned, the primary through the switchover', () => {
+    const settings = {
+      ...preflight,
+      request: { ...preflight.request, component: 'settings' as const },
+    };
+    const plan = planUpgrade(inventory, settings, [
+      check('backend-1', 'target=latest\npending_restart=true\nrunning=unknown'),
+      check('backend-2', 'target=latest\npending_restart=false\nrunning=unknown'),
+      check('backend-3', 'target=latest\npending_restart=true\nrunning=unknown'),
+    ]);
+    expect(plan.replicas.map((n) => n.name)).toEqual(['backend-3']);
+    expect(plan.primary.map((n) => n.name)).toEqual(['backend-1']);
+    expect(plan.switchover).toBe(true);
+    expect(plan.alreadyAtTarget).toEqual(['backend-2']);
+  });
+
+  test('Given no member waits for a restart, then the settings plan touches nothing and switches nothing', () => {
+    const settings = {
+      ...preflight,
+      request: { ...preflight.request, component: 'settings' as const },
+    };
+    const plan = planUpgrade(
+      inventory,
+      settings,
+      ['backend-1', 'backend-2', 'backend-3'].map((name) =>
+        check(name, 'target=latest\npending_restart=false'),
+      ),
+    );
+    expect([...plan.replicas, ...plan.primary]).toEqual([]);
+    expect(plan.switchover).toBe(false);
+  });
+
   test('Debian versions reduce to what programs report', () => {
     expect(upstreamVersion('1:15.20-0+deb12u1')).toBe('15.20');
     expect(upstreamVersion('15.10-1.pgdg120+1')).toBe('15.10');

@@ -206,3 +206,15 @@ export async function wipeAndRebuild(
   await waitForHealthyReplication(rig, timeoutMs);
   return rig.execOk(node, ['cat', log]);
 }
+
+/** A node's certificate for one identity: its serial, or its subject (RFC 2253, e.g. `subject=CN=agent2`). */
+export async function certificateOn(
+  rig: RigCluster,
+  node: string,
+  identity: string,
+  field: 'serial' | 'subject',
+): Promise<string> {
+  const argv = ['openssl', 'x509', '-in', `/etc/pem-ha/tls/current/${identity}.crt`, '-noout'];
+  const options = field === 'serial' ? ['-serial'] : ['-subject', '-nameopt', 'RFC2253'];
+  return (await rig.execOk(node, [...argv, ...options])).trim();
+}

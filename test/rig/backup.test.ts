@@ -192,7 +192,7 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     // No PEM: the web tier plays no part in backups, and the suite runs faster without it.
     rig = await upTestRig('bak', '10.46.0.0/16', {
       pem: false,
-      // Low enough for a one-minute outage to cross it.
+      // Low enough for a 45-second outage to cross it.
       extra: { archiveAgeAlarmSeconds: String(ARCHIVE_AGE_ALARM_SECONDS) },
     });
     await waitForHealthyReplication(rig);
@@ -280,7 +280,7 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     expect((await repositoryInfo(primary)).backup.length).toBe(before);
   }, 120_000);
 
-  test('Given S3 unreachable for a minute while a writer runs, then the WAL queue grows, the archive age crosses its alarm, and once S3 is back every segment reaches the repository', async () => {
+  test('Given S3 unreachable for 45 s while a writer runs, then the WAL queue grows, the archive age crosses its alarm, and once S3 is back every segment reaches the repository', async () => {
     const primary = await leader();
     const threshold = alarmThreshold('ArchiveAgeSeconds');
     expect(threshold).toBe(ARCHIVE_AGE_ALARM_SECONDS);
@@ -290,12 +290,12 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     expect(healthy).toMatchObject({ node: primary, archiveFailing: false, lastBackupType: 'full' });
     expect(healthy.hoursSinceLastBackup).toBeLessThan(1);
     const first = await nodeQuery(primary, 'SELECT pg_walfile_name(pg_current_wal_lsn())');
-    // When S3 is cut off for a minute while a writer completes a segment every 5 s
+    // When S3 is cut off for 45 s (past the alarm's 30) while a writer completes a segment every 5 s
     let during: Awaited<ReturnType<RigCluster['backupHealth']>>;
     let last = first;
     await rig.host.setLink(STORAGE_NODE, false);
     try {
-      const until = Date.now() + 60_000;
+      const until = Date.now() + 45_000;
       for (let i = 0; i < 20 && Date.now() < until; i += 1) {
         await nodeQuery(primary, 'INSERT INTO wal_probe VALUES (now())');
         last = await nodeQuery(primary, 'SELECT pg_walfile_name(pg_switch_wal())');

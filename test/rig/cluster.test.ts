@@ -25,6 +25,8 @@ import {
 import { runbookFaultTests } from './runbook-faults';
 import { runbookLockTests } from './runbook-lock';
 import { dayTwoTests } from './day-two';
+import { liveSettingsTests } from './live-settings';
+import { replacementTests } from './replacement';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -43,25 +45,6 @@ const nodeQuery = (node: string, text: string) => nodeQueryOn(rig, node, text);
 async function writeNode(): Promise<string> {
   const [row] = await endpointQuery(5432, 'SELECT host(inet_server_addr()) AS ip');
   return nodeAt(row.ip)!;
-}
-
-/** PATCH /config on the leader with the REST API's credentials, as an operator could. */
-async function patchPatroniConfig(patch: Record<string, unknown>): Promise<void> {
-  const leader = await writeNode();
-  const password = JSON.parse(rig.aws.secretValue('pem-ha/patroniRestApi') ?? '{}').password;
-  await rig.execOk(leader, [
-    'curl',
-    '-fsS',
-    '--cacert',
-    '/etc/pem-ha/tls/current/ca.crt',
-    '-u',
-    `patroni_api:${password}`,
-    '-X',
-    'PATCH',
-    '-d',
-    JSON.stringify(patch),
-    `https://${address(leader)}:8008/config`,
-  ]);
 }
 
 /** What a second run must leave alone: Patroni's process, its config and the live certificates. */
@@ -206,7 +189,7 @@ suite('local cluster from the synthesized artifacts', () => {
     expect(b2).toContain('--replication-role standby');
     expect(b2).not.toContain('--skip-db-certificate');
     expect(w1).toContain(`-t 2 -ho ${BACKENDS.map(address).join(',')} -p 5432 -su pemsuper`);
-    expect(w1).toContain('-aro agent_id=4');
+    expect(w1).toContain('-aro agent_id=101');
     const password = JSON.parse(rig.aws.secretValue('pem-ha/pemSuperuser')!).password;
     for (const record of [b1, b2, w1]) {
       expect(record).toContain('env PEM_SERVER_PASSWORD set: yes');
@@ -225,26 +208,6 @@ suite('local cluster from the synthesized artifacts', () => {
     ]);
     expect(subject.trim()).toBe('subject=CN=agent2');
   });
-
-  test("running the whole bootstrap again changes nothing on the nodes and loses no row; Patroni's dynamic settings changed behind its back are PATCHed back, checked from GET /config", async () => {
-    const nodes = rig.plan.nodes.map((n) => n.name);
-    const before = await fingerprint(nodes);
-    const configured = await patroniGet(rig, '/config');
-    // Given ttl and failsafe_mode changed in etcd (as a deploy changing patroniTtl finds them)
-    await patchPatroniConfig({ ttl: 45, failsafe_mode: false });
-    expect(await patroniGet(rig, '/config')).toMatchObject({ ttl: 45, failsafe_mode: false });
-    await rig.bootstrap();
-    expect(await fingerprint(nodes)).toEqual(before);
-    expect(await patroniGet(rig, '/config')).toEqual(configured);
-    expect(await endpointQuery(5432, 'SELECT count(*)::int AS n FROM rows_kept')).toEqual([
-      { n: 100 },
-    ]);
-    expect(
-      (await rig.execOk('backend-1', ['cat', '/var/lib/pem-ha/configure-pem-server.calls'])).match(
-        /^argv:/gm,
-      ),
-    ).toHaveLength(1);
-  }, 600_000);
 
   test('a failing document step stops the flow with the named error, the node and its stderr; nothing else changes', async () => {
     const others = rig.plan.nodes.map((n) => n.name).filter((n) => n !== 'web-2');
@@ -447,6 +410,12 @@ suite('local cluster from the synthesized artifacts', () => {
 
   // Held packages, the data volume required at boot, writes through an etcd quorum loss.
   dayTwoTests(() => rig);
+
+  // The deploy path again with changed settings: reload-only, then a restart.
+  liveSettingsTests(() => rig);
+
+  // Instances replaced (fresh roots, volumes kept or new) and brought back by the bootstrap.
+  replacementTests(() => rig);
 
   // Runbooks under faults: replay lag, a cut link, a node killed mid-bootstrap (last: it re-attaches).
   runbookFaultTests(

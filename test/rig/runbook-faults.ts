@@ -155,7 +155,8 @@ export function runbookFaultTests(
   }, 300_000);
 
   test('a replica killed while the bootstrap starts it: InstanceNotRunningError for that node; after a reboot `npm run local -- bootstrap` converges with its data kept', async () => {
-    const [victim] = await replicas();
+    // The bootstrap starts the first backend as "leader" and the others as replicas.
+    const [victim] = (await replicas()).filter((node) => node !== 'backend-1');
     const identity = () =>
       nodeQueryOn(rig(), victim, 'SELECT system_identifier FROM pg_control_system()');
     const systemId = await identity();
@@ -204,11 +205,12 @@ export function runbookFaultTests(
       '-c',
       'test -f "$(runuser -u postgres -- psql -Atc "SHOW data_directory")/pem-ha-test-kept"',
     ]);
+    const backends = rig().plan.nodes.filter((n) => n.tier === 'backend').length;
     await eventually('the read endpoint serving from every replica', 60_000, async () => {
       const health = await rig().targetHealth();
       const up = Object.values(health[5433] ?? {}).filter((s) => s === 'UP');
-      expect(up).toHaveLength(2);
+      expect(up).toHaveLength(backends - 1);
     });
-    expect((await patroniMembers(rig()))?.length).toBe(3);
+    expect((await patroniMembers(rig()))?.length).toBe(backends);
   }, 900_000);
 }

@@ -41,7 +41,7 @@ describe('bootstrap runbook (synthesized definition, run with aws-local-stepfunc
     expect(lastIndex('PemBackend')).toBeLessThan(firstIndex('PemWeb'));
     expect(
       cluster.sent.filter((s) => documentOf(s) === 'PemWeb').map((s) => s.parameters.AgentId),
-    ).toEqual(['4', '5']);
+    ).toEqual(['101', '102']);
   });
 
   test('Given a replica whose Patroni document fails, when it runs, then it stops in Bootstrap failed with the named error and the node, starting no later step', async () => {

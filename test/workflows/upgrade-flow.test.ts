@@ -101,13 +101,14 @@ describe('rolling upgrade runbook (synthesized definition, run with aws-local-st
   test.each([
     [
       { component: 'pgsql', version: NEW },
-      'component must be one of postgresql, patroni, etcd, os; got "pgsql"',
+      'component must be one of postgresql, patroni, etcd, os, settings; got "pgsql"',
     ],
     [
       { component: 'postgresql' },
       'version must be an exact package version (e.g. 15.20-0+deb12u1) or "latest"; got nothing',
     ],
     [{ component: 'os', version: NEW }, 'version must be "latest" for component os'],
+    [{ component: 'settings', version: NEW }, 'version must be "latest" for component settings'],
     [{ ...START, maxLagBytes: -1 }, 'maxLagBytes must be a whole number from 0 to'],
     [{ ...START, dryRun: 'yes' }, 'dryRun must be true or false; got "yes"'],
     [{ ...START, nodes: ['backend-2'] }, 'unknown input field nodes'],

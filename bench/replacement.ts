@@ -1,0 +1,120 @@
+/**
+ * How long a node takes to come back when its instance is replaced (a fresh
+ * root at the same address, as EC2 gives a replacement), on the cluster built
+ * from the synthesized artifacts, with a database of about 2 GB and a full
+ * backup in the repository (so a blank replica clones from it):
+ *
+ * - a replica whose data volume is kept: from the replacement to streaming;
+ * - a replica with a blank data volume: the same, a clone included;
+ * - an etcd member: from the replacement to three started, healthy members.
+ *
+ * Each is the bootstrap runbook's run (what brings a node back), measured from
+ * the moment the old instance is gone to the node serving again.
+ *
+ *   npm run bench:replacement -- [--scale 135] [--runs 1]
+ */
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { RigCluster } from '../rig/cluster';
+import { waitForHealthyReplication } from '../rig/patroni';
+import { nodeQueryOn } from '../test/helpers/rig';
+import { leader, printTable, runsOption } from './probes';
+
+const RIG = 'brep';
+const MB = 1024 * 1024;
+const TLS = '/etc/pem-ha/tls/current';
+
+async function etcdStarted(rig: RigCluster): Promise<number> {
+  const out = await rig.execOk('etcd-1', [
+    'sh',
+    '-c',
+    `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${TLS}/ca.crt --cert=${TLS}/etcd-peer.crt --key=${TLS}/etcd-peer.key member list`,
+  ]);
+  return out.split('\n').filter((line) => line.includes(', started, ')).length;
+}
+
+async function benchmark(scale: number, runs: number) {
+  const log = (m: string) => console.log(`[${new Date().toISOString()}] ${m}`);
+  await RigCluster.downByName(RIG);
+  const rig = await RigCluster.up({ name: RIG, vpcCidr: '10.54.0.0/16', fastPatroni: true });
+  const results = new Map<string, number[]>();
+  const record = (key: string, started: number) =>
+    results.set(key, [...(results.get(key) ?? []), (Date.now() - started) / 1000]);
+  try {
+    const primary = await leader(rig);
+    log(`pgbench -i -s ${scale} on ${primary}`);
+    await rig.execOk(
+      primary,
+      [
+        'runuser',
+        '-u',
+        'postgres',
+        '--',
+        '/usr/lib/postgresql/17/bin/pgbench',
+        '-h',
+        '/var/run/postgresql',
+        '-U',
+        'patroni_super',
+        '-i',
+        '-q',
+        '-s',
+        String(scale),
+        'postgres',
+      ],
+      undefined,
+      3_600_000,
+    );
+    const bytes = Number(
+      await nodeQueryOn(rig, primary, 'SELECT pg_database_size(current_database())'),
+    );
+    log(`database: ${(bytes / MB).toFixed(0)} MB; full backup (a blank replica clones from it)`);
+    await rig.backup('full');
+    for (let run = 1; run <= runs; run++) {
+      const replica = (await waitForHealthyReplication(rig)).find((m) => m.role !== 'leader')!.name;
+      log(`run ${run}: ${replica}'s instance replaced, its data volume kept`);
+      let started = Date.now();
+      await rig.replaceInstance(replica);
+      await rig.bootstrap();
+      await waitForHealthyReplication(rig, 3_600_000);
+      record('replica, data volume kept', started);
+
+      log(`run ${run}: ${replica}'s instance and data volume replaced`);
+      started = Date.now();
+      await rig.replaceInstance(replica, { newDataVolume: true });
+      await rig.bootstrap();
+      await waitForHealthyReplication(rig, 3_600_000);
+      record(`replica, blank volume (re-clone of ${(bytes / MB).toFixed(0)} MB)`, started);
+
+      log(`run ${run}: etcd-3's instance replaced`);
+      started = Date.now();
+      await rig.replaceInstance('etcd-3');
+      await rig.bootstrap();
+      const members = await etcdStarted(rig);
+      if (members !== 3) throw new Error(`etcd has ${members} started members after the bootstrap`);
+      record('etcd member', started);
+    }
+    return results;
+  } finally {
+    await rig.down();
+  }
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: { scale: { type: 'string', default: '135' }, runs: { type: 'string', default: '1' } },
+  });
+  const scale = Number(values.scale);
+  if (!Number.isInteger(scale) || scale < 1 || scale > 1000)
+    throw new Error(`--scale must be an integer from 1 to 1000; got ${values.scale}`);
+  const runs = runsOption(values.runs);
+  console.log(`${cpus().length} cores; pgbench scale ${scale}; ${runs} run(s)`);
+  printTable(
+    await benchmark(scale, runs),
+    '\nSeconds from the replacement to the node serving again',
+  );
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
