@@ -17,22 +17,10 @@ import { parseArgs } from 'node:util';
 import { RigCluster } from '../rig/cluster';
 import { waitForHealthyReplication } from '../rig/patroni';
 import { nodeQueryOn, wipeAndRebuild } from '../test/helpers/rig';
-import { endpointWriter, leader, median, Prober, sleep } from './probes';
+import { asPostgres, endpointWriter, leader, median, pgbench, Prober, sleep } from './probes';
 
 const RIG = 'bbak';
 const MB = 1024 * 1024;
-const asPostgres = (...argv: string[]) => ['runuser', '-u', 'postgres', '--', ...argv];
-
-/** pgbench on `node` over its local socket, as patroni_super. */
-function pgbench(rig: RigCluster, node: string, args: string[], timeoutMs: number) {
-  const argv = ['/usr/lib/postgresql/17/bin/pgbench', '-h', '/var/run/postgresql'];
-  return rig.execOk(
-    node,
-    asPostgres(...argv, '-U', 'patroni_super', ...args, 'postgres'),
-    undefined,
-    timeoutMs,
-  );
-}
 
 interface BackupInfo {
   label: string;

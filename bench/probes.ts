@@ -187,3 +187,17 @@ export function runsOption(value: string | undefined): number {
     throw new Error(`--runs must be an integer from 1 to 10; got ${value}`);
   return runs;
 }
+
+/** `argv` run as the postgres user. */
+export const asPostgres = (...argv: string[]) => ['runuser', '-u', 'postgres', '--', ...argv];
+
+/** pgbench on `node` over its local socket, as patroni_super. */
+export function pgbench(rig: RigCluster, node: string, args: string[], timeoutMs: number) {
+  const argv = ['/usr/lib/postgresql/17/bin/pgbench', '-h', '/var/run/postgresql'];
+  return rig.execOk(
+    node,
+    asPostgres(...argv, '-U', 'patroni_super', ...args, 'postgres'),
+    undefined,
+    timeoutMs,
+  );
+}

@@ -17,21 +17,11 @@ import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { RigCluster } from '../rig/cluster';
 import { waitForHealthyReplication } from '../rig/patroni';
-import { nodeQueryOn } from '../test/helpers/rig';
-import { leader, printTable, runsOption } from './probes';
+import { etcdMembers, nodeQueryOn } from '../test/helpers/rig';
+import { leader, pgbench, printTable, runsOption } from './probes';
 
 const RIG = 'brep';
 const MB = 1024 * 1024;
-const TLS = '/etc/pem-ha/tls/current';
-
-async function etcdStarted(rig: RigCluster): Promise<number> {
-  const out = await rig.execOk('etcd-1', [
-    'sh',
-    '-c',
-    `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${TLS}/ca.crt --cert=${TLS}/etcd-peer.crt --key=${TLS}/etcd-peer.key member list`,
-  ]);
-  return out.split('\n').filter((line) => line.includes(', started, ')).length;
-}
 
 async function benchmark(scale: number, runs: number) {
   const log = (m: string) => console.log(`[${new Date().toISOString()}] ${m}`);
@@ -43,27 +33,7 @@ async function benchmark(scale: number, runs: number) {
   try {
     const primary = await leader(rig);
     log(`pgbench -i -s ${scale} on ${primary}`);
-    await rig.execOk(
-      primary,
-      [
-        'runuser',
-        '-u',
-        'postgres',
-        '--',
-        '/usr/lib/postgresql/17/bin/pgbench',
-        '-h',
-        '/var/run/postgresql',
-        '-U',
-        'patroni_super',
-        '-i',
-        '-q',
-        '-s',
-        String(scale),
-        'postgres',
-      ],
-      undefined,
-      3_600_000,
-    );
+    await pgbench(rig, primary, ['-i', '-q', '-s', String(scale)], 3_600_000);
     const bytes = Number(
       await nodeQueryOn(rig, primary, 'SELECT pg_database_size(current_database())'),
     );
@@ -89,8 +59,9 @@ async function benchmark(scale: number, runs: number) {
       started = Date.now();
       await rig.replaceInstance('etcd-3');
       await rig.bootstrap();
-      const members = await etcdStarted(rig);
-      if (members !== 3) throw new Error(`etcd has ${members} started members after the bootstrap`);
+      const members = await etcdMembers(rig);
+      if (members.filter((m) => m.startsWith('started ')).length !== 3)
+        throw new Error(`etcd members after the bootstrap: ${members.join(', ')}`);
       record('etcd member', started);
     }
     return results;

@@ -45,14 +45,14 @@ function rigHostAddress(vpcCidr: string): string {
 }
 /** What `up` records for later processes (attach): the settings the nodes were made with. */
 const SETTINGS_FILE = 'rig.json';
-const recordedSettings = (options: RigSettings): RigSettings => ({
-  family: options.family,
-  pem: options.pem,
-  fastPatroni: options.fastPatroni,
-  vpcCidr: options.vpcCidr,
-  synchronousMode: options.synchronousMode,
-  extra: options.extra,
-});
+/** Records the settings of rig `name` for later processes. */
+function recordSettings(name: string, options: RigSettings): void {
+  const { family, pem, fastPatroni, vpcCidr, synchronousMode, extra } = options;
+  writeFileSync(
+    join(RigCluster.stateDir(name), SETTINGS_FILE),
+    JSON.stringify({ family, pem, fastPatroni, vpcCidr, synchronousMode, extra }),
+  );
+}
 
 export interface RigOptions extends RigSettings {
   /** Rig name (1-6 lowercase letters/digits); several rigs can coexist. @default 'dev' */
@@ -108,10 +108,7 @@ export class RigCluster {
       { rigName: name, cidr: plan.vpcCidr, hostAddress },
       log,
     );
-    writeFileSync(
-      join(RigCluster.stateDir(name), SETTINGS_FILE),
-      JSON.stringify(recordedSettings({ ...options, family: family.name })),
-    );
+    recordSettings(name, { ...options, family: family.name });
     const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
     const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
     try {
@@ -291,10 +288,7 @@ export class RigCluster {
     this.template = template;
     this.plan = plan;
     this.aws = rigLocalAws(this.host, plan, template, RigCluster.stateDir(this.name));
-    writeFileSync(
-      join(RigCluster.stateDir(this.name), SETTINGS_FILE),
-      JSON.stringify(recordedSettings(options)),
-    );
+    recordSettings(this.name, options);
     await this.startAws();
     if (added.length) this.log(`adding ${added.join(', ')}`);
     await this.createNodes(added);

@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { TIERS, type Tier } from '../functions/lib/inventory';
+import { nodeNumberOf } from '../infra/workflows/inventory';
 import { ResourceValues, resourcesOfType, SynthesizedTemplate, TemplateResource } from './template';
 
 export interface RigNodePlan {
@@ -48,20 +49,18 @@ const tagsOf = (resource: TemplateResource) =>
 
 const refOf = (value: unknown) => (value as { Ref?: string } | undefined)?.Ref;
 
-/** `i-` or `vol-` and 17 hex digits, numbered so they read well in logs. */
 /**
  * An instance's number from its node's name (etcd-2 is 0x12, backend-4 0x24,
  * web-1 0x31): a deploy that adds a node leaves every other node's id as it
  * was, as EC2 would. A name without a number keeps its position.
  */
 function instanceNumber(tier: string, name: string, index: number): number {
-  const match = /-(\d+)$/.exec(name);
+  const number = nodeNumberOf(name);
   const base = { etcd: 0x10, backend: 0x20, web: 0x30 }[tier];
-  return match && base !== undefined && Number(match[1]) < 16
-    ? base + Number(match[1])
-    : 0x100 + index;
+  return number !== undefined && base !== undefined && number < 16 ? base + number : 0x100 + index;
 }
 
+/** `i-` or `vol-` and 17 hex digits, numbered so they read well in logs. */
 export function standInId(prefix: 'i' | 'vol', index: number): string {
   return `${prefix}-${index.toString(16).padStart(17, '0')}`;
 }

@@ -37,6 +37,12 @@ export interface BootstrapFlowProps {
   readonly runOnDeploy?: boolean;
 }
 
+/** The nag finding's resource for `grantRead`'s DescribeExecution on a state machine's executions. */
+function executionsOf(stateMachine: sfn.StateMachine): string {
+  const name = `{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${logicalIdOf(stateMachine)}"}]}]}`;
+  return `Resource::${arnOf(stateMachine, 'states', `execution:${name}:*`)}`;
+}
+
 /** A runbook a deploy runs after the bootstrap (see {@link BootstrapFlow.runAfterBootstrap}). */
 export interface AfterBootstrapRun {
   readonly stateMachine: sfn.StateMachine;
@@ -141,7 +147,7 @@ export class BootstrapFlow extends Construct {
     resource.node.addDependency(this.onDeploy.run);
     acknowledge(isComplete.role, [
       [
-        `Resource::${arnOf(this, 'states', `execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${logicalIdOf(run.stateMachine)}"}]}]}:*`)}`,
+        executionsOf(run.stateMachine),
         `Executions of the runbook ${id} starts on deploy (execution names are not known before).`,
       ],
     ]);
@@ -196,7 +202,7 @@ export class BootstrapFlow extends Construct {
         'states:DescribeExecution of the runbook executions this custom resource starts; their names are unknown before StartExecution.',
       ],
       [
-        `Resource::${arnOf(this, 'states', `execution:{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"${logicalIdOf(this.stateMachine)}"}]}]}:*`)}`,
+        executionsOf(this.stateMachine),
         'Executions of this runbook only (the state machine name is fixed; execution names are not).',
       ],
     ]);

@@ -25,10 +25,7 @@ other_endpoints() {
   tr ',' '\n' <<<"$INITIAL_CLUSTER" | grep -vF "=${PEER_URL}" | sed -E 's/^[^=]+=//; s/:2380$/:2379/' |
     paste -sd, -
 }
-others_ctl() {
-  ETCDCTL_API=3 etcdctl --endpoints="$(other_endpoints)" --cacert="$TLS/ca.crt" \
-    --cert="$TLS/etcd-peer.crt" --key="$TLS/etcd-peer.key" --command-timeout=5s "$@"
-}
+others_ctl() { etcd_at "$(other_endpoints)" "$@"; }
 
 # A replacement instance: no member data here, while the running cluster lists
 # a started member at this address (the instance this one replaces). The old
@@ -87,10 +84,7 @@ touch /etc/pem-ha/etcd.managed
 # other members are starting right now in their own documents.
 apply_service etcd /etc/default/etcd restart --no-block
 
-etcd_ctl() {
-  ETCDCTL_API=3 etcdctl --endpoints="https://${MEMBER_ADDRESS}:2379" --cacert="$TLS/ca.crt" \
-    --cert="$TLS/etcd-peer.crt" --key="$TLS/etcd-peer.key" --command-timeout=5s "$@"
-}
+etcd_ctl() { etcd_at "https://${MEMBER_ADDRESS}:2379" "$@"; }
 cluster_healthy() { etcd_ctl endpoint health --cluster; }
 log "waiting (up to ${START_TIMEOUT_SECONDS} s) for every member to answer healthy"
 wait_until "$START_TIMEOUT_SECONDS" "the etcd cluster to be healthy" cluster_healthy

@@ -102,6 +102,15 @@ local_psql() {
   runuser -u postgres -- psql -h /var/run/postgresql -U patroni_super -X -v ON_ERROR_STOP=1 "$@"
 }
 
+# etcd_at ENDPOINTS ARGS...: etcdctl against ENDPOINTS (comma-separated URLs)
+# as an etcd member, with the TLS directory the calling script names in TLS.
+etcd_at() {
+  local endpoints=$1
+  shift
+  ETCDCTL_API=3 etcdctl --endpoints="$endpoints" --cacert="$TLS/ca.crt" \
+    --cert="$TLS/etcd-peer.crt" --key="$TLS/etcd-peer.key" --command-timeout=5s "$@"
+}
+
 # service_running UNIT: true when systemd reports the unit active.
 service_running() { systemctl is-active --quiet "$1"; }
 

@@ -153,7 +153,7 @@ export MEMBER_NAME MEMBER_ADDRESS BOOTSTRAP CLUSTER_NAME POSTGRES_MAJOR ETCD_HOS
 
 render_patroni_config() {
   /usr/bin/python3 <<'PY'
-import base64, json, os, shlex, yaml
+import base64, copy, json, os, shlex, yaml
 env = os.environ
 split = lambda name: [item for item in env[name].split(",") if item]
 backends, trusted, clients = split("BACKEND_ADDRESSES"), split("TRUSTED_CIDRS"), split("CLIENT_CIDRS")
@@ -287,7 +287,7 @@ ours = dynamic["postgresql"]["parameters"]
 dynamic["postgresql"]["parameters"] = {**user, **ours}
 # A name the last run set and this one does not is removed (null in PATCH /config).
 previous = json.load(open(env["USER_PARAMETERS"])) if os.path.exists(env["USER_PARAMETERS"]) else []
-desired = json.loads(json.dumps(dynamic))
+desired = copy.deepcopy(dynamic)
 for name in previous:
     if name not in user and name not in ours:
         desired["postgresql"]["parameters"][name] = None

@@ -37,10 +37,7 @@ rest_status() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.crt" \
     "https://${MEMBER_ADDRESS}:8008/$1" || true
 }
-etcd_ctl() {
-  ETCDCTL_API=3 etcdctl --endpoints="https://${MEMBER_ADDRESS}:2379" --cacert="$TLS/ca.crt" \
-    --cert="$TLS/etcd-peer.crt" --key="$TLS/etcd-peer.key" --command-timeout=5s "$@"
-}
+etcd_ctl() { etcd_at "https://${MEMBER_ADDRESS}:2379" "$@"; }
 # True when a process runs an executable that a package upgrade replaced.
 stale_exe() { [[ $(readlink "/proc/$1/exe" 2>/dev/null) == *'(deleted)' ]]; }
 

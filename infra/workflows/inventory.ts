@@ -25,9 +25,15 @@ export const WEB_AGENT_BASE = 100;
  * node never moves another node's number, and with it its agent certificate.
  */
 export function agentNumberOf(name: string, tier: Tier): number {
+  const number = nodeNumberOf(name);
+  if (tier === 'etcd' || number === undefined) return 0;
+  return (tier === 'web' ? WEB_AGENT_BASE : 0) + number;
+}
+
+/** The number a node's name ends with (backend-4: 4), if any. */
+export function nodeNumberOf(name: string): number | undefined {
   const match = /-(\d+)$/.exec(name);
-  if (tier === 'etcd' || !match) return 0;
-  return (tier === 'web' ? WEB_AGENT_BASE : 0) + Number(match[1]);
+  return match ? Number(match[1]) : undefined;
 }
 
 /** The nodes as the bootstrap flow carries them: names, ids and addresses (tokens allowed). */

@@ -218,3 +218,18 @@ export async function certificateOn(
   const options = field === 'serial' ? ['-serial'] : ['-subject', '-nameopt', 'RFC2253'];
   return (await rig.execOk(node, [...argv, ...options])).trim();
 }
+
+/** etcd's members as etcd-1 lists them, `<status> <name>` each (`started etcd-2`), sorted. */
+export async function etcdMembers(rig: RigCluster): Promise<string[]> {
+  const tls = '/etc/pem-ha/tls/current';
+  const list = await rig.execOk('etcd-1', [
+    'sh',
+    '-c',
+    `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${tls}/ca.crt --cert=${tls}/etcd-peer.crt --key=${tls}/etcd-peer.key member list`,
+  ]);
+  return list
+    .trim()
+    .split('\n')
+    .map((line) => line.split(', ').slice(1, 3).join(' '))
+    .sort();
+}

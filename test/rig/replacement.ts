@@ -9,30 +9,16 @@ import { waitForHealthyReplication } from '../../rig/patroni';
 import {
   certificateOn,
   endpointQueryOn,
+  etcdMembers,
   lostWrites,
   nodeQueryOn,
   startEndpointWriter,
 } from '../helpers/rig';
 
-const TLS = '/etc/pem-ha/tls/current';
-
 export function replacementTests(rig: () => RigCluster): void {
   const serial = (node: string, identity: string) => certificateOn(rig(), node, identity, 'serial');
   const subject = (node: string, identity: string) =>
     certificateOn(rig(), node, identity, 'subject');
-  const etcdMembers = async () =>
-    (
-      await rig().execOk('etcd-1', [
-        'sh',
-        '-c',
-        `ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert=${TLS}/ca.crt --cert=${TLS}/etcd-peer.crt --key=${TLS}/etcd-peer.key member list`,
-      ])
-    )
-      .trim()
-      .split('\n')
-      .map((line) => line.split(', ').slice(1, 3).join(' '))
-      .sort();
-
   test("an etcd member's instance and both replicas' replaced (one keeps its data volume, one gets a blank one): the bootstrap brings all back under their names and addresses with new certificates and the same agent numbers; the member list is three again, one replica streams from its own data, the other re-clones, and no write is lost", async () => {
     const members = await waitForHealthyReplication(rig());
     const [kept, blank] = members.filter((m) => m.role !== 'leader').map((m) => m.name);
@@ -54,7 +40,11 @@ export function replacementTests(rig: () => RigCluster): void {
       await writer.stop();
     }
     const seconds = ((Date.now() - started) / 1000).toFixed(0);
-    expect(await etcdMembers()).toEqual(['started etcd-1', 'started etcd-2', 'started etcd-3']);
+    expect(await etcdMembers(rig())).toEqual([
+      'started etcd-1',
+      'started etcd-2',
+      'started etcd-3',
+    ]);
     const after = await waitForHealthyReplication(rig());
     expect(after.map((m) => m.name).sort()).toEqual(members.map((m) => m.name).sort());
     expect(await serial('etcd-3', 'etcd-peer')).not.toBe(before.etcd);
