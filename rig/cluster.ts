@@ -25,7 +25,12 @@ import { readTargetHealth } from './nlb';
 import { nftRuleset, rigFilterMembers } from './packet-filter';
 import { securityGroupRules } from './security-groups';
 import { bootNode } from './node-boot';
-import { connectToObjectStorage, startObjectStorage } from './object-storage/object-storage';
+import {
+  connectToObjectStorage,
+  launchObjectStorage,
+  objectStorageReady,
+  startObjectStorage,
+} from './object-storage/object-storage';
 import { installSsmAgent } from './ssm-agent';
 import { planCluster, RigPlan, rigResourceValues } from './plan';
 import { RunbookRun, runRunbook } from './runbook';
@@ -112,10 +117,13 @@ export class RigCluster {
     const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
     const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
     try {
+      // Moto loads while the nodes are made.
+      await launchObjectStorage(rig);
       await rig.createNodes();
       await rig.applySecurityGroups();
       await rig.startAws();
-      await rig.startObjectStorage();
+      await objectStorageReady(rig);
+      await rig.connectToObjectStorage();
       await rig.bootstrap();
       await rig.startLoadBalancers();
     } catch (error) {
@@ -231,6 +239,10 @@ export class RigCluster {
   /** The backup repository's S3 and instance metadata, and the backends' way to them. */
   private async startObjectStorage(): Promise<void> {
     await startObjectStorage(this);
+    await this.connectToObjectStorage();
+  }
+
+  private async connectToObjectStorage(): Promise<void> {
     for (const node of this.plan.nodes.filter((n) => n.tier === 'backend')) {
       await connectToObjectStorage(this, node.name);
     }

@@ -58,13 +58,15 @@ export const describeMembers = (members: readonly PatroniMember[] | undefined): 
 
 /**
  * Waits (bounded) until every backend is a running member on the leader's
- * timeline with no lag and, in synchronous mode, one is the synchronous
+ * timeline with no lag (or at most maxLagBytes) and, in synchronous mode, one is the synchronous
  * standby. Until then a failure of the leader cannot fail over (synchronous
  * mode promotes only the recorded standby), so a fair experiment starts here.
  */
 export async function waitForHealthyReplication(
   rig: RigCluster,
   timeoutMs = 180_000,
+  /** Above 0 while a writer runs: a replica reports a lag of 0 only between writes. */
+  maxLagBytes = 0,
 ): Promise<PatroniMember[]> {
   const backends = rig.plan.nodes.filter((n) => n.tier === 'backend').length;
   const deadline = Date.now() + timeoutMs;
@@ -83,7 +85,8 @@ export async function waitForHealthyReplication(
           // Patroni 3.0 reports a replica as "running", later releases as "streaming".
           ['running', 'streaming'].includes(m.state) &&
           m.timeline === leaders[0].timeline &&
-          (m.lag ?? 0) === 0,
+          typeof m.lag !== 'string' &&
+          (m.lag ?? 0) <= maxLagBytes,
       ) &&
       (!synchronous || members.some((m) => m.role === 'sync_standby'));
     if (healthy) return members!;

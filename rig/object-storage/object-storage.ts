@@ -128,6 +128,12 @@ export function instanceRoles(template: SynthesizedTemplate): Map<string, string
  * address, IMDS on 169.254.169.254:80, and the template's bucket.
  */
 export async function startObjectStorage(rig: RigCluster): Promise<void> {
+  await launchObjectStorage(rig);
+  await objectStorageReady(rig);
+}
+
+/** The storage node and its services started, not waited for (Moto takes seconds to load). */
+export async function launchObjectStorage(rig: RigCluster): Promise<void> {
   const lowerDir = RIG_FAMILIES['debian-13'].lowerDir;
   if (!existsSync(join(lowerDir, 'usr/bin/moto_server'))) {
     throw new Error(
@@ -192,6 +198,10 @@ export async function startObjectStorage(rig: RigCluster): Promise<void> {
   await rig.execOk(STORAGE_NODE, ['systemctl', 'start', 'rig-s3']);
   await rig.execOk(STORAGE_NODE, ['systemctl', 'restart', 'rig-s3-tls']);
   await rig.execOk(STORAGE_NODE, ['systemctl', 'restart', 'rig-imds']);
+}
+
+/** Waits for the S3 stand-in, then makes the template's bucket and tables. */
+export async function objectStorageReady(rig: RigCluster): Promise<void> {
   await waitForS3(rig);
   await rig.execOk(STORAGE_NODE, ['python3', '-c', CREATE_BUCKET, repositoryBucketName(rig)]);
   await rig.execOk(STORAGE_NODE, ['python3', '-c', CREATE_TABLES, JSON.stringify(tables(rig))]);

@@ -46,14 +46,23 @@ export interface ValidationReport {
 }
 
 /**
- * Runs cdk-nag AwsSolutions over the app as `cdk synth` does and returns the
- * validation report it writes. Synthesis throws on any unacknowledged finding.
+ * Runs cdk-nag AwsSolutions and CDK's CloudFormation validation over the app
+ * as `cdk synth` does and returns the validation report they write.
+ * Synthesis throws on any unacknowledged nag finding.
  */
 export function nagReport(settings: Record<string, unknown> = {}): ValidationReport {
   const app = testApp(settings);
   buildApp(app);
-  const assembly = app.synth();
-  return JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8'));
+  // With CDK's built-in CloudFormation validation too, as `cdk synth` runs it
+  // (test/helpers/setup.ts turns it off for every other synthesis).
+  const validation = process.env.CDK_VALIDATION;
+  delete process.env.CDK_VALIDATION;
+  try {
+    const assembly = app.synth();
+    return JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8'));
+  } finally {
+    process.env.CDK_VALIDATION = validation;
+  }
 }
 
 /** Resources of one type, by logical id. */

@@ -36,6 +36,12 @@ describe('cdk-nag AwsSolutions', () => {
         expect(finding.reason?.length ?? 0).toBeGreaterThan(40);
         expect(finding.violatingConstructs.length).toBeGreaterThan(0);
       }
+      // And CDK's own CloudFormation validation found nothing either
+      const cloudFormation = report.pluginReports.find(
+        (plugin) => plugin.pluginName === 'CloudFormation Validate',
+      );
+      expect(cloudFormation?.conclusion).toBe('success');
+      expect(cloudFormation?.violations).toEqual([]);
     },
   );
 });

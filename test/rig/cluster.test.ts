@@ -346,9 +346,10 @@ suite('local cluster from the synthesized artifacts', () => {
     } finally {
       await healPartition(rig, isolated);
     }
-    // The old primary rejoins as a replica; writes go on meanwhile.
-    const members = await waitForHealthyReplication(rig);
+    // The old primary rejoins as a replica. The writer stops first: replicas
+    // only report a lag of 0 (what healthy means here) between writes.
     await writer.stop();
+    const members = await waitForHealthyReplication(rig);
     expect(members.find((m) => m.name === isolated)?.role).not.toBe('leader');
     expect(await lostWrites(rig, 'partitioned', writer.acknowledged)).toEqual([]);
     expect(
@@ -393,12 +394,15 @@ suite('local cluster from the synthesized artifacts', () => {
     } finally {
       await rig.execOk(oldLeader.name, ['kill', '-CONT', patroniPid]);
     }
+    // The resumed node finds the new leader while writes go on for a few seconds
+    // more; then the writer stops (a replica reports a lag of 0 only between writes).
+    await sleep(5000);
+    await writer.stop();
     const after = await waitForHealthyReplication(rig);
     const leader = after.find((m) => m.role === 'leader')!;
     expect({ name: leader.name, timeline: leader.timeline }).toEqual(promoted);
     const history = (await patroniGet(rig, '/history')) as [number, ...unknown[]][];
     expect(history.map(([timeline]) => timeline)).toContain(promoted.timeline - 1);
-    await writer.stop();
     expect(await lostWrites(rig, 'frozen', writer.acknowledged)).toEqual([]);
     console.log(
       `frozen leader: ${oldLeader.name} frozen ${((Date.now() - frozenAt) / 1000).toFixed(0)} s, ${promoted.name} promoted on timeline ${promoted.timeline}; ${writer.acknowledged.length} writes acknowledged, none lost`,
@@ -411,7 +415,7 @@ suite('local cluster from the synthesized artifacts', () => {
   // Held packages, the data volume required at boot, writes through an etcd quorum loss.
   dayTwoTests(() => rig);
 
-  // The deploy path again with changed settings: reload-only, then a restart.
+  // The deploy path again with changed settings: a new backend, reload-only, then a restart.
   liveSettingsTests(() => rig);
 
   // Instances replaced (fresh roots, volumes kept or new) and brought back by the bootstrap.

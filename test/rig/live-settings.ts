@@ -87,21 +87,30 @@ export function liveSettingsTests(rig: () => RigCluster): void {
     );
   });
 
-  test('a deploy that changes patroniTtl, a reload-only and a restart-only parameter: the bootstrap applies the first two with the leader and its PostgreSQL unchanged, then the rollout restarts one member at a time with one switchover at most, and no acknowledged write is lost', async () => {
+  test("a deploy that adds a fourth backend and changes patroniTtl, a reload-only and a restart-only parameter: the bootstrap starts the new member as agent 4 and applies the first two with the leader, its PostgreSQL and every node's certificates and Patroni unchanged, PATCHing back a dynamic setting changed behind its back; then the rollout restarts one member at a time with one switchover at most, and no acknowledged write or row is lost", async () => {
     await endpointQueryOn(
       rig(),
       5432,
       'CREATE TABLE IF NOT EXISTS settings_writes (id int PRIMARY KEY)',
     );
-    // Given the leader and when its PostgreSQL started, and a writer through the endpoint
+    // Given the leader and when its PostgreSQL started, every node's certificates and
+    // Patroni process, failsafe_mode turned off in etcd by hand, and a writer through the endpoint
     const before = leaderOf(await waitForHealthyReplication(rig()));
     const started = await postmasterStart(before.name);
+    const existing = rig().plan.nodes.map((n) => n.name);
+    const state = async () =>
+      Object.fromEntries(
+        await Promise.all(existing.map(async (node) => [node, await nodeState(node)] as const)),
+      );
+    const stateBefore = await state();
+    await patchConfig({ failsafe_mode: false });
     const writer = startEndpointWriter(rig(), 'settings_writes', 6000);
     let ran: string[];
     try {
       // When the settings change and the deploy path runs again
       ({ ran } = await rig().redeploy(
         {
+          backendNodeCount: '4',
           patroniTtl: '25',
           postgresqlParameters: JSON.stringify({
             log_min_duration_statement: '250ms',
@@ -110,19 +119,25 @@ export function liveSettingsTests(rig: () => RigCluster): void {
         },
         async (run) => {
           if (!run.startsWith('BootstrapRun')) return;
-          // Then, once the bootstrap ran: the new ttl and the reload-only parameter
-          // everywhere, max_connections waiting for a restart, and no restart yet
+          // Then, once the bootstrap ran: four members, the new one agent 4, the new ttl,
+          // failsafe_mode back, the reload-only parameter everywhere, max_connections
+          // waiting for a restart on the three that were running, and no restart yet
+          // (the writer still runs: replicas within 16 MiB count as caught up)
+          const members = await waitForHealthyReplication(rig(), 180_000, 16 * 1024 * 1024);
+          expect(members.map((m) => m.name).sort()).toEqual([...BACKENDS, 'backend-4']);
+          expect(await subjectOf('backend-4', 'pem-agent')).toBe('subject=CN=agent4');
           const config = (await patroniGet(rig(), '/config')) as {
             ttl: number;
+            failsafe_mode: boolean;
             postgresql: { parameters: Record<string, unknown> };
           };
-          expect(config.ttl).toBe(25);
+          expect(config).toMatchObject({ ttl: 25, failsafe_mode: true });
           expect(config.postgresql.parameters).toMatchObject({
             log_min_duration_statement: '250ms',
             max_connections: 150,
           });
           await eventually(
-            'every member to reload, and to wait for a restart',
+            'every member to reload, and the older ones to wait for a restart',
             60_000,
             async () => {
               expect(new Set(await everywhere('SHOW log_min_duration_statement'))).toEqual(
@@ -131,52 +146,28 @@ export function liveSettingsTests(rig: () => RigCluster): void {
               expect(await pendingRestart()).toEqual(BACKENDS);
             },
           );
-          const now = leaderOf(await waitForHealthyReplication(rig()));
+          const now = leaderOf(members);
           expect([now.name, now.timeline]).toEqual([before.name, before.timeline]);
           expect(await postmasterStart(before.name)).toBe(started);
+          expect(await state()).toEqual(stateBefore);
         },
       ));
     } finally {
       await writer.stop();
     }
-    // And the rollout ran after it: max_connections everywhere, nothing pending
+    // And the rollout ran after it: max_connections everywhere, nothing pending,
+    // and still no certificate reissued and no Patroni restarted
     expect(ran.map((id) => id.replace(/[0-9A-F]{8}$/, ''))).toEqual([
       'BootstrapRun',
       'BootstrapSettingsRollout',
     ]);
     expect(new Set(await everywhere('SHOW max_connections'))).toEqual(new Set(['150']));
     expect(await pendingRestart()).toEqual([]);
+    expect(await state()).toEqual(stateBefore);
     const after = leaderOf(await waitForHealthyReplication(rig()));
     expect(after.timeline! - before.timeline!).toBeLessThanOrEqual(1);
     expect(writer.acknowledged.length).toBeGreaterThan(10);
     expect(await lostWrites(rig(), 'settings_writes', writer.acknowledged)).toEqual([]);
-    console.log(
-      `settings deployed: ttl 25 and log_min_duration_statement by reload; max_connections 150 rolled out, leader ${before.name} (timeline ${before.timeline}) -> ${after.name} (timeline ${after.timeline}); ${writer.acknowledged.length} writes acknowledged, none lost`,
-    );
-  }, 900_000);
-
-  test("a deploy that adds a fourth backend: one new member streams as agent 4; no existing node's certificates, Patroni or PEM registration change, no row is lost, and Patroni's dynamic settings changed behind its back are PATCHed back", async () => {
-    // Given every node's certificates and Patroni process, and failsafe_mode turned off in etcd by hand
-    const leader = leaderOf(await waitForHealthyReplication(rig()));
-    const started = await postmasterStart(leader.name);
-    const existing = rig().plan.nodes.map((n) => n.name);
-    const state = async () =>
-      Object.fromEntries(
-        await Promise.all(existing.map(async (node) => [node, await nodeState(node)] as const)),
-      );
-    const before = await state();
-    await patchConfig({ failsafe_mode: false });
-    // When backendNodeCount goes from 3 to 4 and the deploy path runs again
-    const { ran } = await rig().redeploy({ backendNodeCount: '4' });
-    // Then only the bootstrap ran (the parameters did not change)
-    expect(ran.map((id) => id.replace(/[0-9A-F]{8}$/, ''))).toEqual(['BootstrapRun']);
-    const members = await waitForHealthyReplication(rig());
-    expect(members.map((m) => m.name).sort()).toEqual([...BACKENDS, 'backend-4']);
-    expect(await subjectOf('backend-4', 'pem-agent')).toBe('subject=CN=agent4');
-    expect(await state()).toEqual(before);
-    expect(leaderOf(members).name).toBe(leader.name);
-    expect(await postmasterStart(leader.name)).toBe(started);
-    expect(await patroniGet(rig(), '/config')).toMatchObject({ failsafe_mode: true, ttl: 25 });
     expect(await endpointQueryOn(rig(), 5432, 'SELECT count(*)::int AS n FROM rows_kept')).toEqual([
       { n: 100 },
     ]);
@@ -185,5 +176,8 @@ export function liveSettingsTests(rig: () => RigCluster): void {
         await rig().execOk('backend-1', ['cat', '/var/lib/pem-ha/configure-pem-server.calls'])
       ).match(/^argv:/gm),
     ).toHaveLength(1);
+    console.log(
+      `deployed: backend-4 added; ttl 25 and log_min_duration_statement by reload; max_connections 150 rolled out, leader ${before.name} (timeline ${before.timeline}) -> ${after.name} (timeline ${after.timeline}); ${writer.acknowledged.length} writes acknowledged, none lost`,
+    );
   }, 900_000);
 }

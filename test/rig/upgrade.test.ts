@@ -192,7 +192,8 @@ suite('rolling upgrade on the local cluster (synthesized state machine, real pac
       await eventually(`${killed} serving again`, 120_000, () =>
         nodeQueryOn(rig, killed!, 'SELECT 1'),
       );
-      await waitForHealthyReplication(rig);
+      // The writer runs on: within 16 MiB counts as caught up.
+      await waitForHealthyReplication(rig, 180_000, 16 * 1024 * 1024);
       // The halted run's tags came back with the node: it serves no reads.
       expect(await drainTags(killed!)).toBe('noloadbalance=True nosync=True');
       const firstRun = writer.acknowledged.length;
