@@ -309,7 +309,11 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     console.log(`S3 cut off: ${JSON.stringify(during)}`);
     expect(during.archiveQueueBytes).toBeGreaterThan(0);
     expect(during.archiveAgeSeconds).toBeGreaterThanOrEqual(threshold);
-    // And once S3 is back the archive catches up, with no segment missing
+    // And once S3 is back and writes go on (one more segment wakes PostgreSQL's
+    // archiver, which otherwise sleeps a minute after failing), the archive
+    // catches up, with no segment missing
+    await nodeQuery(primary, 'INSERT INTO wal_probe VALUES (now())');
+    last = await nodeQuery(primary, 'SELECT pg_walfile_name(pg_switch_wal())');
     await eventually('the archive caught up', 240_000, async () => {
       const health = await rig.backupHealth();
       expect([health.archiveAgeSeconds, health.archiveQueueBytes]).toEqual([0, 0]);
