@@ -57,15 +57,24 @@ export const describeMembers = (members: readonly PatroniMember[] | undefined): 
     : 'no backend answers';
 
 /**
+ * How far behind a replica may read and still count as caught up while a
+ * writer runs: it reports a lag of 0 only between writes. A node rewound
+ * after a failover is not consistent until the new primary writes past
+ * where the rewind left it, so rejoins are judged with the writer running.
+ */
+export const LAG_UNDER_WRITES = 16 * 1024 * 1024;
+
+/**
  * Waits (bounded) until every backend is a running member on the leader's
- * timeline with no lag (or at most maxLagBytes) and, in synchronous mode, one is the synchronous
- * standby. Until then a failure of the leader cannot fail over (synchronous
- * mode promotes only the recorded standby), so a fair experiment starts here.
+ * timeline with no lag (at most `maxLagBytes`) and, in synchronous mode, one
+ * is the synchronous standby. Until then a failure of the leader cannot fail
+ * over (synchronous mode promotes only the recorded standby), so a fair
+ * experiment starts here.
  */
 export async function waitForHealthyReplication(
   rig: RigCluster,
   timeoutMs = 180_000,
-  /** Above 0 while a writer runs: a replica reports a lag of 0 only between writes. */
+  /** LAG_UNDER_WRITES while a writer runs. */
   maxLagBytes = 0,
 ): Promise<PatroniMember[]> {
   const backends = rig.plan.nodes.filter((n) => n.tier === 'backend').length;

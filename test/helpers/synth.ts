@@ -61,7 +61,7 @@ export function nagReport(settings: Record<string, unknown> = {}): ValidationRep
     const assembly = app.synth();
     return JSON.parse(readFileSync(join(assembly.directory, 'validation-report.json'), 'utf8'));
   } finally {
-    process.env.CDK_VALIDATION = validation;
+    if (validation !== undefined) process.env.CDK_VALIDATION = validation;
   }
 }
 

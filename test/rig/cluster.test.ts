@@ -7,6 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import { RigCluster } from '../../rig/cluster';
 import { resourcesOfType, SynthesizedTemplate } from '../../rig/template';
 import {
+  LAG_UNDER_WRITES,
   healPartition,
   patroniGet,
   patroniMembers,
@@ -346,10 +347,8 @@ suite('local cluster from the synthesized artifacts', () => {
     } finally {
       await healPartition(rig, isolated);
     }
-    // The old primary rejoins as a replica while writes go on: rewound, it is not
-    // consistent until the new primary writes past where the rewind left it. A
-    // replica under a writer is never exactly caught up: within 16 MiB counts.
-    const members = await waitForHealthyReplication(rig, 180_000, 16 * 1024 * 1024);
+    // The old primary rejoins as a replica while writes go on (LAG_UNDER_WRITES says why).
+    const members = await waitForHealthyReplication(rig, 180_000, LAG_UNDER_WRITES);
     await writer.stop();
     expect(members.find((m) => m.name === isolated)?.role).not.toBe('leader');
     expect(await lostWrites(rig, 'partitioned', writer.acknowledged)).toEqual([]);
@@ -395,8 +394,8 @@ suite('local cluster from the synthesized artifacts', () => {
     } finally {
       await rig.execOk(oldLeader.name, ['kill', '-CONT', patroniPid]);
     }
-    // The resumed node rejoins while writes go on (see the cut-link test).
-    const after = await waitForHealthyReplication(rig, 180_000, 16 * 1024 * 1024);
+    // The resumed node rejoins while writes go on.
+    const after = await waitForHealthyReplication(rig, 180_000, LAG_UNDER_WRITES);
     const leader = after.find((m) => m.role === 'leader')!;
     expect({ name: leader.name, timeline: leader.timeline }).toEqual(promoted);
     const history = (await patroniGet(rig, '/history')) as [number, ...unknown[]][];

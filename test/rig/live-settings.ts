@@ -5,7 +5,12 @@
  */
 import type { RigCluster } from '../../rig/cluster';
 import { POSTGRESQL_17_PARAMETERS } from '../../infra/config/postgresql-17-parameters';
-import { patroniGet, PatroniMember, waitForHealthyReplication } from '../../rig/patroni';
+import {
+  LAG_UNDER_WRITES,
+  patroniGet,
+  PatroniMember,
+  waitForHealthyReplication,
+} from '../../rig/patroni';
 import {
   certificateOn,
   endpointQueryOn,
@@ -122,8 +127,8 @@ export function liveSettingsTests(rig: () => RigCluster): void {
           // Then, once the bootstrap ran: four members, the new one agent 4, the new ttl,
           // failsafe_mode back, the reload-only parameter everywhere, max_connections
           // waiting for a restart on the three that were running, and no restart yet
-          // (the writer still runs: replicas within 16 MiB count as caught up)
-          const members = await waitForHealthyReplication(rig(), 180_000, 16 * 1024 * 1024);
+          // (the writer still runs)
+          const members = await waitForHealthyReplication(rig(), 180_000, LAG_UNDER_WRITES);
           expect(members.map((m) => m.name).sort()).toEqual([...BACKENDS, 'backend-4']);
           expect(await subjectOf('backend-4', 'pem-agent')).toBe('subject=CN=agent4');
           const config = (await patroniGet(rig(), '/config')) as {

@@ -11,7 +11,12 @@
  */
 import { rigPostgresVersions } from '../../rig/apt';
 import { RigCluster } from '../../rig/cluster';
-import { describeMembers, patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
+import {
+  describeMembers,
+  LAG_UNDER_WRITES,
+  patroniMembers,
+  waitForHealthyReplication,
+} from '../../rig/patroni';
 import { endpointQueryOn, eventually, nodeQueryOn, sleep, upTestRig } from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
@@ -192,8 +197,8 @@ suite('rolling upgrade on the local cluster (synthesized state machine, real pac
       await eventually(`${killed} serving again`, 120_000, () =>
         nodeQueryOn(rig, killed!, 'SELECT 1'),
       );
-      // The writer runs on: within 16 MiB counts as caught up.
-      await waitForHealthyReplication(rig, 180_000, 16 * 1024 * 1024);
+      // The writer runs on.
+      await waitForHealthyReplication(rig, 180_000, LAG_UNDER_WRITES);
       // The halted run's tags came back with the node: it serves no reads.
       expect(await drainTags(killed!)).toBe('noloadbalance=True nosync=True');
       const firstRun = writer.acknowledged.length;
