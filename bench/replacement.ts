@@ -1,15 +1,16 @@
 /**
- * How long a node takes to come back when its instance is replaced (a fresh
- * root at the same address, as EC2 gives a replacement), on the cluster built
- * from the synthesized artifacts, with a database of about 2 GB and a full
- * backup in the repository (so a blank replica clones from it):
+ * How long a node takes to come back, on the cluster built from the
+ * synthesized artifacts, with a database of about 2 GB and a full backup in
+ * the repository (so a blank replica clones from it):
  *
- * - a replica whose data volume is kept: from the replacement to streaming;
- * - a replica with a blank data volume: the same, a clone included;
- * - an etcd member: from the replacement to three started, healthy members.
- *
- * Each is the bootstrap runbook's run (what brings a node back), measured from
- * the moment the old instance is gone to the node serving again.
+ * - a replica through the node replacement runbook (EC2's root volume swap
+ *   on the rig, its data volume kept): from the start of the runbook to
+ *   streaming;
+ * - a replica whose instance and data volume were lost (a fresh root and a
+ *   blank volume at its address): from the bootstrap's start to streaming, a
+ *   clone included;
+ * - an etcd member through the replacement runbook: to three started,
+ *   healthy members.
  *
  *   npm run bench:replacement -- [--scale 135] [--runs 1]
  */
@@ -41,28 +42,26 @@ async function benchmark(scale: number, runs: number) {
     await rig.backup('full');
     for (let run = 1; run <= runs; run++) {
       const replica = (await waitForHealthyReplication(rig)).find((m) => m.role !== 'leader')!.name;
-      log(`run ${run}: ${replica}'s instance replaced, its data volume kept`);
+      log(`run ${run}: ${replica} replaced by the runbook, its data volume kept`);
       let started = Date.now();
-      await rig.replaceInstance(replica);
-      await rig.bootstrap();
+      await rig.replace(replica);
       await waitForHealthyReplication(rig, 3_600_000);
-      record('replica, data volume kept', started);
+      record('replica, runbook, data volume kept', started);
 
-      log(`run ${run}: ${replica}'s instance and data volume replaced`);
-      started = Date.now();
+      log(`run ${run}: ${replica}'s instance and data volume lost`);
       await rig.replaceInstance(replica, { newDataVolume: true });
+      started = Date.now();
       await rig.bootstrap();
       await waitForHealthyReplication(rig, 3_600_000);
       record(`replica, blank volume (re-clone of ${(bytes / MB).toFixed(0)} MB)`, started);
 
-      log(`run ${run}: etcd-3's instance replaced`);
+      log(`run ${run}: etcd-3 replaced by the runbook`);
       started = Date.now();
-      await rig.replaceInstance('etcd-3');
-      await rig.bootstrap();
+      await rig.replace('etcd-3');
       const members = await etcdMembers(rig);
       if (members.filter((m) => m.startsWith('started ')).length !== 3)
-        throw new Error(`etcd members after the bootstrap: ${members.join(', ')}`);
-      record('etcd member', started);
+        throw new Error(`etcd members after the replacement: ${members.join(', ')}`);
+      record('etcd member, runbook', started);
     }
     return results;
   } finally {
@@ -81,7 +80,7 @@ async function main() {
   console.log(`${cpus().length} cores; pgbench scale ${scale}; ${runs} run(s)`);
   printTable(
     await benchmark(scale, runs),
-    '\nSeconds from the replacement to the node serving again',
+    '\nSeconds from the start of the runbook (or, for a lost volume, the bootstrap) to the node serving again',
   );
 }
 

@@ -12,7 +12,7 @@ import { planCluster } from './plan';
 import { REPO_ROOT } from './synth';
 import { readTemplate } from './template';
 
-const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|rotate|rollover|upgrade|backup|backup-health|restore|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--set KEY=VALUE]... [--renew-before-days N] [--upgrade JSON] [--type full|diff] [--to TIME|latest] [--read]
+const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|rotate|rollover|upgrade|replace|backup|backup-health|restore|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--set KEY=VALUE]... [--renew-before-days N] [--upgrade JSON] [--type full|diff] [--to TIME|latest] [--read]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB and ALB stand-ins
   bootstrap  run the bootstrap runbook again on an existing rig (after a failed up or a reboot)
           and (re)start the NLB and ALB stand-ins
@@ -26,6 +26,8 @@ const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|ro
   rollover  run the root CA rollover runbook
   upgrade   run the rolling upgrade runbook with --upgrade '{"component":"postgresql","version":"latest"}'
             (the rig's local apt repository offers the newer PostgreSQL 15 minor)
+  replace NODE  run the node replacement runbook: a fresh root for NODE at its address, its data
+            volume kept, then the bootstrap (refuses the primary, an unknown node, lost etcd quorum)
   backup    run the backup runbook, as its schedules do: --type full (default) or diff
   backup-health  run the backup health runbook once and print what it publishes
   restore   restore the whole cluster in place with the point-in-time restore runbook:
@@ -243,6 +245,12 @@ async function main(): Promise<number> {
     case 'upgrade': {
       const input = JSON.parse(values.upgrade ?? '{}') as Record<string, unknown>;
       await runOn(name, 'rolling upgrade', (rig) => rig.upgrade(input));
+      return 0;
+    }
+    case 'replace': {
+      const node = positionals[1];
+      if (!node) throw new Error(`replace needs a node name, e.g. replace backend-2\n${USAGE}`);
+      await runOn(name, `replacement of ${node}`, (rig) => rig.replace(node));
       return 0;
     }
     case 'backup':

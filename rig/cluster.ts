@@ -114,7 +114,9 @@ export class RigCluster {
       log,
     );
     recordSettings(name, { ...options, family: family.name });
-    const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
+    const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name), (node) =>
+      rig.replaceInstance(node),
+    );
     const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
     try {
       // Moto loads while the nodes are made.
@@ -148,7 +150,9 @@ export class RigCluster {
     const recorded = existsSync(settingsFile)
       ? (JSON.parse(readFileSync(settingsFile, 'utf8')) as RigSettings)
       : {};
-    const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name));
+    const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name), (node) =>
+      rig.replaceInstance(node),
+    );
     const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, {
       ...options,
       ...recorded,
@@ -299,7 +303,9 @@ export class RigCluster {
     this.options = options;
     this.template = template;
     this.plan = plan;
-    this.aws = rigLocalAws(this.host, plan, template, RigCluster.stateDir(this.name));
+    this.aws = rigLocalAws(this.host, plan, template, RigCluster.stateDir(this.name), (node) =>
+      this.replaceInstance(node),
+    );
     recordSettings(this.name, options);
     await this.startAws();
     if (added.length) this.log(`adding ${added.join(', ')}`);
@@ -328,6 +334,15 @@ export class RigCluster {
   async rolloverRoot(run: RunbookRun = {}): Promise<{ readonly durationMs: number }> {
     this.options.log?.('running the root CA rollover (synthesized state machine)');
     return this.runRunbook('RootRolloverStateMachineArn', run);
+  }
+
+  /**
+   * Runs the synthesized node replacement runbook for `node` (the root volume
+   * swap goes through the rig's EC2, then the bootstrap).
+   */
+  async replace(node: string, run: RunbookRun = {}) {
+    this.options.log?.(`replacing ${node} (synthesized state machine)`);
+    return this.runRunbook('ReplacementStateMachineArn', { ...run, input: { node } });
   }
 
   /** Runs the synthesized rolling upgrade with the operator's input. */

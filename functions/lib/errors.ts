@@ -23,6 +23,9 @@ export const ErrorName = {
   InstanceNotRunning: 'InstanceNotRunningError',
   NodeNotManaged: 'NodeNotManagedError',
   BootstrapFailed: 'BootstrapFailedError',
+  // Node replacement.
+  ReplacementRefused: 'ReplacementRefusedError',
+  RootReplacementFailed: 'RootReplacementFailedError',
   // The rolling upgrade's waits and switchover.
   VerificationTimedOut: 'VerificationTimedOutError',
   TargetHealthTimedOut: 'TargetHealthTimedOutError',

@@ -193,6 +193,25 @@ export function documentSpecs(
         timeout(600),
       ],
     },
+    etcdQuorum: {
+      description:
+        'pem-ha: before an etcd member is replaced, checks on another member that every other member answers healthy',
+      scripts: ['etcd-quorum.sh'],
+      timeoutSeconds: 120,
+      parameters: [
+        {
+          name: 'LeavingMember',
+          description: 'The etcd member about to be replaced',
+          allowedPattern: P.name,
+        },
+        cluster(
+          'InitialCluster',
+          props.etcdMembers.map((m) => `${m.name}=https://${m.address}:2380`).join(','),
+          'etcd initial-cluster',
+          P.initialCluster,
+        ),
+      ],
+    },
     patroni: {
       description:
         'pem-ha: data volume, patroni.yml and the Patroni service; waits until the member runs',

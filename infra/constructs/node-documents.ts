@@ -18,6 +18,7 @@ export type NodeDocumentKind =
   | 'common'
   | 'certificates'
   | 'etcd'
+  | 'etcdQuorum'
   | 'patroni'
   | 'backup'
   | 'restore'

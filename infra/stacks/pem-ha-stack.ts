@@ -20,6 +20,7 @@ import { BackupMonitoring } from '../constructs/backup-monitoring';
 import { PointInTimeRestore } from '../constructs/point-in-time-restore';
 import { ScheduledBackups } from '../constructs/scheduled-backups';
 import { NodeDocuments } from '../constructs/node-documents';
+import { NodeReplacement } from '../constructs/node-replacement';
 import { WebTier } from '../constructs/web-tier';
 import { LiveSettings } from '../constructs/live-settings';
 import { clusterInventory } from '../workflows/inventory';
@@ -39,6 +40,7 @@ export class PemHaStack extends Stack {
   readonly scheduledBackups: ScheduledBackups;
   readonly backupMonitoring: BackupMonitoring;
   readonly restore: PointInTimeRestore;
+  readonly replacement: NodeReplacement;
   readonly documents: NodeDocuments;
   readonly bootstrap: BootstrapFlow;
   readonly rotation: CertificateRotation;
@@ -244,6 +246,13 @@ export class PemHaStack extends Stack {
     });
 
     this.restore = new PointInTimeRestore(this, 'PointInTimeRestore', {
+      clusterName: config.clusterName,
+      documents: this.documents,
+      functions,
+      inventory,
+    });
+
+    this.replacement = new NodeReplacement(this, 'NodeReplacement', {
       clusterName: config.clusterName,
       documents: this.documents,
       functions,

@@ -48,6 +48,11 @@ export function addStackOutputs(
       stack.restore.stateMachine,
       'Point-in-time restore, in place: start by hand with {"confirm": "<clusterName>", "time": "<ISO 8601>"} (see README "Point-in-time restore")',
     ],
+    [
+      'ReplacementStateMachineArn',
+      stack.replacement.stateMachine,
+      'Node replacement: start by hand with {"node": "<name>"} (see README "When a node\'s instance is lost")',
+    ],
   ];
   for (const [id, stateMachine, description] of runbooks) {
     new CfnOutput(stack, id, { value: stateMachine.stateMachineArn, description });

@@ -27,7 +27,18 @@ export interface BootstrapDefinitionProps {
   readonly recordExpiry: lambda.IFunction;
   /** @default 10 seconds */
   readonly pollInterval?: Duration;
+  /**
+   * States run after the inventory and before the cluster CA (the node
+   * replacement's checks and root volume swap), given the failure catcher.
+   * @default - none
+   */
+  readonly first?: (catchInto: CatchInto) => sfn.Chain;
+  /** The failure and success states' names. @default Bootstrap failed, Cluster bootstrapped */
+  readonly endNames?: { readonly failed: string; readonly succeeded: string };
 }
+
+/** Routes a state's errors to the runbook's failure end. */
+export type CatchInto = ReturnType<typeof failureEnd>['catchInto'];
 
 const NODE = {
   name: sfn.JsonPath.stringAt(nodeField('name')),
@@ -47,7 +58,11 @@ export function bootstrapDefinition(
   props: BootstrapDefinitionProps,
 ): sfn.IChainable {
   const { inventory, documents } = props;
-  const { catchInto } = failureEnd(scope, 'Bootstrap failed');
+  const endNames = props.endNames ?? {
+    failed: 'Bootstrap failed',
+    succeeded: 'Cluster bootstrapped',
+  };
+  const { catchInto } = failureEnd(scope, endNames.failed);
   const run = (label: string, document: DocumentRun, parameters: Record<string, string>) =>
     new NodeCommand(scope, label, {
       nodeCommand: props.nodeCommand,
@@ -114,7 +129,7 @@ export function bootstrapDefinition(
       DataVolumeId: sfn.JsonPath.stringAt(nodeField('dataVolumeId')),
       Bootstrap: String(bootstrap),
     });
-  let chain = startState
+  let chain = (props.first ? startState.next(props.first(catchInto)) : startState)
     .next(ensureCa)
     .next(forEach('Prepare every node', 'all', prepare))
     .next(forEach('Certificates for every node', 'all', certificates))
@@ -140,5 +155,5 @@ export function bootstrapDefinition(
     const pemWeb = run('Configure PEM web', documents.pemWeb, { AgentId: NODE.agentId });
     chain = chain.next(forEach('PEM web hosts', 'web', pemWeb));
   }
-  return chain.next(new sfn.Succeed(scope, 'Cluster bootstrapped'));
+  return chain.next(new sfn.Succeed(scope, endNames.succeeded));
 }

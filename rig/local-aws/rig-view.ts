@@ -21,16 +21,24 @@ export interface RigState {
 
 const PSEUDO = { region: REGION, accountId: ACCOUNT };
 
-/** The LocalAws of a rig: its secrets file in `stateDir`, its nodes and NLB as EC2 and ELBv2 see them. */
+/**
+ * The LocalAws of a rig: its secrets file in `stateDir`, its nodes and NLB as
+ * EC2 and ELBv2 see them, and `replaceRoot` as EC2's root volume replacement.
+ */
 export function rigLocalAws(
   host: RigHost,
   plan: RigPlan,
   template: SynthesizedTemplate,
   stateDir: string,
+  replaceRoot?: (node: string) => Promise<void>,
 ): LocalAws {
+  const nodeOf = (instanceId: string) => plan.nodes.find((n) => n.instanceId === instanceId)!.name;
   return new LocalAws({
     secretsFile: join(stateDir, 'secrets.json'),
     executionsFile: join(stateDir, 'executions.jsonl'),
+    ...(replaceRoot && {
+      replaceRootVolume: (instance) => replaceRoot(nodeOf(instance.instanceId)),
+    }),
     ...rigView(plan, template, {
       isRunning: (node) => host.nodeNames.includes(node) && host.isRunning(node),
       haproxyHealth: () => readTargetHealth(host.exec),

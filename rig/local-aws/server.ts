@@ -12,6 +12,7 @@ import { describeInstances, EC2_VERSION, ec2Error, LocalInstance } from './ec2';
 import { describeTargetHealth, ELBV2_VERSION, queryError, TargetHealthLookup } from './elbv2';
 import { LocalExecutions } from './sfn';
 import { AgentReport, AwsError, LocalSsm } from './ssm';
+import { LocalRootVolumes, RootVolumeReplacer } from './root-volumes';
 
 export const REGION = 'local-1';
 /** Where the nodes' SSM agents poll and report. */
@@ -40,6 +41,8 @@ export interface LocalAwsOptions {
   readonly instances?: () => readonly LocalInstance[];
   /** The target groups DescribeTargetHealth sees, by ARN (the rig's Ref). @default none */
   readonly targetHealth?: TargetHealthLookup;
+  /** What CreateReplaceRootVolumeTask does to an instance. @default - refused (UnsupportedOperation) */
+  readonly replaceRootVolume?: RootVolumeReplacer;
 }
 
 interface StoredSecret {
@@ -55,9 +58,14 @@ export class LocalAws {
   readonly executions: LocalExecutions;
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly server: Server;
+  private readonly rootVolumes: LocalRootVolumes;
 
   constructor(private readonly options: LocalAwsOptions = {}) {
     this.ssm = new LocalSsm();
+    this.rootVolumes = new LocalRootVolumes(
+      () => options.instances?.() ?? [],
+      options.replaceRootVolume,
+    );
     this.executions = new LocalExecutions(options.executionsFile);
     const { secretsFile } = options;
     if (secretsFile && existsSync(secretsFile)) {
@@ -197,6 +205,10 @@ export class LocalAws {
     switch (`${params.get('Version')}/${action}`) {
       case `${EC2_VERSION}/DescribeInstances`:
         return describeInstances(params, this.options.instances?.() ?? [], requestId);
+      case `${EC2_VERSION}/CreateReplaceRootVolumeTask`:
+        return this.rootVolumes.create(params, requestId);
+      case `${EC2_VERSION}/DescribeReplaceRootVolumeTasks`:
+        return this.rootVolumes.describe(params, requestId);
       case `${ELBV2_VERSION}/DescribeTargetHealth`:
         return describeTargetHealth(
           params,

@@ -15,6 +15,11 @@ import {
 import type { ClusterInventory, NodeAddress } from '../../functions/lib/inventory';
 import type { PatroniGet } from '../../functions/lib/patroni';
 import { healthGate } from '../../functions/lib/replication';
+import {
+  planReplacement,
+  RootReplacementFailedError,
+} from '../../functions/replace-node/replacement';
+import type { ClusterInventory as FullInventory } from '../../functions/lib/inventory';
 import { parseRestoreRequest, type RestoreRequest } from '../../functions/restore/request';
 import { planRestore, type RepositoryBackup } from '../../functions/restore/target';
 import { allStates } from '../../rig/lambdas';
@@ -99,6 +104,8 @@ export function fakeCluster(
     backups?: readonly RepositoryBackup[];
     /** A running runbook holds the cluster's runbook lock. @default free */
     lockHeldBy?: LockHolder;
+    /** How EC2's root volume replacement ends. @default succeeded (after one look in progress) */
+    rootReplacement?: 'succeeded' | 'failed';
   } = {},
 ) {
   const sent: Sent[] = [];
@@ -222,6 +229,32 @@ export function fakeCluster(
   };
   const acquireLock = fakeLock(options.lockHeldBy);
   const caSteps: string[] = [];
+  /** Instances whose root volume the replacement runbook asked EC2 to replace. */
+  const rootsReplaced: string[] = [];
+  let rootLooks = 0;
+  const replaceNode = (event: {
+    action: string;
+    input: unknown;
+    inventory: FullInventory;
+    leader: string;
+    node: { name: string };
+  }) => {
+    switch (event.action) {
+      case 'plan':
+        return planReplacement(event.input, event.inventory, event.leader);
+      case 'replace-root':
+        rootsReplaced.push(event.node.name);
+        return { taskId: 'replacevol-1' };
+      default:
+        if (rootLooks++ === 0) return { ready: false, deadline: 1, detail: 'in-progress' };
+        if (options.rootReplacement === 'failed') {
+          throw new RootReplacementFailedError(
+            `${event.node.name}'s root volume replacement failed`,
+          );
+        }
+        return { ready: true, deadline: 1, detail: 'succeeded' };
+    }
+  };
   const handlers: LocalHandlers = {};
   const definitionStates = (definition: { States: Record<string, Record<string, unknown>> }) =>
     allStates(definition.States).filter(([, state]) => state.Type === 'Task');
@@ -251,6 +284,9 @@ export function fakeCluster(
           const request = (Payload as unknown as { request: RestoreRequest }).request;
           return { Payload: planRestore(request, options.backups ?? [FULL_BACKUP]) };
         }
+        if (fn.includes('ReplaceNode')) {
+          return { Payload: replaceNode(Payload as never) };
+        }
         if (fn.includes('ClusterStatus')) {
           return { Payload: await clusterStatus(Payload as never) };
         }
@@ -263,7 +299,7 @@ export function fakeCluster(
     }
     return handlers;
   };
-  return { sent, bind, caSteps };
+  return { sent, bind, caSteps, rootsReplaced };
 }
 
 export async function execute(
@@ -290,7 +326,7 @@ export async function execute(
     },
     // As Step Functions fills them, for the runbooks that look for other executions.
     context: {
-      Execution: { Id: 'arn:aws:states:local-1:000000000000:execution:runbook:self' },
+      Execution: { Id: 'arn:aws:states:local-1:000000000000:execution:runbook:self', Name: 'self' },
       StateMachine: { Id: 'arn:aws:states:local-1:000000000000:stateMachine:runbook' },
     } as never,
   }).result;

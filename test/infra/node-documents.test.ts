@@ -43,6 +43,7 @@ describe('node documents', () => {
       'pem-ha-certificates',
       'pem-ha-common',
       'pem-ha-etcd',
+      'pem-ha-etcd-quorum',
       'pem-ha-patroni',
       'pem-ha-pem-backend',
       'pem-ha-pem-web',

@@ -15,6 +15,7 @@ const GUARDED: [output: string, runbook: string][] = [
   ['UpgradeStateMachineArn', 'upgrade'],
   ['BackupStateMachineArn', 'backup'],
   ['RestoreStateMachineArn', 'restore'],
+  ['ReplacementStateMachineArn', 'replacement'],
 ];
 
 // One synthesis for every test here.
@@ -160,7 +161,9 @@ describe('one runbook at a time, run (synthesized definitions, aws-local-stepfun
           ? { type: 'full' }
           : output === 'RestoreStateMachineArn'
             ? { confirm: 'pem-ha', latest: true }
-            : {};
+            : output === 'ReplacementStateMachineArn'
+              ? { node: 'backend-2' }
+              : {};
 
       const error = await execute(definitionOf(output), cluster, input).then(
         () => undefined,

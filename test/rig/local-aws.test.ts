@@ -8,7 +8,13 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DescribeInstancesCommand, EC2Client, Filter } from '@aws-sdk/client-ec2';
+import {
+  CreateReplaceRootVolumeTaskCommand,
+  DescribeInstancesCommand,
+  DescribeReplaceRootVolumeTasksCommand,
+  EC2Client,
+  Filter,
+} from '@aws-sdk/client-ec2';
 import {
   DescribeTargetHealthCommand,
   ElasticLoadBalancingV2Client,
@@ -35,15 +41,25 @@ const targetGroupOf = (port: number) =>
 let stopped = new Set<string>();
 let haproxy: Record<number, Record<string, string>> | Error = {};
 
-const aws = new LocalAws(
-  rigView(plan, template, {
+// Root volumes the rig was asked to replace; each replacement ends when `finishRoot` is called.
+const rootsReplaced: string[] = [];
+let finishRoot: (outcome?: Error) => void = () => undefined;
+
+const aws = new LocalAws({
+  ...rigView(plan, template, {
     isRunning: (name) => !stopped.has(name),
     haproxyHealth: async () => {
       if (haproxy instanceof Error) throw haproxy;
       return haproxy;
     },
   }),
-);
+  replaceRootVolume: (instance) => {
+    rootsReplaced.push(instance.instanceId);
+    return new Promise<void>((resolve, reject) => {
+      finishRoot = (outcome) => (outcome ? reject(outcome) : resolve());
+    });
+  },
+});
 const savedEnv = { ...process.env };
 let ec2: EC2Client;
 let elbv2: ElasticLoadBalancingV2Client;
@@ -133,6 +149,57 @@ describe('EC2 DescribeInstances on the rig', () => {
       name: 'InvalidParameterValue',
       message: "The filter 'colour' is invalid",
     });
+  });
+});
+
+describe('EC2 root volume replacement on the rig', () => {
+  const create = (instanceId: string, clientToken: string) =>
+    ec2.send(
+      new CreateReplaceRootVolumeTaskCommand({
+        InstanceId: instanceId,
+        ClientToken: clientToken,
+        DeleteReplacedRootVolume: true,
+      }),
+    );
+  const stateOf = async (taskId: string) =>
+    (
+      await ec2.send(
+        new DescribeReplaceRootVolumeTasksCommand({ ReplaceRootVolumeTaskIds: [taskId] }),
+      )
+    ).ReplaceRootVolumeTasks?.map((t) => t.TaskState);
+
+  test('Given a running instance, then the task is in progress until the rig has replaced its root, the same client token returns the same task, and it ends succeeded', async () => {
+    const { instanceId } = node('backend-2');
+    const first = await create(instanceId, 'token-a');
+    const again = await create(instanceId, 'token-a');
+    const taskId = first.ReplaceRootVolumeTask!.ReplaceRootVolumeTaskId!;
+
+    expect(again.ReplaceRootVolumeTask?.ReplaceRootVolumeTaskId).toBe(taskId);
+    expect(rootsReplaced.filter((id) => id === instanceId)).toHaveLength(1);
+    expect(await stateOf(taskId)).toEqual(['in-progress']);
+    finishRoot();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await stateOf(taskId)).toEqual(['succeeded']);
+  });
+
+  test('Given the rig fails to replace the root, then the task ends failed', async () => {
+    const taskId = (await create(node('etcd-2').instanceId, 'token-b')).ReplaceRootVolumeTask!
+      .ReplaceRootVolumeTaskId!;
+    finishRoot(new Error('the SSM agent did not start'));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await stateOf(taskId)).toEqual(['failed']);
+  });
+
+  test('Given a stopped instance or an unknown one, then EC2 refuses with its error codes and nothing is replaced', async () => {
+    stopped.add('backend-3');
+    const count = rootsReplaced.length;
+    await expect(create(node('backend-3').instanceId, 'token-c')).rejects.toMatchObject({
+      name: 'IncorrectState',
+    });
+    await expect(create('i-0000000000000dead', 'token-d')).rejects.toMatchObject({
+      name: 'InvalidInstanceID.NotFound',
+    });
+    expect(rootsReplaced).toHaveLength(count);
   });
 });
 
