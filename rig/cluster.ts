@@ -27,12 +27,13 @@ import { securityGroupRules } from './security-groups';
 import { bootNode } from './node-boot';
 import {
   connectToObjectStorage,
+  launchMoto,
   launchObjectStorage,
   objectStorageReady,
   startObjectStorage,
 } from './object-storage/object-storage';
 import { installSsmAgent } from './ssm-agent';
-import { planCluster, RigPlan, rigResourceValues } from './plan';
+import { planCluster, RigPlan, rigResourceValues, storageAddressIn } from './plan';
 import { RunbookRun, runRunbook } from './runbook';
 import { runsOfDeploy } from './deploy-runs';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
@@ -106,20 +107,39 @@ export class RigCluster {
       webClientCidrs: `${hostAddress}/32`,
     };
     options = { ...options, extra: { ...clients, ...options.extra } };
-    const template = readTemplate(await synthesize(options, assemblyDir));
+    // Moto loads (about 15 s) on one core while `cdk synth` runs on the other:
+    // all it needs is the VPC's range, which the options give.
+    const vpcCidr = options.vpcCidr ?? DEFAULT_VPC_CIDR;
+    const synthesis = synthesize(options, assemblyDir);
+    let host: RigHost | undefined;
+    let template: SynthesizedTemplate;
+    try {
+      host = await RigHost.create(
+        RigCluster.stateDir(name),
+        { rigName: name, cidr: vpcCidr, hostAddress },
+        log,
+      );
+      await launchMoto(host, storageAddressIn(vpcCidr), log);
+      template = readTemplate(await synthesis);
+    } catch (error) {
+      // A synthesis that fails (a bad setting) leaves no rig behind; a rig
+      // that already existed (create refused) is left as it was.
+      await synthesis.catch(() => undefined);
+      if (host) await RigCluster.downByName(name);
+      throw error;
+    }
     const plan = planCluster(template);
-    const host = await RigHost.create(
-      RigCluster.stateDir(name),
-      { rigName: name, cidr: plan.vpcCidr, hostAddress },
-      log,
-    );
+    if (plan.vpcCidr !== vpcCidr) {
+      await RigCluster.downByName(name);
+      throw new Error(`the template's VPC is ${plan.vpcCidr}, not ${vpcCidr} as the rig was made`);
+    }
     recordSettings(name, { ...options, family: family.name });
     const aws = rigLocalAws(host, plan, template, RigCluster.stateDir(name), (node) =>
       rig.replaceInstance(node),
     );
     const rig = new RigCluster(name, host, aws, plan, template, assemblyDir, options);
     try {
-      // Moto loads while the nodes are made.
+      // Moto finishes loading while the nodes are made.
       await launchObjectStorage(rig);
       await rig.createNodes();
       await rig.applySecurityGroups();
@@ -471,28 +491,12 @@ export class RigCluster {
   }
 
   async execOk(node: string, argv: string[], stdin?: string, timeoutMs = 60_000): Promise<string> {
-    const result = await this.host.exec(node, { argv, stdin, timeoutMs });
-    if (result.exitCode !== 0)
-      throw new Error(
-        `${node}: ${argv.join(' ')} failed (${result.exitCode}): ${result.stderr.trim()}`,
-      );
-    return result.stdout;
+    return this.host.execOk(node, argv, stdin, timeoutMs);
   }
 
-  /** Writes a file inside a node (stdin arrives as a socket, which /dev/stdin cannot reopen). */
+  /** Writes a file inside a node. */
   async writeFile(node: string, path: string, content: string, mode = '0644'): Promise<void> {
-    await this.execOk(
-      node,
-      [
-        'sh',
-        '-c',
-        'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"',
-        'write',
-        path,
-        mode,
-      ],
-      content,
-    );
+    await this.host.writeFile(node, path, content, mode);
   }
 
   /** Stops the local endpoint; the nodes keep running until {@link down}. */

@@ -134,8 +134,13 @@ export function planCluster(template: SynthesizedTemplate): RigPlan {
     nodes,
     nlbAddress: hostIn(firstPrivate ?? vpcCidr, 100),
     albAddress: hostIn(firstPrivate ?? vpcCidr, 101),
-    storageAddress: hostIn(vpcCidr, 2 ** (32 - Number(vpcCidr.split('/')[1])) - 3),
+    storageAddress: storageAddressIn(vpcCidr),
   };
+}
+
+/** The storage node's address: outside every subnet, near the top of the VPC's range. */
+export function storageAddressIn(vpcCidr: string): string {
+  return hostIn(vpcCidr, 2 ** (32 - Number(vpcCidr.split('/')[1])) - 3);
 }
 
 export interface RigSecret {

@@ -208,6 +208,32 @@ export class RigHost {
       timeoutMs: request.timeoutMs,
     });
 
+  /** {@link exec}, failing with the command and its stderr unless it exits 0; its stdout. */
+  async execOk(name: string, argv: string[], stdin?: string, timeoutMs = 60_000): Promise<string> {
+    const result = await this.exec(name, { argv, stdin, timeoutMs });
+    if (result.exitCode !== 0)
+      throw new Error(
+        `${name}: ${argv.join(' ')} failed (${result.exitCode}): ${result.stderr.trim()}`,
+      );
+    return result.stdout;
+  }
+
+  /** Writes a file inside a node (stdin arrives as a socket, which /dev/stdin cannot reopen). */
+  async writeFile(name: string, path: string, content: string, mode = '0644'): Promise<void> {
+    await this.execOk(
+      name,
+      [
+        'sh',
+        '-c',
+        'mkdir -p "$(dirname "$1")" && cat > "$1" && chmod "$2" "$1"',
+        'write',
+        path,
+        mode,
+      ],
+      content,
+    );
+  }
+
   /** Stops every node's services, then removes every node, the bridge and the state. Idempotent. */
   async destroy(): Promise<void> {
     // Nothing on a node outlives the rig, so no service is stopped one by one:

@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RigCluster } from '../cluster';
+import type { Log, RigHost } from '../host/host';
 import { RIG_FAMILIES } from '../family';
 import { REGION } from '../local-aws/server';
 import { outputResource, resourcesOfType, SynthesizedTemplate } from '../template';
@@ -132,22 +133,56 @@ export async function startObjectStorage(rig: RigCluster): Promise<void> {
   await objectStorageReady(rig);
 }
 
-/** The storage node and its services started, not waited for (Moto takes seconds to load). */
-export async function launchObjectStorage(rig: RigCluster): Promise<void> {
+/**
+ * The storage node with Moto and its TLS front started, not waited for (Moto
+ * takes seconds to load): all it needs is the node's address, so it can start
+ * while the app is still being synthesized.
+ */
+export async function launchMoto(host: RigHost, address: string, log: Log): Promise<void> {
   const lowerDir = RIG_FAMILIES['debian-13'].lowerDir;
   if (!existsSync(join(lowerDir, 'usr/bin/moto_server'))) {
     throw new Error(
       `the S3 stand-in (Moto) is missing from ${lowerDir}; build the Debian 13 root with: bash rig/build-root.sh`,
     );
   }
-  const address = rig.plan.storageAddress;
-  if (!rig.host.nodeNames.includes(STORAGE_NODE)) {
-    await rig.host.addNode({ name: STORAGE_NODE, address, lowerDir });
-  } else if (!rig.host.isRunning(STORAGE_NODE)) {
-    await rig.host.restart(STORAGE_NODE);
+  if (!host.nodeNames.includes(STORAGE_NODE)) {
+    await host.addNode({ name: STORAGE_NODE, address, lowerDir });
+  } else if (!host.isRunning(STORAGE_NODE)) {
+    await host.restart(STORAGE_NODE);
   }
-  rig.log(`starting the S3 stand-in (Moto) and instance metadata on ${STORAGE_NODE} (${address})`);
-  await rig.execOk(STORAGE_NODE, ['sh', '-c', MAKE_CERTIFICATES]);
+  log(`starting the S3 stand-in (Moto) on ${STORAGE_NODE} (${address})`);
+  const exec = (argv: string[]) => host.execOk(STORAGE_NODE, argv);
+  const write = (path: string, content: string) => host.writeFile(STORAGE_NODE, path, content);
+  await exec(['sh', '-c', MAKE_CERTIFICATES]);
+  await write('/etc/hosts', `127.0.0.1 localhost ${S3_ENDPOINT}\n`);
+  await write(
+    '/etc/systemd/system/rig-s3.service',
+    unit(
+      'pem-ha rig: S3 and DynamoDB stand-in (Moto)',
+      // Moto's DynamoDB knows only AWS's regions; the rig's is local-1.
+      `/usr/bin/env MOTO_ALLOW_NONEXISTENT_REGION=True /usr/bin/moto_server -H 127.0.0.1 -p ${MOTO_PORT}`,
+    ),
+  );
+  await write('/etc/haproxy/rig-s3-tls.cfg', TLS_PROXY);
+  await write(
+    '/etc/systemd/system/rig-s3-tls.service',
+    unit(
+      "pem-ha rig: TLS for the S3 stand-in at the regional endpoint's name",
+      '/usr/sbin/haproxy -W -db -f /etc/haproxy/rig-s3-tls.cfg',
+    ),
+  );
+  await exec(['systemctl', 'start', 'rig-s3']);
+  await exec(['systemctl', 'restart', 'rig-s3-tls']);
+}
+
+/**
+ * The storage node's services for this template: Moto (started if it is not),
+ * and the instance metadata stand-in serving each node's role; not waited for.
+ */
+export async function launchObjectStorage(rig: RigCluster): Promise<void> {
+  const address = rig.plan.storageAddress;
+  await launchMoto(rig.host, address, rig.log.bind(rig));
+  rig.log(`starting the instance metadata stand-in on ${STORAGE_NODE} (${address})`);
   const roles = instanceRoles(rig.template);
   const rolesByAddress = Object.fromEntries(
     rig.plan.nodes.flatMap((node) => {
@@ -162,30 +197,11 @@ export async function launchObjectStorage(rig: RigCluster): Promise<void> {
     readFileSync(join(__dirname, 'imds.py'), 'utf8'),
     '0755',
   );
-  await rig.writeFile(STORAGE_NODE, '/etc/hosts', `127.0.0.1 localhost ${S3_ENDPOINT}\n`);
   await rig.execOk(STORAGE_NODE, [
     'sh',
     '-c',
     `ip addr show dev eth0 | grep -q ' ${IMDS_ADDRESS}/' || ip addr add ${IMDS_ADDRESS}/32 dev eth0`,
   ]);
-  await rig.writeFile(
-    STORAGE_NODE,
-    '/etc/systemd/system/rig-s3.service',
-    unit(
-      'pem-ha rig: S3 and DynamoDB stand-in (Moto)',
-      // Moto's DynamoDB knows only AWS's regions; the rig's is local-1.
-      `/usr/bin/env MOTO_ALLOW_NONEXISTENT_REGION=True /usr/bin/moto_server -H 127.0.0.1 -p ${MOTO_PORT}`,
-    ),
-  );
-  await rig.writeFile(STORAGE_NODE, '/etc/haproxy/rig-s3-tls.cfg', TLS_PROXY);
-  await rig.writeFile(
-    STORAGE_NODE,
-    '/etc/systemd/system/rig-s3-tls.service',
-    unit(
-      "pem-ha rig: TLS for the S3 stand-in at the regional endpoint's name",
-      '/usr/sbin/haproxy -W -db -f /etc/haproxy/rig-s3-tls.cfg',
-    ),
-  );
   await rig.writeFile(
     STORAGE_NODE,
     '/etc/systemd/system/rig-imds.service',
@@ -194,9 +210,7 @@ export async function launchObjectStorage(rig: RigCluster): Promise<void> {
       `/usr/local/sbin/rig-imds ${IMDS_ADDRESS} 80 ${ROLES_FILE}`,
     ),
   );
-  // restart, not start: a second `up` reads a changed roles file.
-  await rig.execOk(STORAGE_NODE, ['systemctl', 'start', 'rig-s3']);
-  await rig.execOk(STORAGE_NODE, ['systemctl', 'restart', 'rig-s3-tls']);
+  // restart: a second `up` reads a changed roles file.
   await rig.execOk(STORAGE_NODE, ['systemctl', 'restart', 'rig-imds']);
 }
 
