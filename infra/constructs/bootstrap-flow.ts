@@ -7,7 +7,7 @@ import { Construct, IDependable } from 'constructs';
 import type { ClusterInventory } from '../../functions/lib/inventory';
 import { bootstrapDefinition } from '../workflows/bootstrap-definition';
 import { ValidationError } from './errors';
-import { NodeDocumentKind, NodeDocuments } from './node-documents';
+import { NodeDocuments } from './node-documents';
 import {
   acknowledge,
   acknowledgeProvider,
@@ -80,25 +80,12 @@ export class BootstrapFlow extends Construct {
     }
     const { nodeCommand, clusterCa, signCertificates, recordExpiry } = props.functions;
 
-    const run = (kind: NodeDocumentKind) => ({
-      name: documents.documentName(kind),
-      runTimeoutSeconds: documents.runTimeoutSeconds(kind),
-    });
-    const optional = (kind: NodeDocumentKind) => (documents.has(kind) ? run(kind) : undefined);
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: bootstrap every node (idempotent; start it again any time)`,
       lock: { lock: props.functions.lock, runbook: 'bootstrap' },
       definition: bootstrapDefinition(this, {
         inventory: props.inventory,
-        documents: {
-          common: run('common'),
-          certificates: run('certificates'),
-          etcd: run('etcd'),
-          patroni: run('patroni'),
-          backup: run('backup'),
-          pemBackend: optional('pemBackend'),
-          pemWeb: optional('pemWeb'),
-        },
+        documents: documents.bootstrapRuns(),
         nodeCommand: nodeCommand.function,
         clusterCa: clusterCa.function,
         signCertificates: signCertificates.function,

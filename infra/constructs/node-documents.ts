@@ -11,6 +11,8 @@ import { checkDefault, shellVariable } from './document-parameters';
 import { ValidationError } from './errors';
 import { DocumentSpec, documentSpecs } from './document-specs';
 import type { PostgresqlParameters } from '../config/postgresql-parameters';
+import type { BootstrapDefinitionProps } from '../workflows/bootstrap-definition';
+import type { DocumentRun } from '../workflows/node-command';
 
 const NODE_SCRIPTS = join(__dirname, '..', 'node');
 
@@ -158,6 +160,25 @@ export class NodeDocuments extends Construct {
   /** Whether the cluster has this document (the PEM ones only with PEM enabled). */
   has(kind: NodeDocumentKind): boolean {
     return this.documents.has(kind);
+  }
+
+  /** A document as a runbook's node command runs it: its name and its run's timeout. */
+  run(kind: NodeDocumentKind): DocumentRun {
+    return { name: this.documentName(kind), runTimeoutSeconds: this.runTimeoutSeconds(kind) };
+  }
+
+  /** The documents the bootstrap runs (the PEM ones only with PEM enabled). */
+  bootstrapRuns(): BootstrapDefinitionProps['documents'] {
+    const optional = (kind: NodeDocumentKind) => (this.has(kind) ? this.run(kind) : undefined);
+    return {
+      common: this.run('common'),
+      certificates: this.run('certificates'),
+      etcd: this.run('etcd'),
+      patroni: this.run('patroni'),
+      backup: this.run('backup'),
+      pemBackend: optional('pemBackend'),
+      pemWeb: optional('pemWeb'),
+    };
   }
 }
 

@@ -7,7 +7,7 @@ import type { ClusterInventory } from '../../functions/lib/inventory';
 import { replacementDefinition } from '../workflows/replacement-definition';
 import { acknowledge, arnOf } from './nag';
 import { CLUSTER_TAG } from './node-group';
-import { NodeDocuments, NodeDocumentKind } from './node-documents';
+import { NodeDocuments } from './node-documents';
 import { RunbookFunctions } from './runbook-functions';
 import { metricRunbookFailures, runbookStateMachine } from './runbook-state-machine';
 import { TaskFunction } from './task-function';
@@ -83,11 +83,6 @@ export class NodeReplacement extends Construct {
 
     const { documents } = props;
     const fns = props.functions;
-    const run = (kind: NodeDocumentKind) => ({
-      name: documents.documentName(kind),
-      runTimeoutSeconds: documents.runTimeoutSeconds(kind),
-    });
-    const optional = (kind: NodeDocumentKind) => (documents.has(kind) ? run(kind) : undefined);
     const timeout = props.timeout ?? Duration.hours(6);
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: replace one node's instance root (same id, address, volume), then bootstrap it back`,
@@ -96,16 +91,8 @@ export class NodeReplacement extends Construct {
       lock: { lock: fns.lock, runbook: 'replacement' },
       definition: replacementDefinition(this, {
         inventory: props.inventory,
-        documents: {
-          common: run('common'),
-          certificates: run('certificates'),
-          etcd: run('etcd'),
-          patroni: run('patroni'),
-          backup: run('backup'),
-          pemBackend: optional('pemBackend'),
-          pemWeb: optional('pemWeb'),
-        },
-        etcdQuorum: run('etcdQuorum'),
+        documents: documents.bootstrapRuns(),
+        etcdQuorum: documents.run('etcdQuorum'),
         nodeCommand: fns.nodeCommand.function,
         clusterCa: fns.clusterCa.function,
         signCertificates: fns.signCertificates.function,
