@@ -12,7 +12,7 @@ import { planCluster } from './plan';
 import { REPO_ROOT } from './synth';
 import { readTemplate } from './template';
 
-const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|rotate|rollover|upgrade|replace|backup|backup-health|restore|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--set KEY=VALUE]... [--renew-before-days N] [--upgrade JSON] [--type full|diff] [--to TIME|latest] [--read]
+const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|rotate|rollover|upgrade|failover|replace|backup|backup-health|restore|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--set KEY=VALUE]... [--renew-before-days N] [--upgrade JSON] [--failover JSON] [--type full|diff] [--to TIME|latest] [--read]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB and ALB stand-ins
   bootstrap  run the bootstrap runbook again on an existing rig (after a failed up or a reboot)
           and (re)start the NLB and ALB stand-ins
@@ -26,6 +26,9 @@ const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|ro
   rollover  run the root CA rollover runbook
   upgrade   run the rolling upgrade runbook with --upgrade '{"component":"postgresql","version":"latest"}'
             (the rig's local apt repository offers the newer PostgreSQL 15 minor)
+  failover  move the primary off a node whose PostgreSQL cannot run (its data volume full) with
+            the failover runbook: --failover '{}' (default), '{"dryRun": true}' to see its choice,
+            '{"candidate": "backend-2"}'; it refuses a primary that runs with room
   replace NODE  run the node replacement runbook: a fresh root for NODE at its address, its data
             volume kept, then the bootstrap (refuses the primary, an unknown node, lost etcd quorum)
   backup    run the backup runbook, as its schedules do: --type full (default) or diff
@@ -189,6 +192,7 @@ async function main(): Promise<number> {
       'vpc-cidr': { type: 'string' },
       'renew-before-days': { type: 'string' },
       upgrade: { type: 'string' },
+      failover: { type: 'string' },
       type: { type: 'string', default: 'full' },
       to: { type: 'string' },
       set: { type: 'string', multiple: true, default: [] },
@@ -245,6 +249,11 @@ async function main(): Promise<number> {
     case 'upgrade': {
       const input = JSON.parse(values.upgrade ?? '{}') as Record<string, unknown>;
       await runOn(name, 'rolling upgrade', (rig) => rig.upgrade(input));
+      return 0;
+    }
+    case 'failover': {
+      const input = JSON.parse(values.failover ?? '{}') as Record<string, unknown>;
+      await runOn(name, 'failover', (rig) => rig.failover(input));
       return 0;
     }
     case 'replace': {

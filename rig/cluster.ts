@@ -365,6 +365,14 @@ export class RigCluster {
     return this.runRunbook('ReplacementStateMachineArn', { ...run, input: { node } });
   }
 
+  /** Runs the synthesized failover runbook with the operator's input ({} or candidate, releaseReserve, dryRun). */
+  async failover(input: Record<string, unknown> = {}, run: RunbookRun = {}) {
+    this.options.log?.(
+      `running the failover runbook (synthesized state machine): ${JSON.stringify(input)}`,
+    );
+    return this.runRunbook('FailoverStateMachineArn', { ...run, input });
+  }
+
   /** Runs the synthesized rolling upgrade with the operator's input. */
   async upgrade(input: Record<string, unknown>, run: RunbookRun = {}) {
     this.options.log?.(

@@ -26,6 +26,12 @@ export const ErrorName = {
   // Node replacement.
   ReplacementRefused: 'ReplacementRefusedError',
   RootReplacementFailed: 'RootReplacementFailedError',
+  // The backup health runbook.
+  ArchiveStatusUnreadable: 'ArchiveStatusUnreadableError',
+  // The failover runbook.
+  FailoverRefused: 'FailoverRefusedError',
+  FailoverFailed: 'FailoverFailedError',
+  FailoverPending: 'FailoverPendingError',
   // The rolling upgrade's waits and switchover.
   VerificationTimedOut: 'VerificationTimedOutError',
   TargetHealthTimedOut: 'TargetHealthTimedOutError',
@@ -62,3 +68,6 @@ export function messageError(name: ErrorName) {
     }
   };
 }
+
+/** A runbook's execution input is wrong; nothing was read or touched. */
+export class InvalidInputError extends messageError(ErrorName.InvalidInput) {}

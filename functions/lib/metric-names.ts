@@ -17,4 +17,6 @@ export const BACKUP_METRICS = {
   /** 1 while the archiver's last attempt failed. */
   archiveFailing: 'ArchiveFailing',
   hoursSinceLastBackup: 'HoursSinceLastBackup',
+  /** Share of the primary's data volume PostgreSQL may still fill (0 when not mounted). */
+  dataVolumeFreePercent: 'DataVolumeFreePercent',
 } as const;

@@ -4,7 +4,14 @@ import { setting } from '../lib/env';
 import { logger, withLambdaContext } from '../lib/logger';
 import { BACKUP_METRICS } from '../lib/metric-names';
 import { CommandRef, InvalidRequestError } from '../lib/ssm-run';
-import { BackupHealth, publishBackupHealth, readBackupHealth } from './health';
+import {
+  BackupHealth,
+  parseBackupStatus,
+  parseDataVolume,
+  publishBackupHealth,
+  publishDataVolume,
+  readStatusOutput,
+} from './health';
 
 const ssm = new SSMClient({});
 const metrics = new Metrics({
@@ -17,7 +24,7 @@ export interface RecordBackupHealthEvent {
   readonly command: CommandRef;
 }
 
-/** Step Functions task: publishes the primary's archive and backup health. */
+/** Step Functions task: publishes the primary's data volume, archive and backup health. */
 export const handler = withLambdaContext(
   async (event: RecordBackupHealthEvent): Promise<BackupHealth> => {
     if (typeof event?.command?.commandId !== 'string') {
@@ -25,8 +32,12 @@ export const handler = withLambdaContext(
         `command must be the status command's reference; given ${JSON.stringify(event?.command)}`,
       );
     }
-    const health = await readBackupHealth(ssm, event.command);
-    publishBackupHealth(metrics, setting('CLUSTER_NAME'), health);
+    const clusterName = setting('CLUSTER_NAME');
+    const stdout = await readStatusOutput(ssm, event.command);
+    const volume = parseDataVolume(stdout);
+    if (volume) publishDataVolume(metrics, clusterName, volume);
+    const health = parseBackupStatus(event.command.nodeName, stdout);
+    publishBackupHealth(metrics, clusterName, health);
     logger.info('backup health recorded', { health });
     return health;
   },

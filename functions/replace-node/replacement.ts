@@ -7,11 +7,10 @@ import {
   CreateReplaceRootVolumeTaskCommand,
   DescribeReplaceRootVolumeTasksCommand,
 } from '@aws-sdk/client-ec2';
-import { ErrorName, messageError } from '../lib/errors';
+import { ErrorName, messageError, InvalidInputError } from '../lib/errors';
 import type { ClusterInventory, InventoryNode } from '../lib/inventory';
 
-/** The execution input is wrong; nothing was read or touched. */
-export class InvalidInputError extends messageError(ErrorName.InvalidInput) {}
+export { InvalidInputError };
 /** Replacing this node now would hurt the cluster; nothing was touched. */
 export class ReplacementRefusedError extends messageError(ErrorName.ReplacementRefused) {}
 /** EC2 could not give the instance a fresh root volume. */

@@ -1,7 +1,6 @@
-import { ErrorName, messageError } from '../lib/errors';
+import { InvalidInputError } from '../lib/errors';
 
-/** The execution input is wrong; nothing was read or touched. */
-export class InvalidInputError extends messageError(ErrorName.InvalidInput) {}
+export { InvalidInputError };
 
 /** The targets the input may name, one of them. */
 const TARGET_FIELDS = ['time', 'lsn', 'restorePoint', 'latest'] as const;

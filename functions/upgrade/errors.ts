@@ -1,7 +1,6 @@
-import { ErrorName, messageError } from '../lib/errors';
+import { ErrorName, messageError, InvalidInputError } from '../lib/errors';
 
-/** The execution input is wrong; nothing was read or touched. */
-export class InvalidInputError extends messageError(ErrorName.InvalidInput) {}
+export { InvalidInputError };
 /** A preflight check failed; no node was touched. */
 export class PreflightFailedError extends messageError(ErrorName.PreflightFailed) {}
 /** A node did not come back healthy and caught up within its bound. */

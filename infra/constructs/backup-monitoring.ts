@@ -25,6 +25,8 @@ export interface BackupMonitoringProps {
   readonly archiveAgeAlarmSeconds?: number;
   /** The newest backup may have ended this long ago. @default 30 hours */
   readonly backupAgeAlarmHours?: number;
+  /** The primary's data volume alarms below this share free. @default 10 percent */
+  readonly dataVolumeFreeAlarmPercent?: number;
 }
 
 /** How often the health runbook reads the primary: each alarm period holds one reading. */
@@ -44,6 +46,7 @@ export class BackupMonitoring extends Construct {
   readonly archiveQueueAlarm: cloudwatch.Alarm;
   readonly archiveFailingAlarm: cloudwatch.Alarm;
   readonly backupAgeAlarm: cloudwatch.Alarm;
+  readonly dataVolumeAlarm: cloudwatch.Alarm;
   private readonly clusterName: string;
 
   constructor(scope: Construct, id: string, props: BackupMonitoringProps) {
@@ -52,6 +55,8 @@ export class BackupMonitoring extends Construct {
     const backupAgeHours = props.backupAgeAlarmHours ?? 30;
     checkRange(this, 'archiveAgeAlarmSeconds', archiveAgeSeconds, 30, 86400);
     checkRange(this, 'backupAgeAlarmHours', backupAgeHours, 2, 8760);
+    const volumeFreePercent = props.dataVolumeFreeAlarmPercent ?? 10;
+    checkRange(this, 'dataVolumeFreeAlarmPercent', volumeFreePercent, 1, 50);
     checkRange(this, 'archivePushQueueMaxGiB', props.archivePushQueueMaxGiB, 1, 65536);
     this.clusterName = props.clusterName;
 
@@ -93,16 +98,18 @@ export class BackupMonitoring extends Construct {
       metric: cloudwatch.IMetric,
       threshold: number,
       description: string,
+      comparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData = cloudwatch.TreatMissingData.BREACHING,
     ) =>
       new cloudwatch.Alarm(this, alarmId, {
         alarmDescription: `pem-ha ${props.clusterName}: ${description}`,
         metric,
         threshold,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        comparisonOperator,
         // Two readings of three: one late or lost run does not page anyone.
         evaluationPeriods: 3,
         datapointsToAlarm: 2,
-        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+        treatMissingData,
       });
     this.archiveAgeAlarm = alarm(
       'ArchiveAgeAlarm',
@@ -128,6 +135,23 @@ export class BackupMonitoring extends Construct {
       backupAgeHours,
       `no backup in the repository ended in the last ${backupAgeHours} hours (or there is none): start the backup runbook with {"type": "full"}.`,
     );
+    this.dataVolumeAlarm = alarm(
+      'DataVolumeAlarm',
+      this.metricDataVolumeFree(),
+      volumeFreePercent,
+      `less than ${volumeFreePercent} % of the primary's data volume is free: when WAL fills it PostgreSQL stops. Grow the volume (dataVolumeSizeGiB, then deploy) or, once it is full, run the failover runbook (README "When the primary's disk fills").`,
+      cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      // The archive alarms already page on a missing reading.
+      cloudwatch.TreatMissingData.NOT_BREACHING,
+    );
+  }
+
+  /** Share of the primary's data volume PostgreSQL may still fill (minimum per 5 minutes). */
+  metricDataVolumeFree(props?: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return this.metric(BACKUP_METRICS.dataVolumeFreePercent, {
+      statistic: cloudwatch.Stats.MINIMUM,
+      ...props,
+    });
   }
 
   /** Age of the oldest WAL segment not yet in the repository (maximum per 5 minutes). */

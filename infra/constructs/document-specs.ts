@@ -212,6 +212,25 @@ export function documentSpecs(
         ),
       ],
     },
+    failover: {
+      description:
+        "pem-ha: a backend's part in the failover runbook (inspect: the data volume and PostgreSQL's WAL position; release-reserve: remove the space reserve)",
+      scripts: ['failover.sh'],
+      timeoutSeconds: 120,
+      parameters: [
+        {
+          name: 'Action',
+          description: 'What to do',
+          allowedValues: ['inspect', 'release-reserve'],
+        },
+        cluster(
+          'SpaceReserveMib',
+          String(wal.spaceReserveMib),
+          'Space reserve on the data volume (MiB)',
+          P.integer,
+        ),
+      ],
+    },
     patroni: {
       description:
         'pem-ha: data volume, patroni.yml and the Patroni service; waits until the member runs',

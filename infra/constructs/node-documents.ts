@@ -21,6 +21,7 @@ export type NodeDocumentKind =
   | 'certificates'
   | 'etcd'
   | 'etcdQuorum'
+  | 'failover'
   | 'patroni'
   | 'backup'
   | 'restore'

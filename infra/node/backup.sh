@@ -132,17 +132,34 @@ SQL
 last_backup_status() {
   local info
   info=$(timeout 60 runuser -u postgres -- pgbackrest --stanza="$CLUSTER_NAME" --output=json info) || {
-    log "warning: cannot read stanza ${CLUSTER_NAME} in the repository (see ${PGBACKREST_LOGS}); no backup age reported"
+    log "warning: cannot read stanza ${CLUSTER_NAME} in the repository (see ${PGBACKREST_LOGS}); no backup age reported" >&2
     return 0
   }
   jq -r --argjson now "$(date +%s)" '.[0].backup[-1] // empty |
     "last-backup-age-seconds \($now - .timestamp.stop)\nlast-backup-type \(.type)"' <<<"$info"
 }
 
+# The data volume's share and MiB that PostgreSQL may still fill (0 when it is
+# not mounted): read first, as it needs no PostgreSQL.
+data_volume_status() {
+  local data=/var/lib/postgresql avail_blocks total_blocks block_size
+  if ! mountpoint -q "$data"; then
+    log "warning: the data volume is not mounted at ${data}" >&2
+    printf 'data-volume-free-percent 0\ndata-volume-free-mib 0\n'
+    return 0
+  fi
+  read -r avail_blocks total_blocks block_size < <(stat -f -c '%a %b %S' "$data")
+  printf 'data-volume-free-percent %s\ndata-volume-free-mib %s\n' \
+    $((avail_blocks * 100 / total_blocks)) $((avail_blocks * block_size / 1048576))
+}
+
 report_status() {
   local archiver backup key value
-  archiver=$(archiver_status) || die "cannot read pg_stat_archiver and pg_wal/archive_status on this primary"
-  backup=$(last_backup_status)
+  if ! archiver=$(archiver_status); then
+    log "warning: PostgreSQL on this primary does not answer: no archive reading"
+    archiver='archive-unreadable 1'
+  fi
+  backup=$(data_volume_status)$'\n'$(last_backup_status)
   while read -r key value; do
     if [[ -n $key ]]; then echo "backup-status=${key}=${value}"; fi
   done <<<"${archiver}"$'\n'"${backup}"

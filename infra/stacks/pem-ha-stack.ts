@@ -21,6 +21,7 @@ import { PointInTimeRestore } from '../constructs/point-in-time-restore';
 import { ScheduledBackups } from '../constructs/scheduled-backups';
 import { NodeDocuments } from '../constructs/node-documents';
 import { NodeReplacement } from '../constructs/node-replacement';
+import { PrimaryFailover } from '../constructs/primary-failover';
 import { WebTier } from '../constructs/web-tier';
 import { LiveSettings } from '../constructs/live-settings';
 import { clusterInventory } from '../workflows/inventory';
@@ -41,6 +42,7 @@ export class PemHaStack extends Stack {
   readonly backupMonitoring: BackupMonitoring;
   readonly restore: PointInTimeRestore;
   readonly replacement: NodeReplacement;
+  readonly failover: PrimaryFailover;
   readonly documents: NodeDocuments;
   readonly bootstrap: BootstrapFlow;
   readonly rotation: CertificateRotation;
@@ -225,17 +227,21 @@ export class PemHaStack extends Stack {
       backupAgeAlarmHours: config.backup.ageAlarmHours,
     });
 
+    // The runbooks that talk to Patroni's REST API run in the VPC with its credentials.
+    const patroniAccess = {
+      pki,
+      restApiSecret: secrets.credential('patroniRestApi'),
+      vpc: network.vpc,
+      subnets: { subnets: [...network.privateSubnets] },
+    };
     this.upgrade = new RollingUpgrade(this, 'RollingUpgrade', {
       clusterName: config.clusterName,
       documents: this.documents,
       functions,
-      pki,
       inventory,
-      restApiSecret: secrets.credential('patroniRestApi'),
+      ...patroniAccess,
       writeTargetGroup: this.endpoints.primaryTargetGroup,
       readTargetGroup: this.endpoints.replicaTargetGroup,
-      vpc: network.vpc,
-      subnets: { subnets: [...network.privateSubnets] },
       maxLagBytes: config.healthCheck.replicaMaxLagBytes,
     });
     this.backend.allowPatroniClient(this.upgrade, 'the rolling upgrade reading and switching over');
@@ -258,6 +264,15 @@ export class PemHaStack extends Stack {
       functions,
       inventory,
     });
+
+    this.failover = new PrimaryFailover(this, 'PrimaryFailover', {
+      clusterName: config.clusterName,
+      documents: this.documents,
+      functions,
+      inventory,
+      ...patroniAccess,
+    });
+    this.backend.allowPatroniClient(this.failover, 'the failover runbook reading and failing over');
 
     addStackOutputs(this, secrets.secretNames);
   }

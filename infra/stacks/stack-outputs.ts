@@ -53,6 +53,11 @@ export function addStackOutputs(
       stack.replacement.stateMachine,
       'Node replacement: start by hand with {"node": "<name>"} (see README "When a node\'s instance is lost")',
     ],
+    [
+      'FailoverStateMachineArn',
+      stack.failover.stateMachine,
+      'Failover off a primary that cannot run: start by hand with {} or {"dryRun": true} (see README "When the primary\'s disk fills")',
+    ],
   ];
   for (const [id, stateMachine, description] of runbooks) {
     new CfnOutput(stack, id, { value: stateMachine.stateMachineArn, description });

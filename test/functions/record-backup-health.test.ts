@@ -3,8 +3,10 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   parseBackupStatus,
+  parseDataVolume,
   publishBackupHealth,
-  readBackupHealth,
+  publishDataVolume,
+  readStatusOutput,
 } from '../../functions/record-backup-health/health';
 
 const ssm = mockClient(SSMClient);
@@ -31,7 +33,7 @@ describe('backup status', () => {
       ].join('\n'),
     });
 
-    expect(await readBackupHealth(client, COMMAND)).toEqual({
+    expect(parseBackupStatus('backend-1', await readStatusOutput(client, COMMAND))).toEqual({
       node: 'backend-1',
       archiveAgeSeconds: 75,
       archiveQueueBytes: 50331648,
@@ -63,8 +65,36 @@ describe('backup status', () => {
 
   test('Given a status command that did not succeed, then nothing is parsed', async () => {
     ssm.on(GetCommandInvocationCommand).resolves({ Status: 'Failed' });
-    await expect(readBackupHealth(client, COMMAND)).rejects.toThrow(
+    await expect(readStatusOutput(client, COMMAND)).rejects.toThrow(
       'backend-1: the backup status command is Failed, not Success',
+    );
+  });
+});
+
+describe('the data volume', () => {
+  const VOLUME_LINES = [
+    'backup-status=data-volume-free-percent=0',
+    'backup-status=data-volume-free-mib=16',
+  ];
+
+  test('Given the volume lines, then they are read with the archive ones', () => {
+    expect(
+      parseBackupStatus('backend-1', [...ARCHIVE_LINES, ...VOLUME_LINES].join('\n')).dataVolume,
+    ).toEqual({
+      freePercent: 0,
+      freeMib: 16,
+    });
+    expect(parseDataVolume(ARCHIVE_LINES.join('\n'))).toBeUndefined();
+  });
+
+  test('Given PostgreSQL did not answer on the primary (its volume full), then the archive reading fails with ArchiveStatusUnreadableError that quotes the volume reading', () => {
+    const lines = ['backup-status=archive-unreadable=1', ...VOLUME_LINES].join('\n');
+    expect(() => parseBackupStatus('backend-1', lines)).toThrow(
+      expect.objectContaining({
+        name: 'ArchiveStatusUnreadableError',
+        message:
+          'PostgreSQL on backend-1 did not answer: no archive reading (its data volume: 0 % free, 16 MiB, published)',
+      }),
     );
   });
 });
@@ -103,6 +133,11 @@ describe('publishing', () => {
       ['ArchiveFailing', 1, 'pem'],
       ['HoursSinceLastBackup', 2, 'pem'],
     ]);
+  });
+
+  test('Given a volume reading, then DataVolumeFreePercent goes out with the cluster dimension', () => {
+    const [metric] = emitted((m) => publishDataVolume(m, 'pem', { freePercent: 7, freeMib: 700 }));
+    expect([metric.DataVolumeFreePercent, metric.ClusterName]).toEqual([7, 'pem']);
   });
 
   test('Given no backup, then HoursSinceLastBackup is not published at all', () => {

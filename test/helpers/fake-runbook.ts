@@ -106,6 +106,8 @@ export function fakeCluster(
     lockHeldBy?: LockHolder;
     /** How EC2's root volume replacement ends. @default succeeded (after one look in progress) */
     rootReplacement?: 'succeeded' | 'failed';
+    /** What a command prints. @default nothing */
+    stdoutOf?: (sent: Sent) => string;
   } = {},
 ) {
   const sent: Sent[] = [];
@@ -155,7 +157,7 @@ export function fakeCluster(
         `${command.node} (i-0): failed; status Failed, exit code 1; stderr tail:\npatroni would not start`,
       );
     }
-    return { state: 'succeeded', stdoutTail: '' };
+    return { state: 'succeeded', stdoutTail: options.stdoutOf?.(command) ?? '' };
   };
   // The real cluster-status logic over a fake Patroni: the state the options
   // describe, the leader after the first cluster-status call as `leaderAfter` says.

@@ -39,6 +39,15 @@ export async function upTestRig(
   });
 }
 
+/** The threshold of the synthesized alarm on `metricName`. */
+export function alarmThreshold(rig: RigCluster, metricName: string): number {
+  const alarm = Object.values(rig.template.Resources).find(
+    (r) => r.Type === 'AWS::CloudWatch::Alarm' && r.Properties?.MetricName === metricName,
+  );
+  if (!alarm) throw new Error(`no alarm on ${metricName} in the template`);
+  return Number(alarm.Properties?.Threshold);
+}
+
 /** A run that records, in `sent`, the state of every node command it sends. */
 export function recordingRun(sent: string[]): RunbookRun {
   return {
@@ -132,6 +141,8 @@ export interface EndpointWriter {
   readonly acknowledged: number[];
   /** When the first write that began after `since` succeeded (0 until then). */
   resumedAfter(since: number): number;
+  /** The longest time from `since` on (until now) with no write acknowledged, in ms. */
+  longestGapAfter(since: number): number;
   /** Stops the writer (bounded: it also stops by itself after `maxWrites`). */
   stop(): Promise<void>;
 }
@@ -163,6 +174,10 @@ export function startEndpointWriter(
   return {
     acknowledged,
     resumedAfter: (since) => successes.find((s) => s.startedAt > since)?.endedAt ?? 0,
+    longestGapAfter: (since) => {
+      const ends = [since, ...successes.map((s) => s.endedAt).filter((t) => t > since), Date.now()];
+      return Math.max(...ends.slice(1).map((t, i) => t - ends[i]));
+    },
     stop: async () => {
       stopped = true;
       await loop;

@@ -44,6 +44,7 @@ describe('node documents', () => {
       'pem-ha-common',
       'pem-ha-etcd',
       'pem-ha-etcd-quorum',
+      'pem-ha-failover',
       'pem-ha-patroni',
       'pem-ha-pem-backend',
       'pem-ha-pem-web',

@@ -16,6 +16,7 @@ const GUARDED: [output: string, runbook: string][] = [
   ['BackupStateMachineArn', 'backup'],
   ['RestoreStateMachineArn', 'restore'],
   ['ReplacementStateMachineArn', 'replacement'],
+  ['FailoverStateMachineArn', 'failover'],
 ];
 
 // One synthesis for every test here.

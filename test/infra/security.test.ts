@@ -71,13 +71,14 @@ describe('network exposure', () => {
     ]);
   });
 
-  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier, the cluster status and upgrade functions and peers, and pgBackRest only from peers', () => {
+  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier, the cluster status, upgrade and failover functions and peers, and pgBackRest only from peers', () => {
     const { template } = synthStack();
     const backend = groupIdOf(template, 'Patroni/PostgreSQL');
     const nlb = groupIdOf(template, 'database endpoints');
     const web = groupIdOf(template, 'PEM web instances');
     const clusterStatus = groupIdOf(template, 'pem-ha cluster-status function');
     const upgrade = groupIdOf(template, 'pem-ha upgrade function');
+    const failover = groupIdOf(template, 'pem-ha failover function');
     const intoBackend = ingressRules(template)
       .filter((rule) => rule.group === backend)
       .map((rule) => `${rule.FromPort} from ${sourceOf(rule) ?? rule.CidrIp}`)
@@ -91,6 +92,7 @@ describe('network exposure', () => {
         `8008 from ${backend}`,
         `8008 from ${clusterStatus}`,
         `8008 from ${upgrade}`,
+        `8008 from ${failover}`,
         // pgBackRest's TLS server: backups on a replica reach the primary, from backends only.
         `8432 from ${backend}`,
       ].sort(),
@@ -194,6 +196,7 @@ describe('designed flows: what the security groups allow, and nothing else', () 
         'alb -> web:8443',
         'cluster-status function -> backend:8008',
         'upgrade function -> backend:8008',
+        'failover function -> backend:8008',
       ].sort(),
     );
   });
@@ -233,6 +236,7 @@ function tierNameOf(description: string): string {
     [/PEM web load balancer/, 'alb'],
     [/cluster-status function/, 'cluster-status function'],
     [/upgrade function/, 'upgrade function'],
+    [/failover function/, 'failover function'],
     [/\/Network\/Vpc\//, 'vpc endpoint'],
   ];
   return known.find(([pattern]) => pattern.test(description))?.[1] ?? description;

@@ -5,9 +5,11 @@
  * rebuilt from the repository (or from the primary when it is unreachable).
  */
 import { RigCluster } from '../../rig/cluster';
+import { fullDiskTests } from './full-disk';
 import { STORAGE_NODE } from '../../rig/object-storage/object-storage';
 import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
 import {
+  alarmThreshold,
   endpointQueryOn,
   eventually,
   lostWrites,
@@ -96,15 +98,6 @@ function segmentRange(first: string, last: string): string[] {
     names.push(segmentName(timelineOf(first), n));
   }
   return names;
-}
-
-/** The threshold of the synthesized alarm on a backup health metric. */
-function alarmThreshold(metricName: string): number {
-  const alarm = Object.values(rig.template.Resources).find(
-    (r) => r.Type === 'AWS::CloudWatch::Alarm' && r.Properties?.MetricName === metricName,
-  );
-  if (!alarm) throw new Error(`no alarm on ${metricName} in the template`);
-  return Number(alarm.Properties?.Threshold);
 }
 
 /** pgBackRest's log of the backups taken on `node`. */
@@ -282,7 +275,7 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
 
   test('Given S3 unreachable for 45 s while a writer runs, then the WAL queue grows, the archive age crosses its alarm, and once S3 is back every segment reaches the repository', async () => {
     const primary = await leader();
-    const threshold = alarmThreshold('ArchiveAgeSeconds');
+    const threshold = alarmThreshold(rig, 'ArchiveAgeSeconds');
     expect(threshold).toBe(ARCHIVE_AGE_ALARM_SECONDS);
     // Given a healthy archive, as the health runbook reports it
     await archiveCurrentSegment(primary);
@@ -431,4 +424,7 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     expect(output).toMatchObject({ from: 'replica' });
     expect((await repositoryInfo(leaders[0].name)).backup.at(-1)?.type).toBe('diff');
   }, 900_000);
+
+  // Last: it moves the primary and leaves the old one's space reserve released.
+  fullDiskTests(() => rig);
 });
