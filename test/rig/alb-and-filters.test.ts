@@ -104,7 +104,8 @@ describe('packet filters from the synthesized security groups', () => {
         '10.40.3.100 -> 5432',
         '10.40.3.100 -> 8008',
         '10.40.3.30, 10.40.4.30 -> 5432',
-        // The host runs both functions in the VPC: the cluster status and the upgrade steps.
+        // The host runs the functions in the VPC: the cluster status, upgrade and failover steps.
+        '10.40.255.254 -> 8008',
         '10.40.255.254 -> 8008',
         '10.40.255.254 -> 8008',
         '10.40.255.254/32 -> 5432',
