@@ -184,12 +184,17 @@ export function planFailover(
     judged
       .map(
         (j) =>
-          `${j.node.name}: ${j.unsafe ?? (sync.includes(j.node.name) ? 'ready' : 'not the synchronous standby')}`,
+          `${j.node.name}: ${j.unsafe ?? (sync.length && !sync.includes(j.node.name) ? 'not the synchronous standby' : 'ready')}`,
       )
       .join('; ');
   const syncRule = sync.length
     ? ` In synchronous mode only the recorded synchronous standby (${sync.join(', ')}) has every acknowledged commit.`
     : '';
+  if (request.candidate && request.candidate === leader?.name) {
+    throw new FailoverRefusedError(
+      `${request.candidate} is the primary this runbook would move off; name a replica, or none; nothing was touched`,
+    );
+  }
   if (request.candidate) {
     const chosen = safe.find((j) => j.node.name === request.candidate);
     if (!chosen) {

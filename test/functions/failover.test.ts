@@ -125,6 +125,20 @@ describe('failover plan', () => {
     expect(chosen.candidate.name).toBe('backend-2');
   });
 
+  test('Given the old primary asked for as the candidate, or a replica behind another, then the refusal says so and calls the others ready', () => {
+    const down = {
+      'backend-1': { postgres: 'down', freeMib: 10 },
+      'backend-2': { postgres: 'replica', lsn: '0/7000000' },
+      'backend-3': { postgres: 'replica', lsn: '0/6000000' },
+    } as const;
+    expect(() => plan(down, MEMBERS, { ...REQUEST, candidate: 'backend-1' })).toThrow(
+      'backend-1 is the primary this runbook would move off',
+    );
+    expect(() => plan(down, MEMBERS, { ...REQUEST, candidate: 'backend-3' })).toThrow(
+      'backend-3 cannot take over safely: backend-2: ready; backend-3: has WAL to 0/6000000 only, behind 0/7000000.',
+    );
+  });
+
   test('Given the only caught-up replica is tagged nofailover and the other lags, then it refuses naming both', () => {
     expect(() =>
       plan(
