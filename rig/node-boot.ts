@@ -20,7 +20,7 @@ const MOUNT_FSTAB = [
 const START_SERVICES = [
   `systemctl start --no-block ${SSM_AGENT_UNIT}`,
   // A unit that cannot start (its data volume missing) does not stop the others.
-  'for unit in etcd patroni; do',
+  'for unit in etcd patroni pem-ha-metrics; do',
   '  [ ! -f /etc/pem-ha/$unit.managed ] || systemctl start --no-block $unit || true',
   'done',
   // The PEM web double stands in for Apache, which boots with the host.

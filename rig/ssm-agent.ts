@@ -4,6 +4,7 @@
  * through the node's own link and packet filter.
  */
 import type { RigCluster } from './cluster';
+import { REGION } from './local-aws/server';
 
 export const SSM_AGENT_UNIT = 'amazon-ssm-agent';
 
@@ -35,6 +36,22 @@ export async function installSsmAgent(
     '0600',
   );
   await rig.writeFile(node, `/etc/systemd/system/${SSM_AGENT_UNIT}.service`, unitFile);
+  // What an instance gets from its metadata service (credentials, region), and
+  // the endpoint: the metric collector reads them from its local overrides.
+  await rig.writeFile(
+    node,
+    '/etc/default/pem-ha-metrics',
+    [
+      `AWS_ENDPOINT_URL_CLOUDWATCH=${endpoint}`,
+      `AWS_REGION=${REGION}`,
+      `AWS_DEFAULT_REGION=${REGION}`,
+      'AWS_ACCESS_KEY_ID=rig',
+      'AWS_SECRET_ACCESS_KEY=rig',
+      'AWS_EC2_METADATA_DISABLED=true',
+      '',
+    ].join('\n'),
+    '0600',
+  );
   await rig.execOk(node, ['systemctl', 'enable', SSM_AGENT_UNIT]);
   await rig.execOk(node, ['systemctl', 'start', SSM_AGENT_UNIT]);
   // The stand-in logs a failed start; say it here instead.

@@ -20,3 +20,35 @@ export const BACKUP_METRICS = {
   /** Share of the primary's data volume PostgreSQL may still fill (0 when not mounted). */
   dataVolumeFreePercent: 'DataVolumeFreePercent',
 } as const;
+
+/**
+ * The cluster's health at 1-minute resolution. The cluster-metrics function
+ * publishes Patroni's view (dimensions: service, ClusterName, and Member for
+ * per-member figures); each etcd and backend node's collector publishes its
+ * own readings (dimensions: ClusterName, and Node for its heartbeat).
+ */
+export const CLUSTER_METRICS = {
+  namespace: 'PemHa/Cluster',
+  service: 'pem-ha',
+  // From Patroni's REST API (the cluster-metrics function).
+  primaryCount: 'PrimaryCount',
+  membersRunning: 'MembersRunning',
+  timeline: 'Timeline',
+  pendingRestartMembers: 'PendingRestartMembers',
+  paused: 'Paused',
+  /** One per run: the publisher's heartbeat. */
+  publisherRuns: 'PublisherRuns',
+  replicaLagBytes: 'ReplicaLagBytes',
+  replayDelaySeconds: 'ReplayDelaySeconds',
+  dcsLastSeenSeconds: 'DcsLastSeenSeconds',
+  // From the nodes (infra/node/metrics.sh).
+  nodeHeartbeat: 'NodeMetricsPublished',
+  oldestTransactionSeconds: 'OldestTransactionSeconds',
+  xidAge: 'XidAge',
+  connectionsPercent: 'ConnectionsPercent',
+  slotRetainedWalBytes: 'SlotRetainedWalBytes',
+  dataVolumeFreePercent: 'DataVolumeFreePercent',
+  etcdMembersHealthy: 'EtcdMembersHealthy',
+  etcdLeaderPresent: 'EtcdLeaderPresent',
+  etcdDbSizePercent: 'EtcdDbSizePercent',
+} as const;

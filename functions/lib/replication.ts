@@ -14,6 +14,12 @@ export interface PatroniStatus {
   readonly role?: string;
   readonly timeline?: number;
   readonly sync_standby?: boolean;
+  /** Epoch seconds of this member's last successful read of the DCS (Patroni 2.1+). */
+  readonly dcs_last_seen?: number;
+  /** A changed parameter waits for a PostgreSQL restart. */
+  readonly pending_restart?: boolean;
+  /** The cluster is in maintenance mode: Patroni takes no automatic action. */
+  readonly pause?: boolean;
   readonly xlog?: {
     /** The leader's current WAL position, in bytes. */
     readonly location?: number;

@@ -99,6 +99,18 @@ export interface PemHaConfig {
     readonly archiveAgeAlarmSeconds: number;
     readonly ageAlarmHours: number;
   };
+  readonly alarms: {
+    /** @default - no subscription */
+    readonly email?: string;
+    /** @default - a new topic of the cluster's own */
+    readonly topicArn?: string;
+    readonly replayDelaySeconds: number;
+    readonly longTransactionSeconds: number;
+    readonly xidAge: number;
+    readonly connectionsPercent: number;
+    readonly dataVolumeFreePercent: number;
+    readonly pendingRestartHours: number;
+  };
   /** Present only when PEM is enabled: without PEM there is nothing for a web tier to serve. */
   readonly pem?: {
     readonly edbRepoTokenSecretName: string;
@@ -223,6 +235,12 @@ function assemble(
     );
   }
 
+  if (get('alarmEmail') !== undefined && get('alarmTopicArn') !== undefined) {
+    problems.push(
+      `alarmEmail: cannot be given with alarmTopicArn (alarms go to that existing topic: subscribe the address there); got alarmEmail ${describeGiven(get('alarmEmail'))} and alarmTopicArn ${describeGiven(get('alarmTopicArn'))}`,
+    );
+  }
+
   return {
     account: get('account'),
     region,
@@ -260,6 +278,16 @@ function assemble(
       diffSchedule: get<string>('backupDiffSchedule'),
       archiveAgeAlarmSeconds: get('archiveAgeAlarmSeconds'),
       ageAlarmHours: get('backupAgeAlarmHours'),
+    },
+    alarms: {
+      email: get('alarmEmail'),
+      topicArn: get('alarmTopicArn'),
+      replayDelaySeconds: get('replicaReplayDelayAlarmSeconds'),
+      longTransactionSeconds: get('longTransactionAlarmSeconds'),
+      xidAge: get('xidAgeAlarm'),
+      connectionsPercent: get('connectionsAlarmPercent'),
+      dataVolumeFreePercent: get('dataVolumeFreeAlarmPercent'),
+      pendingRestartHours: get('pendingRestartAlarmHours'),
     },
     pem: pemEnabled
       ? {

@@ -328,6 +328,66 @@ export const SETTINGS = {
     max: 8760,
     unit: 'h',
   }),
+  alarmEmail: text({
+    description:
+      "Subscribe this address to the cluster's alarm topic (AWS sends a confirmation mail first). Every alarm notifies the topic when it fires and when it clears.",
+    pattern: /^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$/,
+    allowed: 'one e-mail address',
+  }),
+  alarmTopicArn: text({
+    description:
+      'Send every alarm to this existing SNS topic instead of a new one (its policy must let cloudwatch.amazonaws.com publish, and its KMS key, if any, let CloudWatch use it). Not with alarmEmail: subscribe on that topic.',
+    pattern: /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/,
+    allowed: 'an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:oncall',
+  }),
+  replicaReplayDelayAlarmSeconds: integer({
+    description:
+      "A replica's alarm fires when its replay has stood behind what it received for longer than this (replay paused, or a conflict holding it).",
+    defaultValue: 60,
+    min: 10,
+    max: 86400,
+    unit: 's',
+  }),
+  longTransactionAlarmSeconds: integer({
+    description:
+      'The long-transaction alarm fires when any client transaction on any backend has been open longer than this (it holds back vacuum and, idle, its locks).',
+    defaultValue: 120,
+    min: 30,
+    max: 86400,
+    unit: 's',
+  }),
+  xidAgeAlarm: integer({
+    description:
+      'The wraparound alarm fires when the oldest unfrozen transaction ID of any database (`age(datfrozenxid)`) is older than this; PostgreSQL stops taking writes near 2 billion.',
+    defaultValue: 1000000000,
+    min: 100000000,
+    max: 2000000000,
+    unit: 'transactions',
+  }),
+  connectionsAlarmPercent: integer({
+    description:
+      "The connections alarm fires when a backend's client connections exceed this share of `max_connections`.",
+    defaultValue: 80,
+    min: 10,
+    max: 100,
+    unit: '%',
+  }),
+  dataVolumeFreeAlarmPercent: integer({
+    description:
+      "The data-volume alarm fires when any backend's data volume has less than this share free (readings each minute from every backend).",
+    defaultValue: 15,
+    min: 1,
+    max: 50,
+    unit: '%',
+  }),
+  pendingRestartAlarmHours: integer({
+    description:
+      'The pending-restart alarm fires when a member has waited this long for a restart that applies a changed PostgreSQL parameter (run the rolling upgrade with component os, or restart through Patroni).',
+    defaultValue: 24,
+    min: 1,
+    max: 168,
+    unit: 'h',
+  }),
   pemEnabled: boolean({
     description:
       "Deploy the PEM web tier and install PEM from EDB's repositories. false gives a plain HA PostgreSQL cluster.",

@@ -25,8 +25,6 @@ export interface BackupMonitoringProps {
   readonly archiveAgeAlarmSeconds?: number;
   /** The newest backup may have ended this long ago. @default 30 hours */
   readonly backupAgeAlarmHours?: number;
-  /** The primary's data volume alarms below this share free. @default 10 percent */
-  readonly dataVolumeFreeAlarmPercent?: number;
 }
 
 /** How often the health runbook reads the primary: each alarm period holds one reading. */
@@ -46,7 +44,6 @@ export class BackupMonitoring extends Construct {
   readonly archiveQueueAlarm: cloudwatch.Alarm;
   readonly archiveFailingAlarm: cloudwatch.Alarm;
   readonly backupAgeAlarm: cloudwatch.Alarm;
-  readonly dataVolumeAlarm: cloudwatch.Alarm;
   private readonly clusterName: string;
 
   constructor(scope: Construct, id: string, props: BackupMonitoringProps) {
@@ -55,8 +52,6 @@ export class BackupMonitoring extends Construct {
     const backupAgeHours = props.backupAgeAlarmHours ?? 30;
     checkRange(this, 'archiveAgeAlarmSeconds', archiveAgeSeconds, 30, 86400);
     checkRange(this, 'backupAgeAlarmHours', backupAgeHours, 2, 8760);
-    const volumeFreePercent = props.dataVolumeFreeAlarmPercent ?? 10;
-    checkRange(this, 'dataVolumeFreeAlarmPercent', volumeFreePercent, 1, 50);
     checkRange(this, 'archivePushQueueMaxGiB', props.archivePushQueueMaxGiB, 1, 65536);
     this.clusterName = props.clusterName;
 
@@ -98,18 +93,17 @@ export class BackupMonitoring extends Construct {
       metric: cloudwatch.IMetric,
       threshold: number,
       description: string,
-      comparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData = cloudwatch.TreatMissingData.BREACHING,
     ) =>
       new cloudwatch.Alarm(this, alarmId, {
         alarmDescription: `pem-ha ${props.clusterName}: ${description}`,
         metric,
         threshold,
-        comparisonOperator,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         // Two readings of three: one late or lost run does not page anyone.
         evaluationPeriods: 3,
         datapointsToAlarm: 2,
-        treatMissingData,
+        // No reading (no primary, a failed run, an unreadable repository) is a finding.
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
       });
     this.archiveAgeAlarm = alarm(
       'ArchiveAgeAlarm',
@@ -134,15 +128,6 @@ export class BackupMonitoring extends Construct {
       this.metricHoursSinceLastBackup(),
       backupAgeHours,
       `no backup in the repository ended in the last ${backupAgeHours} hours (or there is none): start the backup runbook with {"type": "full"}.`,
-    );
-    this.dataVolumeAlarm = alarm(
-      'DataVolumeAlarm',
-      this.metricDataVolumeFree(),
-      volumeFreePercent,
-      `less than ${volumeFreePercent} % of the primary's data volume is free: when WAL fills it PostgreSQL stops. Grow the volume (dataVolumeSizeGiB, then deploy) or, once it is full, run the failover runbook (README "When the primary's disk fills").`,
-      cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-      // The archive alarms already page on a missing reading.
-      cloudwatch.TreatMissingData.NOT_BREACHING,
     );
   }
 

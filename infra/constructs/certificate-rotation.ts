@@ -38,7 +38,6 @@ export class CertificateRotation extends Construct {
   /** Root rollover: started by hand, rarely (a new root, every trust file and leaf). */
   readonly rootRollover: sfn.StateMachine;
   readonly expiryAlarm: cloudwatch.Alarm;
-  readonly failureAlarm: cloudwatch.Alarm;
   private readonly clusterName: string;
 
   constructor(scope: Construct, id: string, props: CertificateRotationProps) {
@@ -125,14 +124,6 @@ export class CertificateRotation extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
-    });
-    this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
-      alarmDescription: `pem-ha ${props.clusterName}: a certificate rotation failed, timed out or was aborted`,
-      metric: this.metricFailures(),
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
   }
 

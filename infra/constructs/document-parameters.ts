@@ -32,6 +32,7 @@ export const PATTERNS = {
   hostName: '^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$',
   kmsKeyArn: '^arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:key/[0-9a-f-]{36}$',
   repositoryPath: '^/[a-z][a-z0-9-]{0,62}$',
+  metricsNamespace: '^[A-Za-z][A-Za-z0-9/_-]{0,254}$',
   /** The restore runbook's target, as the restore function normalizes it. */
   restoreTarget: String.raw`^(?:none|latest|time=\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?\+00|lsn=[0-9A-F]{1,8}/[0-9A-F]{1,8}|name=[A-Za-z0-9_.-]{1,63})$`,
   /** A pgBackRest backup label, or latest. */

@@ -1,4 +1,5 @@
 import type { NodeDocumentKind, NodeDocumentsProps } from './node-documents';
+import { CLUSTER_METRICS } from '../../functions/lib/metric-names';
 import { DocumentParameter, PATTERNS as P } from './document-parameters';
 
 /** One document: its scripts, parameters (cluster settings as defaults) and step timeout. */
@@ -175,6 +176,23 @@ export function documentSpecs(
           default: '-',
           allowedPattern: P.base64OrDash,
         },
+      ],
+    },
+    metrics: {
+      description:
+        "pem-ha: the node's metric collector (etcd health, or PostgreSQL's and the data volume's), sending to CloudWatch every minute",
+      scripts: ['metrics.sh'],
+      timeoutSeconds: 300,
+      parameters: [
+        { name: 'Tier', description: 'Node tier', allowedValues: ['etcd', 'backend'] },
+        ...member,
+        clusterName,
+        cluster(
+          'MetricsNamespace',
+          CLUSTER_METRICS.namespace,
+          'CloudWatch namespace of the readings',
+          P.metricsNamespace,
+        ),
       ],
     },
     etcd: {

@@ -16,7 +16,7 @@ export interface NetworkProps {
   readonly encryptionKey: kms.IKey;
 }
 
-/** Interface endpoints nodes need with no internet path: SSM agent, secrets, logs, KMS. */
+/** Interface endpoints nodes need with no internet path: SSM agent, secrets, logs, KMS, metrics. */
 const INTERFACE_ENDPOINTS: ReadonlyArray<[string, ec2.InterfaceVpcEndpointAwsService]> = [
   ['Ssm', ec2.InterfaceVpcEndpointAwsService.SSM],
   ['SsmMessages', ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES],
@@ -24,6 +24,8 @@ const INTERFACE_ENDPOINTS: ReadonlyArray<[string, ec2.InterfaceVpcEndpointAwsSer
   ['SecretsManager', ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER],
   ['Logs', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS],
   ['Kms', ec2.InterfaceVpcEndpointAwsService.KMS],
+  // The nodes' metric collectors: their heartbeat must not depend on the NAT path.
+  ['Monitoring', ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING],
 ];
 
 /**

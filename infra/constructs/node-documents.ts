@@ -22,6 +22,7 @@ export type NodeDocumentKind =
   | 'etcd'
   | 'etcdQuorum'
   | 'failover'
+  | 'metrics'
   | 'patroni'
   | 'backup'
   | 'restore'
@@ -177,6 +178,7 @@ export class NodeDocuments extends Construct {
       etcd: this.run('etcd'),
       patroni: this.run('patroni'),
       backup: this.run('backup'),
+      metrics: this.run('metrics'),
       pemBackend: optional('pemBackend'),
       pemWeb: optional('pemWeb'),
     };

@@ -142,6 +142,7 @@ export class NodeGroup extends Construct implements iam.IGrantable {
       Tags.of(instance).add('pem-ha:node', name);
       const node = { name, instance, privateIp: privateIpAddress ?? instance.instancePrivateIp };
       this.addRecoveryAlarm(node);
+      this.addStatusCheckAlarm(node, props.clusterName);
       return node;
     });
   }
@@ -154,6 +155,39 @@ export class NodeGroup extends Construct implements iam.IGrantable {
       dimensionsMap: { InstanceId: node.instance.instanceId },
       statistic: 'Maximum',
       period: Duration.minutes(1),
+    });
+  }
+
+  /** 1 while any of a node's status checks fails: system, instance or attached EBS. */
+  metricStatusCheckFailed(node: ClusterNode): cloudwatch.MathExpression {
+    const check = (metricName: string) =>
+      new cloudwatch.Metric({
+        namespace: 'AWS/EC2',
+        metricName,
+        dimensionsMap: { InstanceId: node.instance.instanceId },
+        statistic: 'Maximum',
+        period: Duration.minutes(1),
+      });
+    return new cloudwatch.MathExpression({
+      // StatusCheckFailed covers the system and instance checks.
+      expression: 'MAX([checks, ebs])',
+      usingMetrics: {
+        checks: check('StatusCheckFailed'),
+        ebs: check('StatusCheckFailed_AttachedEBS'),
+      },
+      label: `${node.name} status checks failed`,
+      period: Duration.minutes(1),
+    });
+  }
+
+  private addStatusCheckAlarm(node: ClusterNode, clusterName: string) {
+    new cloudwatch.Alarm(this, `${node.instance.node.id}StatusCheckAlarm`, {
+      alarmDescription: `pem-ha ${clusterName}: an EC2 status check of ${node.name} (system, instance or attached EBS) failed for 2 minutes. A system failure is recovered in place by its Recovery alarm; an instance or EBS failure needs a reboot, or the node replacement runbook.`,
+      metric: this.metricStatusCheckFailed(node),
+      threshold: 1,
+      evaluationPeriods: 2,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
   }
 

@@ -31,7 +31,8 @@ export interface RunbookStateMachineProps {
 
 /**
  * A runbook's state machine: traced, every event logged for a year without
- * execution data (state holds names, ids and certificates, never secrets).
+ * execution data (state holds names, ids and certificates, never secrets),
+ * with an alarm on any execution that fails, times out or is aborted.
  */
 export function runbookStateMachine(
   scope: Construct,
@@ -61,6 +62,14 @@ export function runbookStateMachine(
     },
   });
   lock?.lock.guard(stateMachine);
+  new cloudwatch.Alarm(scope, `${id}FailedAlarm`, {
+    alarmDescription: `${props.comment}: an execution failed, timed out or was aborted. Its error names the step and the cause (Step Functions console, or the runbook's log group).`,
+    metric: metricRunbookFailures(stateMachine, 'failed, timed out or aborted executions'),
+    threshold: 1,
+    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    evaluationPeriods: 1,
+    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+  });
   acknowledge(stateMachine.role, [
     ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
     ...[...props.invoked, ...(lock ? [lock.lock.function] : [])].map((fn): Finding => [
@@ -71,19 +80,25 @@ export function runbookStateMachine(
   return stateMachine;
 }
 
-/** A runbook's executions that failed, timed out or were aborted (per day by default). */
+/**
+ * A runbook's executions that failed, timed out or were aborted (per minute
+ * by default). `idSuffix` keeps the metric ids apart when one graph shows
+ * several runbooks.
+ */
 export function metricRunbookFailures(
   stateMachine: sfn.StateMachine,
   label: string,
   props?: cloudwatch.MathExpressionOptions,
+  idSuffix = '',
 ): cloudwatch.MathExpression {
-  const period = props?.period ?? Duration.days(1);
+  const period = props?.period ?? Duration.minutes(1);
+  const [failed, timedOut, aborted] = ['failed', 'timedOut', 'aborted'].map((id) => id + idSuffix);
   return new cloudwatch.MathExpression({
-    expression: 'FILL(failed, 0) + FILL(timedOut, 0) + FILL(aborted, 0)',
+    expression: `FILL(${failed}, 0) + FILL(${timedOut}, 0) + FILL(${aborted}, 0)`,
     usingMetrics: {
-      failed: stateMachine.metricFailed({ period, statistic: cloudwatch.Stats.SUM }),
-      timedOut: stateMachine.metricTimedOut({ period, statistic: cloudwatch.Stats.SUM }),
-      aborted: stateMachine.metricAborted({ period, statistic: cloudwatch.Stats.SUM }),
+      [failed]: stateMachine.metricFailed({ period, statistic: cloudwatch.Stats.SUM }),
+      [timedOut]: stateMachine.metricTimedOut({ period, statistic: cloudwatch.Stats.SUM }),
+      [aborted]: stateMachine.metricAborted({ period, statistic: cloudwatch.Stats.SUM }),
     },
     label,
     ...props,

@@ -29,7 +29,6 @@ export interface ScheduledBackupsProps {
  */
 export class ScheduledBackups extends Construct {
   readonly stateMachine: sfn.StateMachine;
-  readonly failureAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: ScheduledBackupsProps) {
     super(scope, id);
@@ -76,15 +75,6 @@ export class ScheduledBackups extends Construct {
         ],
       });
     }
-
-    this.failureAlarm = new cloudwatch.Alarm(this, 'FailureAlarm', {
-      alarmDescription: `pem-ha ${props.clusterName}: a backup failed, timed out or was aborted (the execution's error names the node and the cause)`,
-      metric: this.metricFailures(),
-      threshold: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
   }
 
   /** Backup executions that failed, timed out or were aborted. */

@@ -163,6 +163,8 @@ hba = [
     # The OS user postgres (Patroni itself, the node documents) as patroni_super.
     "local all patroni_super peer map=pemha_local",
     "local all patroni_super scram-sha-256",
+    # The metric collector's OS user as pem_ha_monitor (pg_monitor, no password).
+    "local postgres pem_ha_monitor peer map=pemha_monitor",
     "hostssl all patroni_super 127.0.0.1/32 scram-sha-256",
     # Patroni reads the timeline over a replication connection to itself.
     "hostssl replication patroni_rep 127.0.0.1/32 scram-sha-256",
@@ -251,7 +253,8 @@ config = {
         # for a spread one (up to 90% of checkpoint_timeout): redundancy back sooner.
         "basebackup": [{"checkpoint": "fast"}],
         "pg_hba": hba,
-        "pg_ident": ["pemha_local postgres patroni_super"],
+        "pg_ident": ["pemha_local postgres patroni_super",
+                     "pemha_monitor pem-ha-metrics pem_ha_monitor"],
     },
     "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False, "nosync": False},
     # Where the kernel offers one: a leader whose Patroni hangs is reset
@@ -469,10 +472,18 @@ GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO patron
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO patroni_rew;
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO patroni_rew;
 GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO patroni_rew;
+DO $$
+BEGIN
+  -- The metric collector's role: reads statistics, owns nothing, no password.
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pem_ha_monitor') THEN
+    CREATE ROLE pem_ha_monitor LOGIN CONNECTION LIMIT 3;
+  END IF;
+END $$;
+GRANT pg_monitor TO pem_ha_monitor;
 SQL
   }
   ensure_roles
-  log "rewind grants in place on the primary"
+  log "rewind grants and the monitoring role in place on the primary"
   converge_dynamic
 else
   role=replica

@@ -25,7 +25,11 @@ import { PrimaryFailover } from '../constructs/primary-failover';
 import { WebTier } from '../constructs/web-tier';
 import { LiveSettings } from '../constructs/live-settings';
 import { clusterInventory } from '../workflows/inventory';
-import { addStackOutputs } from './stack-outputs';
+import { AlarmTopic } from '../constructs/alarm-topic';
+import { ClusterMonitoring } from '../constructs/cluster-monitoring';
+import { ClusterDashboard } from '../constructs/cluster-dashboard';
+import { walBudget } from '../constructs/document-specs';
+import { addStackOutputs, stackRunbooks } from './stack-outputs';
 
 export interface PemHaStackProps extends StackProps {
   readonly config: PemHaConfig;
@@ -47,9 +51,13 @@ export class PemHaStack extends Stack {
   readonly bootstrap: BootstrapFlow;
   readonly rotation: CertificateRotation;
   readonly upgrade: RollingUpgrade;
+  readonly monitoring: ClusterMonitoring;
+  readonly alarmTopic: AlarmTopic;
 
   constructor(scope: Construct, id: string, props: PemHaStackProps) {
-    super(scope, id, props);
+    // Compact JSON: the runbooks' definitions and the documents' scripts make
+    // a large template, and CloudFormation takes at most 1 MB.
+    super(scope, id, { suppressTemplateIndentation: true, ...props });
     const { config } = props;
     new DeployedSettingsGuard(this, 'DeployedSettings', { config });
     if (config.backend.packageSource === 'os' && config.amiFamily === 'debian-12') {
@@ -274,6 +282,47 @@ export class PemHaStack extends Stack {
     });
     this.backend.allowPatroniClient(this.failover, 'the failover runbook reading and failing over');
 
-    addStackOutputs(this, secrets.secretNames);
+    this.monitoring = new ClusterMonitoring(this, 'Monitoring', {
+      clusterName: config.clusterName,
+      backends: this.backend.nodes.map((node) => ({ name: node.name, address: node.privateIp })),
+      etcdMembers: this.etcd.nodes.map((node) => node.name),
+      pki,
+      vpc: network.vpc,
+      subnets: { subnets: [...network.privateSubnets] },
+      thresholds: {
+        ...config.alarms,
+        replicaMaxLagBytes: config.healthCheck.replicaMaxLagBytes,
+        // Half of max_slot_wal_keep_size: the alarm comes before the slot is dropped.
+        slotRetainedWalBytes:
+          (walBudget(config.backend.dataVolumeSizeGiB).maxSlotWalKeepMib / 2) * 1024 * 1024,
+      },
+    });
+    this.backend.allowPatroniClient(this.monitoring, 'the cluster-metrics function');
+    this.monitoring.grantPublishNodeMetrics(this.etcd.group.role);
+    this.monitoring.grantPublishNodeMetrics(this.backend.group.role);
+
+    const dashboard = new ClusterDashboard(this, 'Dashboard', {
+      clusterName: config.clusterName,
+      monitoring: this.monitoring,
+      endpoints: this.endpoints,
+      web: this.web,
+      backupMonitoring: this.backupMonitoring,
+      rotation: this.rotation,
+      runbooks: stackRunbooks(this),
+    });
+
+    // Last: every alarm above, in any construct, notifies the topic.
+    this.alarmTopic = new AlarmTopic(this, 'AlarmTopic', {
+      clusterName: config.clusterName,
+      encryptionKey: secrets.key,
+      email: config.alarms.email,
+      topicArn: config.alarms.topicArn,
+    });
+    this.alarmTopic.notifyEveryAlarm(this);
+
+    addStackOutputs(this, secrets.secretNames, {
+      dashboardUrl: dashboard.url,
+      alarmTopicArn: this.alarmTopic.topic.topicArn,
+    });
   }
 }

@@ -16,6 +16,7 @@ export interface BootstrapDefinitionProps {
     readonly etcd: DocumentRun;
     readonly patroni: DocumentRun;
     readonly backup: DocumentRun;
+    readonly metrics: DocumentRun;
     /** @default - no PEM steps */
     readonly pemBackend?: DocumentRun;
     /** @default - no PEM web step */
@@ -49,7 +50,8 @@ const NODE = {
 /**
  * The bootstrap runbook: cluster CA, then on every node OS preparation and
  * certificates (with their expiry published), then etcd (all members at once), the Patroni leader, the
- * replicas one by one, the backup stanza, PEM on the backends and the web tier. Every step is
+ * replicas one by one, the backup stanza, the etcd and backend nodes' metric collectors, PEM on
+ * the backends and the web tier. Every step is
  * idempotent, so a second execution changes nothing. Any failure ends in
  * `Bootstrap failed` with the task's named error and cause.
  */
@@ -92,6 +94,7 @@ export function bootstrapDefinition(
     leader: [leader],
     replicas,
     backend: inventory.backend,
+    monitored: [...inventory.etcd, ...inventory.backend],
     web: inventory.web,
   };
   const startState = inventoryState(scope, groups);
@@ -143,6 +146,13 @@ export function bootstrapDefinition(
     MemberAddress: NODE.address,
   });
   chain = chain.next(forEach('Backup repository', 'backend', stanza));
+  // Once the monitoring role exists on the primary: the collectors read with it.
+  const collector = run('Install metric collector', documents.metrics, {
+    Tier: sfn.JsonPath.stringAt(nodeField('tier')),
+    MemberName: NODE.name,
+    MemberAddress: NODE.address,
+  });
+  chain = chain.next(forEach('Metric collectors', 'monitored', collector));
   if (documents.pemBackend) {
     // All at once: a standby's run waits until the primary's has finished.
     const pemBackend = run('Configure PEM backend', documents.pemBackend, {

@@ -2,7 +2,7 @@
  * One local endpoint for the AWS services the handlers and node scripts call,
  * so they reach it unchanged through AWS_ENDPOINT_URL_<SERVICE>: SSM and
  * Secrets Manager (AWS JSON 1.1), Step Functions (AWS JSON 1.0), EC2 (EC2
- * query) and Elastic Load Balancing v2 (AWS query).
+ * query), Elastic Load Balancing v2 and CloudWatch's PutMetricData (AWS query).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import type { AddressInfo } from 'node:net';
 import { describeInstances, EC2_VERSION, ec2Error, LocalInstance } from './ec2';
 import { describeTargetHealth, ELBV2_VERSION, queryError, TargetHealthLookup } from './elbv2';
+import { CLOUDWATCH_VERSION, LocalMetrics } from './cloudwatch';
 import { LocalExecutions } from './sfn';
 import { AgentReport, AwsError, LocalSsm } from './ssm';
 import { LocalRootVolumes, RootVolumeReplacer } from './root-volumes';
@@ -29,6 +30,7 @@ export function localAwsEndpoints(url: string): Record<string, string> {
     AWS_ENDPOINT_URL_SFN: url,
     AWS_ENDPOINT_URL_EC2: url,
     AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2: url,
+    AWS_ENDPOINT_URL_CLOUDWATCH: url,
   };
 }
 
@@ -56,6 +58,8 @@ export class LocalAws {
   readonly ssm: LocalSsm;
   /** The executions DescribeExecution reports: the rig's runbook runner records them here. */
   readonly executions: LocalExecutions;
+  /** What the nodes' collectors (PutMetricData) and the functions (EMF) published. */
+  readonly metrics = new LocalMetrics();
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly server: Server;
   private readonly rootVolumes: LocalRootVolumes;
@@ -209,6 +213,8 @@ export class LocalAws {
         return this.rootVolumes.create(params, requestId);
       case `${EC2_VERSION}/DescribeReplaceRootVolumeTasks`:
         return this.rootVolumes.describe(params, requestId);
+      case `${CLOUDWATCH_VERSION}/PutMetricData`:
+        return this.metrics.putMetricData(params, requestId);
       case `${ELBV2_VERSION}/DescribeTargetHealth`:
         return describeTargetHealth(
           params,

@@ -114,6 +114,17 @@ const BAD_VALUES: Record<SettingName, { raw: unknown; given: string }> = {
   backupDiffSchedule: { raw: 'cron(daily)', given: '"cron(daily)"' },
   archiveAgeAlarmSeconds: { raw: 10, given: '10' },
   backupAgeAlarmHours: { raw: 1.5, given: '1.5' },
+  alarmEmail: { raw: 'oncall', given: '"oncall"' },
+  alarmTopicArn: {
+    raw: 'arn:aws:sqs:eu-west-1:123456789012:q',
+    given: '"arn:aws:sqs:eu-west-1:123456789012:q"',
+  },
+  replicaReplayDelayAlarmSeconds: { raw: 5, given: '5' },
+  longTransactionAlarmSeconds: { raw: '2m', given: '"2m"' },
+  xidAgeAlarm: { raw: 3000000000, given: '3000000000' },
+  connectionsAlarmPercent: { raw: 101, given: '101' },
+  dataVolumeFreeAlarmPercent: { raw: 0, given: '0' },
+  pendingRestartAlarmHours: { raw: 169, given: '169' },
 };
 
 describe('loadConfig', () => {
@@ -165,6 +176,14 @@ describe('loadConfig', () => {
           archiveAgeAlarmSeconds: 300,
           ageAlarmHours: 30,
         },
+        alarms: {
+          replayDelaySeconds: 60,
+          longTransactionSeconds: 120,
+          xidAge: 1000000000,
+          connectionsPercent: 80,
+          dataVolumeFreePercent: 15,
+          pendingRestartHours: 24,
+        },
         pem: {
           edbRepoTokenSecretName: 'pem-ha/edb-repo-token',
           web: { nodeCount: 2, instanceType: 't3.medium', internetFacing: false, clientCidrs: [] },
@@ -198,6 +217,25 @@ describe('loadConfig', () => {
       const config = load({ etcdNodeCount: null });
       // Then the default applies
       expect(config.etcd.nodeCount).toBe(3);
+    });
+  });
+
+  describe('alarm notifications', () => {
+    it('refuses an e-mail address beside an existing topic', () => {
+      // Given both an address to subscribe and an existing topic
+      const error = configErrorOf({
+        alarmEmail: 'oncall@example.com',
+        alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:oncall',
+      });
+      // Then the address is refused, naming both values
+      expect(error.problems).toEqual([
+        'alarmEmail: cannot be given with alarmTopicArn (alarms go to that existing topic: subscribe the address there); got alarmEmail "oncall@example.com" and alarmTopicArn "arn:aws:sns:eu-west-1:123456789012:oncall"',
+      ]);
+    });
+
+    it('takes either one alone, and neither by default', () => {
+      expect(load({ alarmEmail: 'oncall@example.com' }).alarms.email).toBe('oncall@example.com');
+      expect(load({}).alarms).toMatchObject({ email: undefined, topicArn: undefined });
     });
   });
 

@@ -33,7 +33,7 @@ describe('backup monitoring in the template', () => {
     expect(rules.map((rule) => rule.ScheduleExpression)).toEqual(['rate(5 minutes)']);
   });
 
-  test('Given the defaults, then archive age, queue, failures and backup age each have an alarm that breaches on missing data, and the data volume one below 10 % free', () => {
+  test('Given the defaults, then archive age, queue, failures and backup age each have an alarm that breaches on missing data', () => {
     expect(
       Object.entries(alarms).map(([name, alarm]) => [
         name,
@@ -46,8 +46,6 @@ describe('backup monitoring in the template', () => {
       ['ArchiveQueueBytes', 25 * 1024 ** 3, 'breaching'],
       ['ArchiveFailing', 1, 'breaching'],
       ['HoursSinceLastBackup', 30, 'breaching'],
-      // The archive alarms page on a missing reading already.
-      ['DataVolumeFreePercent', 10, 'notBreaching'],
     ]);
   });
 

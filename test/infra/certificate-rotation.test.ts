@@ -32,6 +32,7 @@ describe('certificate rotation in the template', () => {
       'RunbooksSignCertificatesRole',
     ]);
     expect(readersOf(template, 'PkiTrust')).toEqual([
+      'MonitoringPublisherRole',
       'PrimaryFailoverFailoverStepsRole',
       'RollingUpgradeUpgradeStepsRole',
       'RunbooksClusterCaRole',

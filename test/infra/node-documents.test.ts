@@ -45,6 +45,7 @@ describe('node documents', () => {
       'pem-ha-etcd',
       'pem-ha-etcd-quorum',
       'pem-ha-failover',
+      'pem-ha-metrics',
       'pem-ha-patroni',
       'pem-ha-pem-backend',
       'pem-ha-pem-web',
@@ -144,14 +145,24 @@ describe('node documents', () => {
     },
   );
 
-  test('Given the synthesized scripts, then shellcheck finds nothing in any of them', () => {
+  test('Given the synthesized scripts, then shellcheck finds nothing in any of them, nor in the scripts they install', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pem-ha-docs-'));
     try {
-      const files = [...DEFAULT_DOCUMENTS].map(([name, content]) => {
-        const file = join(dir, `${name}.sh`);
-        writeFileSync(file, scriptOf(content));
-        return file;
+      const files = [...DEFAULT_DOCUMENTS].flatMap(([name, content]) => {
+        const script = scriptOf(content);
+        // A quoted heredoc that starts with a shebang is a script the document installs.
+        const installed = [...script.matchAll(/<<'([A-Z]+)'\n(#!\/bin\/bash\n[\s\S]*?)\n\1\n/g)];
+        const texts: [string, string][] = [
+          [name, script],
+          ...installed.map(([, marker, text]): [string, string] => [`${name}-${marker}`, text]),
+        ];
+        return texts.map(([file, text]) => {
+          const path = join(dir, `${file}.sh`);
+          writeFileSync(path, text);
+          return path;
+        });
       });
+      expect(files.some((file) => file.endsWith('pem-ha-metrics-COLLECTOR.sh'))).toBe(true);
       // Throws with shellcheck's report when it finds anything (exit code 1).
       const report = execFileSync('shellcheck', ['--severity=style', ...files], {
         encoding: 'utf8',

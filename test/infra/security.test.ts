@@ -71,7 +71,7 @@ describe('network exposure', () => {
     ]);
   });
 
-  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier, the cluster status, upgrade and failover functions and peers, and pgBackRest only from peers', () => {
+  it('admits PostgreSQL and Patroni REST only from the NLB, the web tier, the cluster status, upgrade, failover and cluster-metrics functions and peers, and pgBackRest only from peers', () => {
     const { template } = synthStack();
     const backend = groupIdOf(template, 'Patroni/PostgreSQL');
     const nlb = groupIdOf(template, 'database endpoints');
@@ -79,6 +79,7 @@ describe('network exposure', () => {
     const clusterStatus = groupIdOf(template, 'pem-ha cluster-status function');
     const upgrade = groupIdOf(template, 'pem-ha upgrade function');
     const failover = groupIdOf(template, 'pem-ha failover function');
+    const metrics = groupIdOf(template, 'pem-ha cluster-metrics function');
     const intoBackend = ingressRules(template)
       .filter((rule) => rule.group === backend)
       .map((rule) => `${rule.FromPort} from ${sourceOf(rule) ?? rule.CidrIp}`)
@@ -93,6 +94,7 @@ describe('network exposure', () => {
         `8008 from ${clusterStatus}`,
         `8008 from ${upgrade}`,
         `8008 from ${failover}`,
+        `8008 from ${metrics}`,
         // pgBackRest's TLS server: backups on a replica reach the primary, from backends only.
         `8432 from ${backend}`,
       ].sort(),
@@ -197,6 +199,7 @@ describe('designed flows: what the security groups allow, and nothing else', () 
         'cluster-status function -> backend:8008',
         'upgrade function -> backend:8008',
         'failover function -> backend:8008',
+        'cluster-metrics function -> backend:8008',
       ].sort(),
     );
   });
@@ -213,7 +216,7 @@ describe('designed flows: what the security groups allow, and nothing else', () 
     // Then the database clients reach the NLB (and the multi-host string the backends),
     // browsers reach the ALB, and the VPC reaches only the interface endpoints
     const endpointRules = fromCidrs.filter((flow) => flow.includes('vpc endpoint'));
-    expect(endpointRules).toHaveLength(6);
+    expect(endpointRules).toHaveLength(7);
     for (const flow of endpointRules) expect(flow).toBe('10.40.0.0/16 -> vpc endpoint:443');
     expect(fromCidrs.filter((flow) => !flow.includes('vpc endpoint'))).toEqual(
       [
@@ -237,6 +240,7 @@ function tierNameOf(description: string): string {
     [/cluster-status function/, 'cluster-status function'],
     [/upgrade function/, 'upgrade function'],
     [/failover function/, 'failover function'],
+    [/cluster-metrics function/, 'cluster-metrics function'],
     [/\/Network\/Vpc\//, 'vpc endpoint'],
   ];
   return known.find(([pattern]) => pattern.test(description))?.[1] ?? description;

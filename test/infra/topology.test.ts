@@ -171,7 +171,7 @@ describe('web tier', () => {
 });
 
 describe('network', () => {
-  it('creates a VPC over three AZs with endpoints for SSM, secrets, logs and KMS, and flow logs', () => {
+  it('creates a VPC over three AZs with endpoints for SSM, secrets, logs, KMS and metrics, and flow logs', () => {
     const { template } = synthStack();
     template.resourceCountIs('AWS::EC2::VPC', 1);
     template.resourcePropertiesCountIs('AWS::EC2::Subnet', { MapPublicIpOnLaunch: false }, 3);
@@ -182,6 +182,7 @@ describe('network', () => {
       'ec2messages',
       'kms',
       'logs',
+      'monitoring',
       's3',
       'secretsmanager',
       'ssm',

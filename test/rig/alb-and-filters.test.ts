@@ -104,7 +104,9 @@ describe('packet filters from the synthesized security groups', () => {
         '10.40.3.100 -> 5432',
         '10.40.3.100 -> 8008',
         '10.40.3.30, 10.40.4.30 -> 5432',
-        // The host runs the functions in the VPC: the cluster status, upgrade and failover steps.
+        // The host runs the functions in the VPC: the cluster status, upgrade and failover
+        // steps, and the cluster-metrics publisher.
+        '10.40.255.254 -> 8008',
         '10.40.255.254 -> 8008',
         '10.40.255.254 -> 8008',
         '10.40.255.254 -> 8008',
