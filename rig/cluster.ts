@@ -400,6 +400,11 @@ export class RigCluster {
     return (output as { health: BackupHealth }).health;
   }
 
+  /** The cloud assembly the rig runs (its functions' bundles). */
+  get assemblyDirectory(): string {
+    return this.assemblyDir;
+  }
+
   /** What the template's Ref and GetAtt resolve to on this rig. */
   get resourceValues() {
     return rigResourceValues(this.plan, this.template, { region: REGION, accountId: ACCOUNT });

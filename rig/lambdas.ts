@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import type { StateMachineDefinition, SynthesizedTemplate } from './template';
 
-type Handler = (event: unknown, context: unknown) => Promise<unknown>;
+export type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 export type LocalTaskHandlers = Record<string, (input: never) => Promise<never>>;
 
 const LAMBDA_INVOKE = 'arn:aws:states:::lambda:invoke';
@@ -30,7 +30,7 @@ export function allStates(
  * What Lambda passes beside the event, as far as the handlers read it
  * (Powertools' logger puts it on every line): one request id per invocation.
  */
-function invocationContext(functionArn: string, properties: Record<string, unknown> = {}) {
+export function invocationContext(functionArn: string, properties: Record<string, unknown> = {}) {
   const deadline = Date.now() + Number(properties.Timeout ?? 3) * 1000;
   return {
     functionName: functionArn.split(':function:')[1],
@@ -52,6 +52,44 @@ export interface BindOptions {
 }
 
 /**
+ * A template function's handler, loaded fresh from its bundle in the cloud
+ * assembly, its environment given to `setEnvironment` first (a bundle makes
+ * its SDK clients when loaded, from the environment at that moment).
+ */
+export function bundledHandler(
+  template: SynthesizedTemplate,
+  logicalId: string,
+  options: Pick<BindOptions, 'assemblyDir' | 'resolveEnvironment'> & {
+    readonly setEnvironment?: (name: string, value: string) => void;
+  },
+): Handler {
+  const resource = template.Resources[logicalId];
+  const assetPath = resource?.Metadata?.['aws:asset:path'];
+  const handlerName = String(resource?.Properties?.Handler ?? '');
+  if (resource?.Type !== 'AWS::Lambda::Function' || typeof assetPath !== 'string') {
+    throw new Error(`task function ${logicalId} is not a bundled Lambda function in the template`);
+  }
+  const variables = options.resolveEnvironment(
+    ((resource.Properties?.Environment as { Variables?: Record<string, unknown> }) ?? {})
+      .Variables ?? {},
+  );
+  const setEnvironment =
+    options.setEnvironment ?? ((name: string, value: string) => (process.env[name] = value));
+  for (const [name, value] of Object.entries(variables)) setEnvironment(name, value);
+  const [file, exportName] = handlerName.split('.');
+  const bundle = join(options.assemblyDir, assetPath, `${file}.js`);
+  // A fresh instance per rig: bundles make their SDK clients when loaded.
+  delete require.cache[require.resolve(bundle)];
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const module = require(bundle) as Record<string, Handler>;
+  const handler = module[exportName];
+  if (typeof handler !== 'function') {
+    throw new Error(`${assetPath}/${file}.js exports no ${exportName}`);
+  }
+  return handler;
+}
+
+/**
  * Task handlers for aws-local-stepfunctions keyed by state name. The
  * functions' environments are merged into this process's: two functions
  * giving one variable different values is refused (they share a process here).
@@ -67,38 +105,19 @@ export function bindLambdaTasks(
   const load = (logicalId: string): Handler => {
     const cached = loaded.get(logicalId);
     if (cached) return cached;
-    const resource = template.Resources[logicalId];
-    const assetPath = resource?.Metadata?.['aws:asset:path'];
-    const handlerName = String(resource?.Properties?.Handler ?? '');
-    if (resource?.Type !== 'AWS::Lambda::Function' || typeof assetPath !== 'string') {
-      throw new Error(
-        `task function ${logicalId} is not a bundled Lambda function in the template`,
-      );
-    }
-    const variables = options.resolveEnvironment(
-      ((resource.Properties?.Environment as { Variables?: Record<string, unknown> }) ?? {})
-        .Variables ?? {},
-    );
-    for (const [name, value] of Object.entries(variables)) {
-      const earlier = environment.get(name);
-      if (earlier && earlier.value !== value) {
-        throw new Error(
-          `functions ${earlier.from} and ${logicalId} set ${name} differently; the rig runs them in one process`,
-        );
-      }
-      environment.set(name, { value, from: logicalId });
-      process.env[name] = value;
-    }
-    const [file, exportName] = handlerName.split('.');
-    const bundle = join(options.assemblyDir, assetPath, `${file}.js`);
-    // A fresh instance per rig: bundles make their SDK clients when loaded,
-    // from the endpoints in the environment at that moment.
-    delete require.cache[require.resolve(bundle)];
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const module = require(bundle) as Record<string, Handler>;
-    const handler = module[exportName];
-    if (typeof handler !== 'function')
-      throw new Error(`${assetPath}/${file}.js exports no ${exportName}`);
+    const handler = bundledHandler(template, logicalId, {
+      ...options,
+      setEnvironment: (name, value) => {
+        const earlier = environment.get(name);
+        if (earlier && earlier.value !== value) {
+          throw new Error(
+            `functions ${earlier.from} and ${logicalId} set ${name} differently; the rig runs them in one process`,
+          );
+        }
+        environment.set(name, { value, from: logicalId });
+        process.env[name] = value;
+      },
+    });
     loaded.set(logicalId, handler);
     return handler;
   };

@@ -48,6 +48,9 @@ export async function installSsmAgent(
       'AWS_ACCESS_KEY_ID=rig',
       'AWS_SECRET_ACCESS_KEY=rig',
       'AWS_EC2_METADATA_DISABLED=true',
+      // Every 5 minutes unless a test watches the alarms (cloudwatch-feed.ts sets the pace):
+      // eight collectors a minute would take CPU from the HA loops the other tests time.
+      'INTERVAL_SECONDS=300',
       '',
     ].join('\n'),
     '0600',

@@ -7,29 +7,19 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { CLUSTER_METRICS as M } from '../../functions/lib/metric-names';
 import { ClusterPki } from './cluster-pki';
+import {
+  AlarmOptions,
+  ClusterAlarmThresholds,
+  clusterThresholds,
+  DCS_NOT_SEEN_SECONDS,
+  ETCD_DB_PERCENT,
+  pascal,
+} from './cluster-thresholds';
 import { checkRange } from './errors';
 import { acknowledge } from './nag';
 import { TaskFunction } from './task-function';
 
-/** The thresholds a user may set (README "Alarms"). */
-export interface ClusterAlarmThresholds {
-  /** A replica replaying more bytes behind the leader than this. */
-  readonly replicaMaxLagBytes: number;
-  /** @default 60 */
-  readonly replayDelaySeconds?: number;
-  /** @default 120 */
-  readonly longTransactionSeconds?: number;
-  /** @default 1,000,000,000 */
-  readonly xidAge?: number;
-  /** @default 80 */
-  readonly connectionsPercent?: number;
-  /** @default 15 */
-  readonly dataVolumeFreePercent?: number;
-  /** @default 24 */
-  readonly pendingRestartHours?: number;
-  /** WAL a replication slot may hold (half of max_slot_wal_keep_size, past which it is dropped). */
-  readonly slotRetainedWalBytes: number;
-}
+export type { ClusterAlarmThresholds };
 
 export interface ClusterMonitoringProps {
   readonly clusterName: string;
@@ -44,10 +34,6 @@ export interface ClusterMonitoringProps {
 }
 
 const MINUTE = Duration.minutes(1);
-/** A DCS not read for longer than this: Patroni's HA loop is stuck or etcd unreachable. */
-const DCS_NOT_SEEN_SECONDS = 30;
-/** etcd's database against its quota (past it, etcd takes no writes: Patroni loses its leader key). */
-const ETCD_DB_PERCENT = 80;
 
 /**
  * The cluster's health as 1-minute metrics with alarms: a function reads
@@ -64,20 +50,9 @@ export class ClusterMonitoring extends Construct implements ec2.IConnectable {
 
   constructor(scope: Construct, id: string, props: ClusterMonitoringProps) {
     super(scope, id);
-    const t = props.thresholds;
-    const replayDelay = t.replayDelaySeconds ?? 60;
-    const longTransaction = t.longTransactionSeconds ?? 120;
-    const xidAge = t.xidAge ?? 1_000_000_000;
-    const connections = t.connectionsPercent ?? 80;
-    const volumeFree = t.dataVolumeFreePercent ?? 15;
-    const pendingRestartHours = t.pendingRestartHours ?? 24;
-    checkRange(this, 'thresholds.replayDelaySeconds', replayDelay, 10, 86400);
-    checkRange(this, 'thresholds.longTransactionSeconds', longTransaction, 30, 86400);
-    checkRange(this, 'thresholds.xidAge', xidAge, 100_000_000, 2_000_000_000);
-    checkRange(this, 'thresholds.connectionsPercent', connections, 10, 100);
-    checkRange(this, 'thresholds.dataVolumeFreePercent', volumeFree, 1, 50);
-    checkRange(this, 'thresholds.pendingRestartHours', pendingRestartHours, 1, 168);
-    checkRange(this, 'thresholds.slotRetainedWalBytes', t.slotRetainedWalBytes, 1, 2 ** 50);
+    const t = clusterThresholds(this, props.thresholds);
+    const { replayDelay, longTransaction, xidAge, connections, volumeFree, pendingRestartHours } =
+      t;
     checkRange(this, 'backends.length', props.backends.length, 1, 9);
     checkRange(this, 'etcdMembers.length', props.etcdMembers.length, 1, 9);
     this.clusterName = props.clusterName;
@@ -150,9 +125,8 @@ export class ClusterMonitoring extends Construct implements ec2.IConnectable {
       metric: this.metric(M.membersRunning, { statistic: cloudwatch.Stats.MINIMUM }),
       threshold: backendCount,
       comparison: below,
-      periods: 2,
       missing: breaching,
-      description: `fewer than ${backendCount} members run PostgreSQL (2 readings): redundancy is lost. See the NodeSilent alarms and \`patronictl list\`; a lost node is replaced by the node replacement runbook.`,
+      description: `fewer than ${backendCount} members run PostgreSQL: redundancy is lost (a planned restart in a rolling upgrade shows here for a minute). See the NodeSilent alarms and \`patronictl list\`; a lost node is replaced by the node replacement runbook.`,
     });
     alarm('PendingRestartAlarm', {
       metric: this.metric(M.pendingRestartMembers, {
@@ -302,21 +276,3 @@ const PUBLISHER_METRICS: ReadonlySet<string> = new Set([
   M.replayDelaySeconds,
   M.dcsLastSeenSeconds,
 ]);
-
-interface AlarmOptions {
-  readonly metric: cloudwatch.IMetric;
-  readonly threshold: number;
-  readonly description: string;
-  /** @default GREATER_THAN_THRESHOLD */
-  readonly comparison?: cloudwatch.ComparisonOperator;
-  /** @default 1 */
-  readonly periods?: number;
-  /** @default every period */
-  readonly datapoints?: number;
-  /** @default NOT_BREACHING: another alarm (a heartbeat) reports silence */
-  readonly missing?: cloudwatch.TreatMissingData;
-}
-
-/** backend-1 -> Backend1: a readable construct id per node. */
-const pascal = (name: string) =>
-  name.replace(/(^|-)([a-z0-9])/g, (_, __, c: string) => c.toUpperCase());

@@ -21,6 +21,11 @@ export interface Datapoint {
 export class LocalMetrics {
   private readonly points: Datapoint[] = [];
 
+  /** Every datapoint recorded, oldest first. */
+  all(): readonly Datapoint[] {
+    return this.points;
+  }
+
   /** Every datapoint of `metricName` whose dimensions include `dimensions`. */
   datapoints(metricName: string, dimensions: Record<string, string> = {}): Datapoint[] {
     return this.points.filter(
@@ -28,6 +33,11 @@ export class LocalMetrics {
         point.metricName === metricName &&
         Object.entries(dimensions).every(([name, value]) => point.dimensions[name] === value),
     );
+  }
+
+  /** A datapoint AWS itself publishes (EC2, the NLB, Step Functions: the rig plays them). */
+  record(point: Datapoint): void {
+    this.points.push(point);
   }
 
   putMetricData(params: URLSearchParams, requestId: string): string {

@@ -87,6 +87,10 @@ export class LocalExecutions implements ExecutionRecorder {
   }
 
   /** Every execution, oldest first, as the journal (or this process) recorded them. */
+  list(): Execution[] {
+    return this.executions();
+  }
+
   private executions(): Execution[] {
     const entries = this.journal
       ? existsSync(this.journal)

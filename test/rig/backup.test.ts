@@ -5,6 +5,7 @@
  * rebuilt from the repository (or from the primary when it is unreachable).
  */
 import { RigCluster } from '../../rig/cluster';
+import { alarmTests, ALARM_TEST_SETTINGS } from './alarms';
 import { fullDiskTests } from './full-disk';
 import { STORAGE_NODE } from '../../rig/object-storage/object-storage';
 import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
@@ -185,8 +186,11 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
     // No PEM: the web tier plays no part in backups, and the suite runs faster without it.
     rig = await upTestRig('bak', '10.46.0.0/16', {
       pem: false,
-      // Low enough for a 45-second outage to cross it.
-      extra: { archiveAgeAlarmSeconds: String(ARCHIVE_AGE_ALARM_SECONDS) },
+      // Low enough for a 45-second outage to cross it; the alarm tests' own.
+      extra: {
+        archiveAgeAlarmSeconds: String(ARCHIVE_AGE_ALARM_SECONDS),
+        ...ALARM_TEST_SETTINGS,
+      },
     });
     await waitForHealthyReplication(rig);
   }, 900_000);
@@ -426,5 +430,7 @@ suite('backup repository (rig, real pgBackRest and S3 stand-in)', () => {
   }, 900_000);
 
   // Last: it moves the primary and leaves the old one's space reserve released.
+  alarmTests(() => rig);
+
   fullDiskTests(() => rig);
 });

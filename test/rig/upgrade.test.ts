@@ -118,7 +118,12 @@ suite('rolling upgrade on the local cluster (synthesized state machine, real pac
         `Debian serves one PostgreSQL 15 minor (${served.old}) today: this suite asserts on a real minor change, never on a re-versioned copy`,
       );
     }
-    rig = await upTestRig('upg', '10.51.0.0/16', { fastPatroni: false, family: 'debian-12' });
+    // No PEM: the upgrade's components are the backends' and etcd's; the web tier plays no part.
+    rig = await upTestRig('upg', '10.51.0.0/16', {
+      fastPatroni: false,
+      family: 'debian-12',
+      pem: false,
+    });
     await waitForHealthyReplication(rig);
     await endpointQueryOn(
       rig,

@@ -1,0 +1,79 @@
+/**
+ * Time to alarm: for each fault issue 17 names, the seconds from the fault to
+ * its alarm's ALARM state, with CloudWatch's real 60 s periods and the
+ * default thresholds (the template's alarms evaluated over what the rig's
+ * collectors, cluster-metrics function and AWS stand-ins publish). Goals: at
+ * most 2 minutes for a lost primary or member, at most 5 for the rest.
+ *
+ *   npm run bench:alarms -- [--runs 3] [--period 60]
+ */
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { alarmFaults, runFaultRound } from '../rig/alarm-faults';
+import { AlarmWatch } from '../rig/alarm-watch';
+import { RigCluster } from '../rig/cluster';
+import { waitForHealthyReplication } from '../rig/patroni';
+import { printTable, runsOption } from './probes';
+
+const RIG = 'balm';
+const HOUR = 3_600_000;
+
+async function benchmark(runs: number, periodSeconds: number) {
+  const log = (m: string) => console.log(`[${new Date().toISOString()}] ${m}`);
+  await RigCluster.downByName(RIG);
+  const rig = await RigCluster.up({
+    name: RIG,
+    vpcCidr: '10.55.0.0/16',
+    fastPatroni: true,
+    pem: false,
+  });
+  const results = new Map<string, number[]>();
+  let watch: AlarmWatch | undefined;
+  try {
+    await waitForHealthyReplication(rig);
+    watch = await AlarmWatch.start(rig, periodSeconds);
+    const faults = alarmFaults(
+      () => rig,
+      () => watch!.alarm('Monitoring/DataVolumeAlarm').threshold,
+    );
+    log('waiting for every alarm to be OK');
+    await watch.allOk(HOUR);
+    for (let run = 1; run <= runs; run++) {
+      // One fault at a time: each time is its own, with nothing else going on.
+      for (const fault of faults.flat()) {
+        log(`run ${run}: ${fault.name}`);
+        const { timings, okSeconds } = await runFaultRound(watch, [fault], HOUR);
+        for (const { alarm, seconds } of timings) {
+          const key = `${fault.name}: ${alarm}`;
+          results.set(key, [...(results.get(key) ?? []), seconds]);
+          log(`  ${alarm} ALARM after ${seconds.toFixed(1)} s`);
+        }
+        log(`  every alarm OK ${okSeconds.toFixed(1)} s after it was undone`);
+      }
+    }
+    return results;
+  } finally {
+    await watch?.stop();
+    await rig.down();
+  }
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: { runs: { type: 'string', default: '3' }, period: { type: 'string', default: '60' } },
+  });
+  const runs = runsOption(values.runs);
+  const period = Number(values.period);
+  if (!Number.isInteger(period) || period < 5 || period > 60)
+    throw new Error(`--period must be an integer from 5 to 60 seconds; got ${values.period}`);
+  console.log(`${cpus().length} cores; ${runs} run(s); one CloudWatch minute lasts ${period} s`);
+  printTable(
+    await benchmark(runs, period),
+    '\nSeconds from the fault to the alarm in ALARM (default thresholds)',
+  );
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});
