@@ -31,11 +31,12 @@ module.exports = {
     },
     {
       ...common,
-      // One suite at a time, and never beside the unit suites: each rig suite
-      // runs nine nodes of etcd, Patroni and PostgreSQL, and two rigs on a
-      // 2-core machine starve each other's HA loops (a leader missing its DCS
-      // renewal during the root rollover's etcd restarts, seen in CI with the
-      // rig suites side by side); they also share namespace names.
+      // One suite at a time: each rig suite runs nine nodes of etcd, Patroni
+      // and PostgreSQL, and two rigs on a 2-core machine starve each other's
+      // HA loops (a leader missing its DCS renewal during the root rollover's
+      // etcd restarts, seen in CI with the rig suites side by side); they also
+      // share namespace names. `npm test` (scripts/test.sh) runs the unit
+      // suites beside this project only at nice 19.
       // A runner whose isSerial is true gets the suites one after another in
       // Jest's main process; Jest runs each runner's group of suites only
       // after the previous group has finished and its workers have exited.

@@ -183,8 +183,8 @@ export class RigCluster {
 
   /** Makes the plan's nodes (or the `only` ones): a layer, apt, the SSM agent stand-in. */
   private async createNodes(only?: readonly string[]): Promise<void> {
-    for (const node of this.plan.nodes) {
-      if (only && !only.includes(node.name)) continue;
+    const nodes = this.plan.nodes.filter((node) => !only || only.includes(node.name));
+    for (const node of nodes) {
       await this.host.addNode({
         name: node.name,
         address: node.address,
@@ -196,8 +196,9 @@ export class RigCluster {
           },
         }),
       });
-      await this.prepareInstance(node.name);
     }
+    // Each node's own files and agent, side by side once they all exist.
+    await Promise.all(nodes.map((node) => this.prepareInstance(node.name)));
   }
 
   /** What the image and the instance's launch give a node here: apt, the SSM agent, the PEM double. */
@@ -267,9 +268,12 @@ export class RigCluster {
   }
 
   private async connectToObjectStorage(): Promise<void> {
-    for (const node of this.plan.nodes.filter((n) => n.tier === 'backend')) {
-      await connectToObjectStorage(this, node.name);
-    }
+    // Side by side: each node's update-ca-certificates takes seconds.
+    await Promise.all(
+      this.plan.nodes
+        .filter((n) => n.tier === 'backend')
+        .map((node) => connectToObjectStorage(this, node.name)),
+    );
   }
 
   /** Runs the synthesized bootstrap runbook; again and again if asked (it is idempotent). */

@@ -1,11 +1,12 @@
 /**
- * Faults and the alarms they raise, on the backup suite's rig (called from
- * backup.test.ts, which owns the rig): the template's alarms evaluated over
- * what the nodes' collectors, the cluster-metrics function and the rig's
- * stand-ins for EC2, the NLB and Step Functions publish, one CloudWatch
- * minute lasting PERIOD_SECONDS here. Each fault must raise its alarms, and
- * once it is undone every alarm the rig feeds must be OK again. Faults that
- * touch different nodes run in the same round.
+ * Faults and the alarms they raise, on the cluster suite's rig (called from
+ * backup.ts after the backup tests; cluster.test.ts owns the rig): the
+ * template's alarms evaluated over what the nodes' collectors, the
+ * cluster-metrics function and the rig's stand-ins for EC2, the NLB and Step
+ * Functions publish, one CloudWatch minute lasting PERIOD_SECONDS here. Each
+ * fault must raise its alarms, and once it is undone every alarm the rig
+ * feeds must be OK again. Faults that touch different nodes run in the same
+ * round.
  */
 import { alarmFaults, runFaultRound } from '../../rig/alarm-faults';
 import { AlarmWatch } from '../../rig/alarm-watch';

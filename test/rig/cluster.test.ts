@@ -23,6 +23,7 @@ import {
   startEndpointWriter,
   upTestRig,
 } from '../helpers/rig';
+import { backupTests, BACKUP_TEST_SETTINGS } from './backup';
 import { runbookFaultTests } from './runbook-faults';
 import { runbookLockTests } from './runbook-lock';
 import { dayTwoTests } from './day-two';
@@ -111,7 +112,7 @@ suite('local cluster from the synthesized artifacts', () => {
   });
 
   beforeAll(async () => {
-    rig = await upTestRig('itest', '10.43.0.0/16');
+    rig = await upTestRig('itest', '10.43.0.0/16', { extra: BACKUP_TEST_SETTINGS });
   }, 900_000);
 
   afterAll(async () => {
@@ -209,6 +210,10 @@ suite('local cluster from the synthesized artifacts', () => {
     ]);
     expect(subject.trim()).toBe('subject=CN=agent2');
   });
+
+  // Backups, point-in-time restore, the alarms and the full disk: before any
+  // other test takes a backup, after the checks that read the cluster as bootstrapped.
+  backupTests(() => rig);
 
   test('a failing document step stops the flow with the named error, the node and its stderr; nothing else changes', async () => {
     const others = rig.plan.nodes.map((n) => n.name).filter((n) => n !== 'web-2');

@@ -1,8 +1,9 @@
 /**
- * A primary whose data volume fills, on the backup suite's rig (called from
- * backup.test.ts, which owns the rig): the data volume metric crosses its
- * alarm, the failover runbook moves the primary to a replica with every
- * acknowledged write, and the old primary rejoins once space is freed.
+ * A primary whose data volume fills, on the cluster suite's rig (called from
+ * backup.ts after the backup tests; cluster.test.ts owns the rig): the data
+ * volume metric crosses its alarm, the failover runbook moves the primary to
+ * a replica with every acknowledged write, and the old primary rejoins once
+ * space is freed.
  */
 import type { RigCluster } from '../../rig/cluster';
 import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
