@@ -4,6 +4,7 @@ import {
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
 import { CaMaterial, createIntermediateCa, createRootCa } from './pki';
+import { ErrorName, PemHaError } from './errors';
 
 /**
  * The issuing CA as stored: its pair and what every trust file holds (the
@@ -119,6 +120,14 @@ export async function ensureClusterCa(
   }
 
   let root = await readRoot(secrets, settings.rootSecretId);
+  // Nodes and clients trust these roots: an issuing CA made now must chain to one of them.
+  const trusted = await readTrust(secrets, settings.trustSecretId);
+  if (
+    trusted &&
+    !(root && trusted.roots.some((pem) => pem.trim() === root!.certificatePem.trim()))
+  ) {
+    throw new ClusterTrustExistsError(settings, trusted.roots.length, root !== undefined);
+  }
   if (!root) {
     root = await createRootCa({
       commonName: `${settings.clusterName} root CA`,
@@ -162,4 +171,30 @@ export async function writeTrust(
 /** The certificates of a PEM bundle, each with its own END line. */
 export function splitPem(bundle: string): string[] {
   return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
+}
+
+/** The CA has not been made yet: the flow must run its CA step first. */
+export class ClusterCaMissingError extends PemHaError {
+  constructor(secretId: string) {
+    super(ErrorName.ClusterCaMissing, `the cluster CA in ${secretId} does not exist yet`);
+  }
+}
+
+/**
+ * The issuing CA is gone but the trust secret still lists the roots every
+ * node and client trusts: a new root would be trusted by none of them.
+ */
+export class ClusterTrustExistsError extends PemHaError {
+  constructor(settings: ClusterCaSettings, roots: number, otherRoot: boolean) {
+    super(
+      ErrorName.ClusterTrustExists,
+      `the issuing CA secret ${settings.intermediateSecretId} is empty, but the trust secret ${settings.trustSecretId} ` +
+        `lists ${roots} root(s) that the nodes and their clients trust, and the root secret ${settings.rootSecretId} ` +
+        `holds ${otherRoot ? 'a root it does not list' : 'none'}: a new CA would be trusted by nothing in the cluster, ` +
+        'so none was made and nothing changed. To recover, put the root and issuing CA back in their secrets ' +
+        '(aws secretsmanager restore-secret within the recovery window, or from your backup) and run the bootstrap ' +
+        `again. To start a new CA on purpose, put {} in ${settings.trustSecretId} as well: the next bootstrap gives ` +
+        'every node the new root, and every client must be given it.',
+    );
+  }
 }

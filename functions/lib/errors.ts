@@ -39,6 +39,7 @@ export const ErrorName = {
   SwitchoverTimedOut: 'SwitchoverTimedOutError',
   // The cluster CA and certificates.
   ClusterCaMissing: 'ClusterCaMissingError',
+  ClusterTrustExists: 'ClusterTrustExistsError',
   CsrRejected: 'CsrRejectedError',
   RootRolloverInProgress: 'RootRolloverInProgressError',
   RootRolloverState: 'RootRolloverStateError',

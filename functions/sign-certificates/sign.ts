@@ -1,9 +1,8 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetCommandInvocationCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import { readIntermediate } from '../lib/ca-store';
+import { ClusterCaMissingError, readIntermediate } from '../lib/ca-store';
 import { CsrRejectedError, entitlementsOf, issueLeaf, NodeFacts, parseCsrBlocks } from '../lib/pki';
 import type { CommandRef } from '../lib/ssm-run';
-import { ErrorName, PemHaError } from '../lib/errors';
 
 export interface SignEvent {
   readonly node: NodeFacts;
@@ -22,13 +21,6 @@ export interface SignResult {
 export interface SignSettings {
   readonly intermediateSecretId: string;
   readonly validityDays: number;
-}
-
-/** The CA has not been made yet: the flow must run its CA step first. */
-export class ClusterCaMissingError extends PemHaError {
-  constructor(secretId: string) {
-    super(ErrorName.ClusterCaMissing, `the cluster CA in ${secretId} does not exist yet`);
-  }
 }
 
 /**

@@ -67,6 +67,7 @@ export class BackupMonitoring extends Construct {
     const fns = props.functions;
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: publish the primary's archive and backup health (scheduled)`,
+      input: { check: fns.checkInput, runbook: 'backup-health' },
       definition: backupHealthDefinition(this, {
         inventory: props.inventory,
         backup: {
@@ -84,7 +85,12 @@ export class BackupMonitoring extends Construct {
     new events.Rule(this, 'Schedule', {
       description: `pem-ha ${props.clusterName}: read the archive and backup health`,
       schedule: events.Schedule.rate(CHECK_EVERY),
-      targets: [new targets.SfnStateMachine(this.stateMachine)],
+      // {} rather than the scheduled event: the runbook takes no field.
+      targets: [
+        new targets.SfnStateMachine(this.stateMachine, {
+          input: events.RuleTargetInput.fromObject({}),
+        }),
+      ],
     });
 
     const queueAlarmBytes = (props.archivePushQueueMaxGiB * 1024 ** 3) / 2;

@@ -83,6 +83,7 @@ export class BootstrapFlow extends Construct {
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: bootstrap every node (idempotent; start it again any time)`,
       lock: { lock: props.functions.lock, runbook: 'bootstrap' },
+      input: { check: props.functions.checkInput, runbook: 'bootstrap' },
       definition: bootstrapDefinition(this, {
         inventory: props.inventory,
         documents: documents.bootstrapRuns(),

@@ -8,7 +8,8 @@ import { Construct } from 'constructs';
 import { CERTIFICATE_METRICS } from '../../functions/lib/metric-names';
 import type { ClusterInventory } from '../../functions/lib/inventory';
 import { rootRolloverDefinition } from '../workflows/root-rollover-definition';
-import { MAX_RENEW_BEFORE_DAYS, rotationDefinition } from '../workflows/rotation-definition';
+import { rotationDefinition } from '../workflows/rotation-definition';
+import { MAX_RENEW_BEFORE_DAYS } from '../../functions/lib/runbook-inputs';
 import { ValidationError } from './errors';
 import { NodeDocuments } from './node-documents';
 import { RunbookFunctions } from './runbook-functions';
@@ -79,6 +80,7 @@ export class CertificateRotation extends Construct {
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: renew certificates close to expiry, one node at a time, no restarts`,
       lock: { lock: fns.lock, runbook: 'rotation' },
+      input: { check: fns.checkInput, runbook: 'rotation' },
       definition: rotationDefinition(this, {
         inventory: props.inventory,
         certificates: documentRun,
@@ -91,6 +93,7 @@ export class CertificateRotation extends Construct {
     this.rootRollover = runbookStateMachine(this, 'RootRolloverStateMachine', {
       comment: `pem-ha ${props.clusterName}: replace the root CA (both roots trusted, every leaf reissued, old root removed)`,
       lock: { lock: fns.lock, runbook: 'root-rollover' },
+      input: { check: fns.checkInput, runbook: 'root-rollover' },
       definition: rootRolloverDefinition(rollover, {
         inventory: props.inventory,
         certificates: documentRun,

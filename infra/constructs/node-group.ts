@@ -1,4 +1,4 @@
-import { Duration, Tags, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Tags, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -8,6 +8,7 @@ import { Construct } from 'constructs';
 import type { AmiFamily } from '../config/load-config';
 import { hostAddress } from '../config/ipv4';
 import { ValidationError } from './errors';
+import { acknowledge, arnOf } from './nag';
 import { nodeImage } from './node-image';
 import type { Tier } from '../../functions/lib/inventory';
 
@@ -81,15 +82,9 @@ export class NodeGroup extends Construct implements iam.IGrantable {
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
       description: `${props.clusterName} ${props.tier} nodes: SSM agent and their own secrets`,
-      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
     });
     this.grantPrincipal = this.role;
-    Validations.of(this.role).acknowledge({
-      id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]',
-      reason:
-        'AmazonSSMManagedInstanceCore is the AWS-maintained minimum for the SSM agent (Run Command, Session Manager); nodes have no SSH.',
-    });
-
+    grantSsmAgent(this.role);
     const subnetCount = props.subnets.length;
     this.nodes = Array.from({ length: props.nodeCount }, (_, index) => {
       const name = `${props.tier}-${index + 1}`;
@@ -244,4 +239,53 @@ function validate(scope: Construct, props: NodeGroupProps) {
       `fixedAddresses.subnetCidrs must have one CIDR per subnet (${props.subnets.length}); got ${props.fixedAddresses.subnetCidrs.length}`,
     );
   }
+}
+
+/**
+ * What the SSM agent needs for Run Command and Session Manager, and nothing
+ * else: AmazonSSMManagedInstanceCore would also let every node read every
+ * Parameter Store value and document in the account (ssm:GetParameter(s),
+ * ssm:GetDocument on *). No State Manager, inventory or patching is used.
+ */
+function grantSsmAgent(role: iam.Role): void {
+  // The agent registers and reports its own instance.
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ['ssm:UpdateInstanceInformation'],
+      resources: [
+        Stack.of(role).formatArn({ service: 'ec2', resource: 'instance', resourceName: '*' }),
+      ],
+    }),
+  );
+  role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: [
+        // Its poll for State Manager associations (none here): denied, it logs an error a minute.
+        'ssm:ListInstanceAssociations',
+        // Run Command's delivery channel.
+        'ec2messages:AcknowledgeMessage',
+        'ec2messages:DeleteMessage',
+        'ec2messages:FailMessage',
+        'ec2messages:GetEndpoint',
+        'ec2messages:GetMessages',
+        'ec2messages:SendReply',
+        // The control channel (Run Command on recent agents) and Session Manager.
+        'ssmmessages:CreateControlChannel',
+        'ssmmessages:CreateDataChannel',
+        'ssmmessages:OpenControlChannel',
+        'ssmmessages:OpenDataChannel',
+      ],
+      resources: ['*'],
+    }),
+  );
+  acknowledge(role, [
+    [
+      `Resource::${arnOf(role, 'ec2', 'instance/*')}`,
+      "ssm:UpdateInstanceInformation: the agent reports its own instance, whose id the role's policy cannot name (the instance is made after its role).",
+    ],
+    [
+      'Resource::*',
+      "The SSM agent's message channels (ec2messages:*, ssmmessages:*) and ssm:ListInstanceAssociations take no resource ARN; the list is the agent's documented minimum for Run Command and Session Manager, without the Parameter Store and document reads of AmazonSSMManagedInstanceCore.",
+    ],
+  ]);
 }

@@ -38,6 +38,8 @@ export class RunbookFunctions extends Construct {
   readonly clusterStatus: TaskFunction;
   /** One runbook at a time: every runbook but the read-only ones takes it first. */
   readonly lock: RunbookLock;
+  /** Checks a runbook's execution input in its first state; it reads and touches nothing. */
+  readonly checkInput: TaskFunction;
 
   constructor(scope: Construct, id: string, props: RunbookFunctionsProps) {
     super(scope, id);
@@ -57,6 +59,10 @@ export class RunbookFunctions extends Construct {
     }
     const { documents, pki } = props;
     this.lock = new RunbookLock(this, 'Lock', { encryptionKey: props.encryptionKey });
+    this.checkInput = new TaskFunction(this, 'CheckInput', {
+      handlerFolder: 'check-input',
+      description: "pem-ha: refuses a runbook's input with an unknown field or a bad value",
+    });
     this.nodeCommand = new TaskFunction(this, 'NodeCommand', {
       handlerFolder: 'node-command',
       description: 'pem-ha: sends a node document through SSM and polls it',

@@ -6,6 +6,8 @@ import { Construct } from 'constructs';
 import { acknowledge, Finding, functionVersions } from './nag';
 import type { RunbookLockUse } from './runbook-lock';
 import type { TaskFunction } from './task-function';
+import { lambdaTask } from '../workflows/task-states';
+import type { CheckedRunbook } from '../../functions/lib/runbook-inputs';
 
 export interface RunbookStateMachineProps {
   readonly comment: string;
@@ -27,6 +29,19 @@ export interface RunbookStateMachineProps {
    * @default - not guarded (read-only runbooks)
    */
   readonly lock?: RunbookLockUse;
+  /**
+   * The execution input, checked in the very first state (before the lock)
+   * by the check-input function against the runbook's rules in
+   * functions/lib/runbook-inputs.ts: an unknown field or a bad value ends
+   * the run with InvalidInputError, having touched nothing.
+   * @default - the runbook's own first task checks it (upgrade, failover, restore, replacement)
+   */
+  readonly input?: RunbookInputCheck;
+}
+
+export interface RunbookInputCheck {
+  readonly check: TaskFunction;
+  readonly runbook: CheckedRunbook;
 }
 
 /**
@@ -40,12 +55,16 @@ export function runbookStateMachine(
   props: RunbookStateMachineProps,
 ): sfn.StateMachine {
   const timeout = props.timeout ?? Duration.hours(6);
-  const lock = props.lock;
-  const definition = lock
-    ? sfn.Chain.start(
-        // Its own scope: two runbooks of one construct each have this state.
-        lock.lock.acquireState(new Construct(scope, `${id}Lock`), lock.runbook, timeout),
-      ).next(props.definition)
+  const { lock, input } = props;
+  // Each in its own scope: two runbooks of one construct each have these states.
+  const first = [
+    ...(input ? [checkInputState(new Construct(scope, `${id}Input`), input)] : []),
+    ...(lock
+      ? [lock.lock.acquireState(new Construct(scope, `${id}Lock`), lock.runbook, timeout)]
+      : []),
+  ];
+  const definition = first.length
+    ? first.reduceRight<sfn.IChainable>((next, state) => state.next(next), props.definition)
     : props.definition;
   const stateMachine = new sfn.StateMachine(scope, id, {
     comment: props.comment,
@@ -72,7 +91,11 @@ export function runbookStateMachine(
   });
   acknowledge(stateMachine.role, [
     ['Resource::*', 'X-Ray PutTraceSegments and PutTelemetryRecords take no resource ARN.'],
-    ...[...props.invoked, ...(lock ? [lock.lock.function] : [])].map((fn): Finding => [
+    ...[
+      ...props.invoked,
+      ...(lock ? [lock.lock.function] : []),
+      ...(input ? [input.check] : []),
+    ].map((fn): Finding => [
       functionVersions(fn),
       'The runbook may invoke any version of its own task functions.',
     ]),
@@ -103,5 +126,14 @@ export function metricRunbookFailures(
     label,
     ...props,
     period,
+  });
+}
+
+/** `Check input`: the check-input function over the execution's input, as given. */
+function checkInputState(scope: Construct, input: RunbookInputCheck): sfn.TaskStateBase {
+  return lambdaTask(scope, 'Check input', {
+    lambdaFunction: input.check.function,
+    payload: { runbook: input.runbook, input: sfn.JsonPath.objectAt('$') },
+    resultPath: sfn.JsonPath.DISCARD,
   });
 }

@@ -6,7 +6,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { ClusterInventory } from '../../functions/lib/inventory';
-import { backupDefinition, BackupType } from '../workflows/backup-definition';
+import { backupDefinition } from '../workflows/backup-definition';
+import type { BackupType } from '../../functions/lib/runbook-inputs';
 import { NodeDocuments } from './node-documents';
 import { RunbookFunctions } from './runbook-functions';
 import { metricRunbookFailures, runbookStateMachine } from './runbook-state-machine';
@@ -36,6 +37,7 @@ export class ScheduledBackups extends Construct {
     this.stateMachine = runbookStateMachine(this, 'StateMachine', {
       comment: `pem-ha ${props.clusterName}: take a pgBackRest backup ({"type": "full"} or {"type": "diff"}) on the primary`,
       lock: { lock: props.functions.lock, runbook: 'backup' },
+      input: { check: props.functions.checkInput, runbook: 'backup' },
       definition: backupDefinition(this, {
         inventory: props.inventory,
         backup: {

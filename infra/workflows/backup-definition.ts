@@ -7,10 +7,6 @@ import { failureEnd } from './certificate-states';
 import { DocumentRun, NodeCommand } from './node-command';
 import { GATE_RETRY, inventoryState, lambdaTask, nodeField, StatePath } from './task-states';
 
-/** The backup types an execution may ask for (the backup document's actions). */
-export const BACKUP_TYPES = ['full', 'diff'] as const;
-export type BackupType = (typeof BACKUP_TYPES)[number];
-
 export interface BackupDefinitionProps {
   readonly inventory: ClusterInventory;
   /** The backup document. */
@@ -67,36 +63,18 @@ const chooseSource = (scope: Construct, clusterStatus: lambda.IFunction) =>
   });
 
 /**
- * The backup runbook: check the input, choose the member through Patroni (a
+ * The backup runbook: choose the member through Patroni (a
  * replica caught up by the replay rule, else the primary; retried for about
  * a minute while there is no single leader, as during a failover), take the
  * backup there with the backup document (on a replica pgBackRest copies the
  * files there and starts and stops the backup on the primary through its TLS
  * server); pgBackRest then expires what the retention no longer needs.
- * Input: `{ "type": "full" }` or `{ "type": "diff" }`. Any failure ends in `Backup failed` with the named
- * error and the node.
+ * Input: `{ "type": "full" }` or `{ "type": "diff" }`, checked before this
+ * definition starts (functions/lib/runbook-inputs.ts). Any failure ends in
+ * `Backup failed` with the named error and the node.
  */
 export function backupDefinition(scope: Construct, props: BackupDefinitionProps): sfn.IChainable {
-  const { failed, catchInto } = failureEnd(scope, 'Backup failed');
-  const allowed = BACKUP_TYPES.join(' or ');
-  const missing = new sfn.Pass(scope, 'Type missing', {
-    parameters: {
-      Error: ErrorName.InvalidInput,
-      Cause: `the input must name the backup type: {"type": "full"} or {"type": "diff"}`,
-    },
-    resultPath: StatePath.failure,
-  }).next(failed);
-  const invalid = new sfn.Pass(scope, 'Type invalid', {
-    parameters: {
-      Error: ErrorName.InvalidInput,
-      Cause: sfn.JsonPath.format(
-        `type must be ${allowed}; got {}`,
-        sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$.type')),
-      ),
-    },
-    resultPath: StatePath.failure,
-  }).next(failed);
-
+  const { catchInto } = failureEnd(scope, 'Backup failed');
   const onSource = new sfn.Map(scope, 'Back up on the source', {
     itemsPath: '$.source.node',
     maxConcurrency: 1,
@@ -118,20 +96,7 @@ export function backupDefinition(scope: Construct, props: BackupDefinitionProps)
     .next(catchInto(chooseSource(scope, props.clusterStatus)))
     .next(catchInto(onSource))
     .next(new sfn.Succeed(scope, 'Backup taken', { outputPath: '$.source' }));
-
-  // Each comparison is guarded by a presence check: a comparison on a missing
-  // path is a States.Runtime error, not a false condition.
-  const present = sfn.Condition.isPresent('$.type');
-  return new sfn.Choice(scope, 'Backup type?')
-    .when(
-      sfn.Condition.and(
-        present,
-        sfn.Condition.or(...BACKUP_TYPES.map((type) => sfn.Condition.stringEquals('$.type', type))),
-      ),
-      inventory,
-    )
-    .when(present, invalid)
-    .otherwise(missing);
+  return inventory;
 }
 
 export interface BackupHealthDefinitionProps {

@@ -1,6 +1,5 @@
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { ErrorName } from '../../functions/lib/errors';
 import {
   caExpiryState,
   confirmLeaderState,
@@ -12,9 +11,6 @@ import {
 } from './certificate-states';
 import { inventoryState, StatePath } from './task-states';
 
-/** The widest renewal threshold an execution may ask for (forcing a renewal of everything). */
-export const MAX_RENEW_BEFORE_DAYS = 3650;
-
 export interface RotationDefinitionProps extends RollingCertificateProps {
   /** Used when the execution input has no `renewBeforeDays` (the schedule's runs). */
   readonly defaultRenewBeforeDays: number;
@@ -25,25 +21,14 @@ export interface RotationDefinitionProps extends RollingCertificateProps {
  * running), then one node at a time (etcd members, replicas, the primary,
  * web hosts), each behind a health gate, renew what expires within the
  * threshold, verified on the node before and after the switch; finally the
- * same leader on the same timeline must be in charge. Input: `{}` or `{ "renewBeforeDays": N }`.
+ * same leader on the same timeline must be in charge. Input: `{}` or `{ "renewBeforeDays": N }`,
+ * checked before this definition starts (functions/lib/runbook-inputs.ts).
  */
 export function rotationDefinition(
   scope: Construct,
   props: RotationDefinitionProps,
 ): sfn.IChainable {
-  const { failed, catchInto } = failureEnd(scope, 'Rotation failed');
-  // The message carries the given value; the run then fails like any other.
-  const invalid = new sfn.Pass(scope, 'Invalid input', {
-    parameters: {
-      Error: ErrorName.InvalidInput,
-      Cause: sfn.JsonPath.format(
-        `renewBeforeDays must be a whole number of days from 1 to ${MAX_RENEW_BEFORE_DAYS}; got {}`,
-        sfn.JsonPath.jsonToString(sfn.JsonPath.objectAt('$.renewBeforeDays')),
-      ),
-    },
-    resultPath: StatePath.failure,
-  }).next(failed);
-
+  const { catchInto } = failureEnd(scope, 'Rotation failed');
   const inventory = inventoryState(scope, props.inventory);
   const defaultThreshold = new sfn.Pass(scope, 'Default renewal threshold', {
     result: sfn.Result.fromObject({ renewBeforeDays: String(props.defaultRenewBeforeDays) }),
@@ -53,11 +38,6 @@ export function rotationDefinition(
     parameters: { 'renewBeforeDays.$': "States.Format('{}', $.renewBeforeDays)" },
     resultPath: StatePath.settings,
   });
-  const wholeDays = new sfn.Choice(scope, 'Whole days?').when(
-    sfn.Condition.stringMatches(`${StatePath.settings}.renewBeforeDays`, '*.*'),
-    invalid,
-  );
-  givenThreshold.next(wholeDays);
 
   const plan = catchInto(planState(scope, 'Plan rotation', props.clusterStatus));
   const eachNode = catchInto(
@@ -80,20 +60,12 @@ export function rotationDefinition(
     .next(catchInto(caExpiryState(scope, props.recordExpiry)))
     .next(new sfn.Succeed(scope, 'Certificates current'));
   defaultThreshold.next(plan);
-  wholeDays.otherwise(plan);
+  givenThreshold.next(plan);
 
+  // The check-input state before this one refused any other field or value.
   return inventory.next(
     new sfn.Choice(scope, 'Renewal threshold given?')
-      .when(
-        sfn.Condition.and(
-          sfn.Condition.isPresent('$.renewBeforeDays'),
-          sfn.Condition.isNumeric('$.renewBeforeDays'),
-          sfn.Condition.numberGreaterThanEquals('$.renewBeforeDays', 1),
-          sfn.Condition.numberLessThanEquals('$.renewBeforeDays', MAX_RENEW_BEFORE_DAYS),
-        ),
-        givenThreshold,
-      )
-      .when(sfn.Condition.isPresent('$.renewBeforeDays'), invalid)
+      .when(sfn.Condition.isPresent('$.renewBeforeDays'), givenThreshold)
       .otherwise(defaultThreshold),
   );
 }

@@ -9,7 +9,9 @@ import * as x509 from '@peculiar/x509';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { ensureClusterCa } from '../../functions/lib/ca-store';
-import { ClusterCaMissingError, signNodeRequests } from '../../functions/sign-certificates/sign';
+import { createRootCa } from '../../functions/lib/pki';
+import { ClusterCaMissingError } from '../../functions/lib/ca-store';
+import { signNodeRequests } from '../../functions/sign-certificates/sign';
 
 const secrets = mockClient(SecretsManagerClient);
 const ssm = mockClient(SSMClient);
@@ -81,6 +83,53 @@ describe('ensureClusterCa', () => {
     expect(again.created).toBe(false);
     expect(values.get(CA.intermediateSecretId)).toBe(intermediate);
     expect(JSON.parse(values.get(CA.trustSecretId)!).roots).toEqual([again.rootCertificatePem]);
+  });
+
+  test.each([
+    ['both CA secrets emptied', [CA.rootSecretId, CA.intermediateSecretId], 'holds none'],
+    ['the root replaced by another', [CA.intermediateSecretId], 'holds a root it does not list'],
+  ])(
+    'Given the trust secret still listing the root and %s, then no CA is made, nothing changes, and the error says how to recover',
+    async (_case, emptied, rootState) => {
+      const values = secretStore();
+      await ensureClusterCa(secretsClient, CA);
+      for (const id of emptied) values.set(id, '{}');
+      if (!emptied.includes(CA.rootSecretId)) {
+        // Another root, as a second stack or a hand-made CA would leave it.
+        values.set(
+          CA.rootSecretId,
+          JSON.stringify(await createRootCa({ commonName: 'other', validityDays: 30 })),
+        );
+      }
+      const before = new Map(values);
+      secrets.resetHistory();
+
+      const error = await ensureClusterCa(secretsClient, CA).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+
+      expect(error?.name).toBe('ClusterTrustExistsError');
+      expect(error?.message).toContain(
+        `the issuing CA secret ${CA.intermediateSecretId} is empty, but the trust secret ${CA.trustSecretId} lists 1 root(s)`,
+      );
+      expect(error?.message).toContain(`the root secret ${CA.rootSecretId} ${rootState}`);
+      expect(error?.message).toContain('aws secretsmanager restore-secret');
+      expect(error?.message).toContain(`put {} in ${CA.trustSecretId} as well`);
+      expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
+      expect(values).toEqual(before);
+    },
+  );
+
+  test('Given the root and the trust secret but the issuing CA emptied, then a new issuing CA is made under the same root', async () => {
+    const values = secretStore();
+    const { rootCertificatePem } = await ensureClusterCa(secretsClient, CA);
+    values.set(CA.intermediateSecretId, '{}');
+
+    const again = await ensureClusterCa(secretsClient, CA);
+
+    expect(again).toEqual({ rootCertificatePem, created: true });
+    expect(JSON.parse(values.get(CA.trustSecretId)!).roots).toEqual([rootCertificatePem]);
   });
 
   test('Given a damaged CA secret, then it is reported, not overwritten', async () => {

@@ -21,6 +21,7 @@ import {
 } from '../../functions/replace-node/replacement';
 import type { ClusterInventory as FullInventory } from '../../functions/lib/inventory';
 import { parseRestoreRequest, type RestoreRequest } from '../../functions/restore/request';
+import { checkRunbookInput } from '../../functions/lib/runbook-inputs';
 import { planRestore, type RepositoryBackup } from '../../functions/restore/target';
 import { allStates } from '../../rig/lambdas';
 import { stateMachineDefinition } from '../../rig/template';
@@ -266,6 +267,14 @@ export function fakeCluster(
       handlers[name] = (async (input: unknown) => {
         const { Payload } = input as { Payload: Payload };
         if (fn.includes('RunbooksLock')) return { Payload: await acquireLock(Payload as never) };
+        if (fn.includes('CheckInput')) {
+          const { runbook, input: given } = Payload as unknown as {
+            runbook: string;
+            input: unknown;
+          };
+          checkRunbookInput(runbook, given);
+          return { Payload: {} };
+        }
         if (name === 'Ensure cluster CA') return { Payload: { created: true } };
         if (name === 'Record backup health') {
           const { nodeName } = (Payload as unknown as { command: { nodeName: string } }).command;

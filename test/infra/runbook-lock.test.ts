@@ -34,14 +34,18 @@ describe('one runbook at a time, in the template', () => {
   )!;
 
   test.each(GUARDED)(
-    'Given %s, then its first state takes the lock as %s for as long as the state machine may run',
+    'Given %s, then its first state after the input check takes the lock as %s for as long as the state machine may run',
     (output, runbook) => {
       const definition = definitionOf(output);
-      const first = definition.States[definition.StartAt] as {
+      const lockState =
+        definition.StartAt === 'Check input'
+          ? String(definition.States['Check input'].Next)
+          : definition.StartAt;
+      const first = definition.States[lockState] as {
         Parameters: { FunctionName: string; Payload: Record<string, unknown> };
       };
 
-      expect(definition.StartAt).toBe('Take the runbook lock');
+      expect(lockState).toBe('Take the runbook lock');
       expect(first.Parameters.FunctionName).toContain(`function:${lockFunction}`);
       expect(first.Parameters.Payload).toEqual({
         action: 'acquire',

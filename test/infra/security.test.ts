@@ -152,15 +152,44 @@ describe('instance hygiene', () => {
     expect(recoveryAlarms).toHaveLength(instances.length);
   });
 
-  it('gives the instance roles the SSM agent policy', () => {
-    const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role')).filter((role) =>
+  it("gives the instance roles the SSM agent's own actions, and no account-wide Parameter Store or document reads", () => {
+    const roles = Object.entries(resourcesOf(template, 'AWS::IAM::Role')).filter(([, role]) =>
       JSON.stringify(role.Properties.AssumeRolePolicyDocument).includes('ec2.amazonaws.com'),
     );
     expect(roles).toHaveLength(3);
-    for (const role of roles) {
-      expect(JSON.stringify(role.Properties.ManagedPolicyArns)).toContain(
-        'AmazonSSMManagedInstanceCore',
+    const policies = Object.values(resourcesOf(template, 'AWS::IAM::Policy'));
+    for (const [roleId, role] of roles) {
+      // Given every statement of every policy attached to a node role
+      const statements = policies
+        .filter((policy) => JSON.stringify(policy.Properties.Roles).includes(`"${roleId}"`))
+        .flatMap(
+          (policy) =>
+            (policy.Properties.PolicyDocument as { Statement: Record<string, unknown>[] })
+              .Statement,
+        );
+      const actions = statements.flatMap((statement) => [statement.Action].flat() as string[]);
+      // Then no managed policy, the agent's Run Command and Session Manager actions,
+      expect({ roleId, managed: role.Properties.ManagedPolicyArns }).toEqual({
+        roleId,
+        managed: undefined,
+      });
+      expect(actions).toEqual(
+        expect.arrayContaining([
+          'ssm:UpdateInstanceInformation',
+          'ec2messages:GetMessages',
+          'ec2messages:SendReply',
+          'ssmmessages:CreateControlChannel',
+          'ssmmessages:OpenDataChannel',
+        ]),
       );
+      // and no SSM action beyond the agent's (no GetParameter(s), GetDocument, SendCommand)
+      expect(
+        actions.filter(
+          (action) =>
+            action.startsWith('ssm:') &&
+            !['ssm:UpdateInstanceInformation', 'ssm:ListInstanceAssociations'].includes(action),
+        ),
+      ).toEqual([]);
     }
   });
 });

@@ -55,7 +55,14 @@ describe('backup runbook (synthesized definition, run with aws-local-stepfunctio
   test.each([
     [{ type: 'incr' }, 'type must be full or diff; got "incr"'],
     [{ type: 7 }, 'type must be full or diff; got 7'],
-    [{ typ: 'full' }, 'the input must name the backup type'],
+    [
+      { typ: 'full' },
+      'unknown field "typ": the backup runbook takes only type, as in {"type": "full"}',
+    ],
+    [
+      {},
+      'type is required: the backup runbook\'s input must name it, as in {"type": "full"}; got {}',
+    ],
   ])(
     'Given the input %p, then it fails with InvalidInputError saying what is allowed, touching no node',
     async (input, message) => {

@@ -56,6 +56,16 @@ describe('certificate rotation runbook (synthesized definition, run with aws-loc
     },
   );
 
+  test('Given a misspelt field ({"renewBeforeDay": 3650}), then it fails with InvalidInputError naming it and the field it takes, touching no node', async () => {
+    const cluster = fakeCluster();
+    const error = await failureOf(execute(ROTATION, cluster, { renewBeforeDay: 3650 }));
+    expect(error.name).toBe('InvalidInputError');
+    expect(error.message).toBe(
+      'unknown field "renewBeforeDay": the rotation runbook takes only renewBeforeDays, as in {"renewBeforeDays": 30}',
+    );
+    expect(cluster.sent).toEqual([]);
+  });
+
   test('Given a backend Patroni reports stopped, then it fails with ClusterUnhealthyError before touching any node', async () => {
     const cluster = fakeCluster({ stopped: ['backend-3'] });
     const error = await failureOf(execute(ROTATION, cluster));
@@ -94,10 +104,13 @@ describe('certificate rotation runbook (synthesized definition, run with aws-loc
       if (state.Type === 'Task')
         expect({ name, timeout: state.TimeoutSeconds }).toEqual({ name, timeout: 90 });
     }
-    // A refused lock ends the run at once: nothing to report but the holder.
-    expect(ROTATION.States[ROTATION.StartAt].Catch).toBeUndefined();
+    // A refused input or lock ends the run at once: nothing was touched.
+    const first = ['Check input', 'Take the runbook lock'];
+    expect(ROTATION.StartAt).toBe(first[0]);
+    expect(ROTATION.States[first[0]].Next).toBe(first[1]);
+    for (const name of first) expect(ROTATION.States[name].Catch).toBeUndefined();
     for (const [name, state] of Object.entries(ROTATION.States)) {
-      if (name === ROTATION.StartAt) continue;
+      if (first.includes(name)) continue;
       if (state.Type === 'Task' || state.Type === 'Map')
         expect({ name, catch: state.Catch }).toEqual({
           name,
