@@ -111,6 +111,8 @@ export interface PemHaConfig {
     readonly dataVolumeFreePercent: number;
     readonly pendingRestartHours: number;
   };
+  /** @default - only the roles each secret is made for read it */
+  readonly secretsBreakGlassRoleArn?: string;
   /** Present only when PEM is enabled: without PEM there is nothing for a web tier to serve. */
   readonly pem?: {
     readonly edbRepoTokenSecretName: string;
@@ -289,6 +291,7 @@ function assemble(
       dataVolumeFreePercent: get('dataVolumeFreeAlarmPercent'),
       pendingRestartHours: get('pendingRestartAlarmHours'),
     },
+    secretsBreakGlassRoleArn: get('secretsBreakGlassRoleArn'),
     pem: pemEnabled
       ? {
           edbRepoTokenSecretName: get('edbRepoTokenSecretName'),

@@ -340,6 +340,12 @@ export const SETTINGS = {
     pattern: /^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/,
     allowed: 'an SNS topic ARN such as arn:aws:sns:eu-west-1:123456789012:oncall',
   }),
+  secretsBreakGlassRoleArn: text({
+    description:
+      "An IAM role that may read the cluster's secrets (and write the CA's) besides the functions and node roles they are made for: every secret's resource policy denies every other role, whatever its own IAM policy says.",
+    pattern: /^arn:aws[a-z-]*:iam::\d{12}:role\/[A-Za-z0-9+=,.@_/-]{1,512}$/,
+    allowed: 'an IAM role ARN such as arn:aws:iam::123456789012:role/break-glass',
+  }),
   replicaReplayDelayAlarmSeconds: integer({
     description:
       "A replica's alarm fires when its replay has stood behind what it received for longer than this (replay paused, or a conflict holding it).",

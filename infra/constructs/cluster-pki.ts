@@ -1,4 +1,4 @@
-import { SecretValue, Validations } from 'aws-cdk-lib';
+import { RemovalPolicy, SecretValue, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
@@ -8,6 +8,11 @@ export interface ClusterPkiProps {
   /** Secret names are `<clusterName>/pki/root` and `<clusterName>/pki/intermediate`. */
   readonly clusterName: string;
   readonly encryptionKey: kms.IKey;
+  /**
+   * A role that may read and write the CA secrets besides the CA function.
+   * @default - none
+   */
+  readonly breakGlassRoleArn?: string;
 }
 
 /**
@@ -37,6 +42,12 @@ export class ClusterPki extends Construct {
         encryptionKey: props.encryptionKey,
         // Not a secret: the marker that the CA has not been made yet.
         secretStringValue: SecretValue.unsafePlainText('{}'),
+        breakGlassRoleArn: props.breakGlassRoleArn,
+        // A value written by another role would be trusted by every node.
+        guardWrites: true,
+        // Kept when the stack is deleted, as the data volumes' snapshots are: a
+        // cluster restored from them needs the CA its nodes and clients trust.
+        removalPolicy: RemovalPolicy.RETAIN,
       });
       Validations.of(created).acknowledge({
         id: 'AwsSolutions::AwsSolutions-SMG4',

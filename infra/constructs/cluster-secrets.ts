@@ -14,6 +14,11 @@ export interface ClusterSecretsProps {
    * @default - no EDB repository access (PEM disabled)
    */
   readonly edbRepoTokenSecretName?: string;
+  /**
+   * A role that may read every credential besides the roles granted each.
+   * @default - none
+   */
+  readonly breakGlassRoleArn?: string;
 }
 
 /** Database and REST API credentials, by the role they play. */
@@ -58,7 +63,7 @@ export class ClusterSecrets extends Construct {
       ? purposes
       : purposes.filter((p) => p !== 'pemSuperuser');
     this.credentials = new Map(
-      wanted.map((purpose) => [purpose, this.generatedCredential(props.clusterName, purpose)]),
+      wanted.map((purpose) => [purpose, this.generatedCredential(props, purpose)]),
     );
     this.secretNames = new Map(
       [...this.credentials].map(([purpose, secret]) => [purpose, secret.literalName]),
@@ -99,8 +104,10 @@ export class ClusterSecrets extends Construct {
     );
   }
 
-  private generatedCredential(clusterName: string, purpose: CredentialPurpose): NamedSecret {
+  private generatedCredential(props: ClusterSecretsProps, purpose: CredentialPurpose): NamedSecret {
+    const { clusterName } = props;
     const secret = new NamedSecret(this, purpose, {
+      breakGlassRoleArn: props.breakGlassRoleArn,
       secretName: `${clusterName}/${purpose}`,
       description: `${clusterName}: ${USERNAMES[purpose]} credentials`,
       encryptionKey: this.key,

@@ -69,6 +69,7 @@ export class PemHaStack extends Stack {
     const secrets = new ClusterSecrets(this, 'Secrets', {
       clusterName: config.clusterName,
       edbRepoTokenSecretName: config.pem?.edbRepoTokenSecretName,
+      breakGlassRoleArn: config.secretsBreakGlassRoleArn,
     });
     const network = new Network(this, 'Network', {
       network: config.network,
@@ -174,6 +175,7 @@ export class PemHaStack extends Stack {
     const pki = new ClusterPki(this, 'Pki', {
       clusterName: config.clusterName,
       encryptionKey: secrets.key,
+      breakGlassRoleArn: config.secretsBreakGlassRoleArn,
     });
     const functions = new RunbookFunctions(this, 'Runbooks', {
       clusterName: config.clusterName,

@@ -119,6 +119,10 @@ const BAD_VALUES: Record<SettingName, { raw: unknown; given: string }> = {
     raw: 'arn:aws:sqs:eu-west-1:123456789012:q',
     given: '"arn:aws:sqs:eu-west-1:123456789012:q"',
   },
+  secretsBreakGlassRoleArn: {
+    raw: 'arn:aws:iam::123456789012:user/admin',
+    given: '"arn:aws:iam::123456789012:user/admin"',
+  },
   replicaReplayDelayAlarmSeconds: { raw: 5, given: '5' },
   longTransactionAlarmSeconds: { raw: '2m', given: '"2m"' },
   xidAgeAlarm: { raw: 3000000000, given: '3000000000' },
