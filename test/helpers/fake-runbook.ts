@@ -313,6 +313,15 @@ export function fakeCluster(
   return { sent, bind, caSteps, rootsReplaced };
 }
 
+/** The error an execution ended with (its cause: the failed state's error and message). */
+export const failureOf = (run: Promise<unknown>) =>
+  run.then(
+    () => {
+      throw new Error('the run succeeded');
+    },
+    (e: unknown) => (e as { cause: Error }).cause,
+  );
+
 export async function execute(
   definition: RunbookDefinition,
   cluster: ReturnType<typeof fakeCluster>,

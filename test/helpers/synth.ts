@@ -72,3 +72,23 @@ export function resourcesOf(
 ): Record<string, { Properties: Record<string, unknown> }> {
   return template.findResources(type) as Record<string, { Properties: Record<string, unknown> }>;
 }
+
+/** Logical ids (prefix before the hash) of the roles whose own policies let them read a secret. */
+export function readersOf(template: Template, secretLogicalIdPrefix: string): string[] {
+  const secretId = Object.keys(resourcesOf(template, 'AWS::SecretsManager::Secret')).find((id) =>
+    id.startsWith(secretLogicalIdPrefix),
+  );
+  if (!secretId) throw new Error(`no secret whose logical id starts with ${secretLogicalIdPrefix}`);
+  type Statement = { Action: string | string[]; Resource: unknown };
+  const readers = Object.values(resourcesOf(template, 'AWS::IAM::Policy')).filter((policy) =>
+    (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement.some(
+      (statement) =>
+        [statement.Action].flat().includes('secretsmanager:GetSecretValue') &&
+        JSON.stringify(statement.Resource).includes(`"Ref":"${secretId}"`),
+    ),
+  );
+  return readers
+    .flatMap((policy) => policy.Properties.Roles as { Ref: string }[])
+    .map((role) => role.Ref.replace(/[0-9A-F]{8}$/, ''))
+    .sort();
+}

@@ -1,26 +1,4 @@
-import { Template } from 'aws-cdk-lib/assertions';
-import { resourcesOf, synthStack } from '../helpers/synth';
-
-type Statement = { Action: string | string[]; Resource: unknown };
-
-/** Logical ids (prefix before the hash) of the roles that may read a secret. */
-function readersOf(template: Template, secretLogicalIdPrefix: string): string[] {
-  const secretId = Object.keys(resourcesOf(template, 'AWS::SecretsManager::Secret')).find((id) =>
-    id.startsWith(secretLogicalIdPrefix),
-  );
-  expect(secretId).toBeDefined();
-  const readers = Object.values(resourcesOf(template, 'AWS::IAM::Policy')).filter((policy) =>
-    (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement.some(
-      (statement) =>
-        [statement.Action].flat().includes('secretsmanager:GetSecretValue') &&
-        JSON.stringify(statement.Resource).includes(`"Ref":"${secretId}"`),
-    ),
-  );
-  return readers
-    .flatMap((policy) => policy.Properties.Roles as { Ref: string }[])
-    .map((role) => role.Ref.replace(/[0-9A-F]{8}$/, ''))
-    .sort();
-}
+import { readersOf, resourcesOf, synthStack } from '../helpers/synth';
 
 describe('certificate rotation in the template', () => {
   const { template } = synthStack();

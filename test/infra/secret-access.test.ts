@@ -2,7 +2,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { NamedSecret } from '../../infra/constructs/named-secret';
-import { resourcesOf, synthStack } from '../helpers/synth';
+import { readersOf, resourcesOf, synthStack } from '../helpers/synth';
 
 type Json = Record<string, unknown>;
 const withoutHash = (logicalId: string) => logicalId.replace(/[0-9A-F]{8}$/, '');
@@ -40,33 +40,14 @@ function secretAccess(settings: Record<string, unknown> = {}) {
     }
   }
   // Every role whose own policy lets it read a secret, by secret
-  const identityReaders: Record<string, string[]> = {};
-  const nameOf = (resource: unknown) => {
-    const text = JSON.stringify(resource);
-    const id = Object.keys(secrets).find((secretId) => text.includes(`"${secretId}"`));
-    return id ? String(secrets[id].Properties.Name) : undefined;
-  };
-  for (const policy of Object.values(resourcesOf(template, 'AWS::IAM::Policy'))) {
-    const roles = (policy.Properties.Roles as { Ref: string }[]).map((role) =>
-      withoutHash(role.Ref),
-    );
-    for (const statement of (policy.Properties.PolicyDocument as { Statement: Json[] }).Statement) {
-      if (![statement.Action].flat().includes('secretsmanager:GetSecretValue')) continue;
-      const name = nameOf(statement.Resource);
-      if (name) identityReaders[name] = [...(identityReaders[name] ?? []), ...roles].sort();
-    }
-  }
+  const identityReaders = Object.fromEntries(
+    Object.entries(secrets).map(([id, secret]) => [
+      String(secret.Properties.Name),
+      readersOf(template, id),
+    ]),
+  );
   return { access, identityReaders };
 }
-
-const PKI_AND_METRICS_READERS = [
-  'MonitoringPublisherRole',
-  'PrimaryFailoverFailoverStepsRole',
-  'RollingUpgradeUpgradeStepsRole',
-  'RunbooksClusterCaRole',
-  'RunbooksClusterStatusRole',
-  'RunbooksRecordExpiryRole',
-];
 
 describe("who can read the cluster's secrets", () => {
   test('Given the default topology, then each secret admits exactly the roles it is made for, every other principal is denied, and the CA secrets outlive the stack', () => {
@@ -96,7 +77,14 @@ describe("who can read the cluster's secrets", () => {
         deletion: 'Retain',
       },
       'pem-ha/pki/trust': {
-        read: PKI_AND_METRICS_READERS,
+        read: [
+          'MonitoringPublisherRole',
+          'PrimaryFailoverFailoverStepsRole',
+          'RollingUpgradeUpgradeStepsRole',
+          'RunbooksClusterCaRole',
+          'RunbooksClusterStatusRole',
+          'RunbooksRecordExpiryRole',
+        ],
         write: ['RunbooksClusterCaRole'],
         deletion: 'Retain',
       },

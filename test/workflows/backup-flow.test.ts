@@ -1,15 +1,7 @@
-import { definitionOf, documentOf, execute, fakeCluster } from '../helpers/fake-runbook';
+import { definitionOf, documentOf, execute, failureOf, fakeCluster } from '../helpers/fake-runbook';
 
 const BACKUP = definitionOf('BackupStateMachineArn');
 const HEALTH = definitionOf('BackupHealthStateMachineArn');
-
-const failureOf = (run: Promise<unknown>) =>
-  run.then(
-    () => {
-      throw new Error('the run succeeded');
-    },
-    (e: unknown) => (e as { cause: Error }).cause,
-  );
 
 describe('backup runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
   test.each([['full'], ['diff']])(

@@ -1,20 +1,12 @@
 import type { PatroniMember } from '../../functions/lib/patroni';
 import { type BackendState, fakeFailover } from '../helpers/fake-failover';
-import { definitionOf, documentOf, execute, type Sent } from '../helpers/fake-runbook';
+import { definitionOf, documentOf, execute, failureOf, type Sent } from '../helpers/fake-runbook';
 
 const FAILOVER = definitionOf('FailoverStateMachineArn');
 const addressOf = (name: string) =>
   (
     FAILOVER.States.Inventory as { Result: { backend: { name: string; address: string }[] } }
   ).Result.backend.find((node) => node.name === name)?.address;
-
-const failureOf = (run: Promise<unknown>) =>
-  run.then(
-    () => {
-      throw new Error('the run succeeded');
-    },
-    (e: unknown) => (e as { cause: Error }).cause,
-  );
 
 const step = (s: Sent) => `${documentOf(s)} ${s.parameters.Action} ${s.node}`;
 

@@ -1,14 +1,13 @@
-import { definitionOf, documentOf, execute, fakeCluster, Sent } from '../helpers/fake-runbook';
+import {
+  definitionOf,
+  documentOf,
+  execute,
+  failureOf,
+  fakeCluster,
+  Sent,
+} from '../helpers/fake-runbook';
 
 const REPLACEMENT = definitionOf('ReplacementStateMachineArn');
-
-const failureOf = (run: Promise<unknown>) =>
-  run.then(
-    () => {
-      throw new Error('the run succeeded');
-    },
-    (e: unknown) => (e as { cause: Error }).cause,
-  );
 
 const step = (s: Sent) => `${documentOf(s)} ${s.node}`;
 

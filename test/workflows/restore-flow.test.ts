@@ -1,15 +1,14 @@
-import { definitionOf, documentOf, execute, fakeCluster, Sent } from '../helpers/fake-runbook';
+import {
+  definitionOf,
+  documentOf,
+  execute,
+  failureOf,
+  fakeCluster,
+  Sent,
+} from '../helpers/fake-runbook';
 
 const RESTORE = definitionOf('RestoreStateMachineArn');
 const TARGET = { confirm: 'pem-ha', time: '2026-12-02T10:00:00Z' };
-
-const failureOf = (run: Promise<unknown>) =>
-  run.then(
-    () => {
-      throw new Error('the run succeeded');
-    },
-    (e: unknown) => (e as { cause: Error }).cause,
-  );
 
 /** Document, node, and the parameters a reader of the sequence needs. */
 const step = (s: Sent) => {

@@ -1,15 +1,7 @@
 import { allStates } from '../../rig/lambdas';
-import { definitionOf, documentOf, execute, fakeCluster } from '../helpers/fake-runbook';
+import { definitionOf, documentOf, execute, failureOf, fakeCluster } from '../helpers/fake-runbook';
 
 const ROTATION = definitionOf('RotationStateMachineArn');
-
-const failureOf = (run: Promise<unknown>) =>
-  run.then(
-    () => {
-      throw new Error('the run succeeded');
-    },
-    (e: unknown) => (e as { cause: Error }).cause,
-  );
 
 describe('certificate rotation runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
   test('Given a healthy cluster led by backend-2, when it runs, then nodes go one at a time: etcd, replicas, the primary, web', async () => {

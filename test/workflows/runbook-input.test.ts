@@ -1,5 +1,5 @@
 import { checkRunbookInput, RUNBOOK_INPUTS } from '../../functions/lib/runbook-inputs';
-import { definitionIn, execute, fakeCluster } from '../helpers/fake-runbook';
+import { definitionIn, execute, failureOf, fakeCluster } from '../helpers/fake-runbook';
 import { resourcesOf, synthStack } from '../helpers/synth';
 
 const { template } = synthStack();
@@ -16,14 +16,6 @@ const CHECKED = [
   ['BackupStateMachineArn', 'backup'],
   ['BackupHealthStateMachineArn', 'backup-health'],
 ] as const;
-
-const failureOf = (run: Promise<unknown>) =>
-  run.then(
-    () => {
-      throw new Error('the run succeeded');
-    },
-    (e: unknown) => (e as { cause: Error }).cause,
-  );
 
 describe('runbook input, checked before anything is touched', () => {
   test('Given the check-input rules, then they cover exactly the runbooks that check input in their first state', () => {

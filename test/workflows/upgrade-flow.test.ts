@@ -1,4 +1,5 @@
 import { ROTATION_HOLDS_LOCK } from '../helpers/fake-lock';
+import { failureOf } from '../helpers/fake-runbook';
 import {
   FakeUpgradeWorld,
   fakeUpgradeWorld,
@@ -14,13 +15,6 @@ const START = { component: 'postgresql', version: NEW };
 let world: FakeUpgradeWorld;
 afterEach(() => world?.restore());
 
-const failureOf = (run: Promise<unknown>) =>
-  run.then(
-    () => {
-      throw new Error('the run succeeded');
-    },
-    (e: unknown) => (e as { cause: Error }).cause,
-  );
 /** Nodes a step touched (check excluded: it only reads). */
 const touched = (w: FakeUpgradeWorld) =>
   w.events.filter((e) => /^backend-\d (drain|install|restart|verify|undrain|clear-drain)$/.test(e));
