@@ -1,4 +1,17 @@
-/** What both projects share. */
+/**
+ * The rig suites of the rig-beside project: the upgrade suite's Debian 12
+ * rig, and the suites that bring up no cluster at all (the SSM agent, the
+ * local AWS APIs, the load balancer stand-ins).
+ */
+const BESIDE_SUITES = [
+  'test/rig/upgrade.test.ts',
+  'test/rig/ssm-agent.test.ts',
+  'test/rig/local-aws.test.ts',
+  'test/rig/nlb.test.ts',
+  'test/rig/alb-and-filters.test.ts',
+];
+
+/** What every project shares. */
 const common = {
   testEnvironment: 'node',
   transform: {
@@ -32,17 +45,28 @@ module.exports = {
     {
       ...common,
       // One suite at a time: each rig suite runs nine nodes of etcd, Patroni
-      // and PostgreSQL, and two rigs on a 2-core machine starve each other's
-      // HA loops (a leader missing its DCS renewal during the root rollover's
-      // etcd restarts, seen in CI with the rig suites side by side); they also
-      // share namespace names. `npm test` (scripts/test.sh) runs the unit
-      // suites beside this project only at nice 19.
-      // A runner whose isSerial is true gets the suites one after another in
-      // Jest's main process; Jest runs each runner's group of suites only
-      // after the previous group has finished and its workers have exited.
+      // and PostgreSQL, and two rigs at the same priority on a 2-core machine
+      // starve each other's HA loops (a leader missing its DCS renewal during
+      // the root rollover's etcd restarts, seen in CI with the rig suites side
+      // by side). A runner whose isSerial is true gets the suites one after
+      // another in Jest's main process; Jest runs each runner's group of
+      // suites only after the previous group has finished.
       displayName: 'rig',
       roots: ['<rootDir>/test/rig'],
       testMatch: ['**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', ...BESIDE_SUITES],
+      runner: '<rootDir>/test/helpers/serial-runner.ts',
+    },
+    {
+      ...common,
+      // `npm test` (scripts/test.sh) runs these one at a time beside the rig
+      // project at nice 10: their processes and nodes (which inherit the
+      // priority) take the CPU the cluster rig leaves idle and never starve
+      // it. The upgrade suite asserts on outcomes (what halts, what is lost,
+      // which versions run) with Patroni's standard timing.
+      displayName: 'rig-beside',
+      roots: ['<rootDir>/test/rig'],
+      testMatch: BESIDE_SUITES.map((suite) => `<rootDir>/${suite}`),
       runner: '<rootDir>/test/helpers/serial-runner.ts',
     },
   ],

@@ -34,7 +34,46 @@ describe_root() {
   echo "$(chroot "$1" patroni --version), etcd $(chroot "$1" etcd --version | awk 'NR == 1 { print $3 }'), PostgreSQL ${postgres}"
 }
 
+# Debian 13's Patroni 4.0.7 misreads two etcd errors that an etcd leader change
+# returns (the root rollover restarts every etcd member): a streaming error's
+# JSON carries "code" where 4.0.7 looks for "grpc_code", and a lease
+# keepalive that reaches the stepping-down leader gets "not a primary
+# lessor" with code Unknown. Either ends as "failed to update leader lock" and
+# the primary demotes itself, failsafe_mode notwithstanding (patroni/patroni
+# #3572, #3407). Patroni 4.1.3 handles both as an unavailable member and
+# retries another (PRs #3562, #3595), and the stack installs Patroni from PGDG
+# by default; the rig cannot reach PGDG, so its root gets the same two
+# corrections. Idempotent: a corrected file is left as it is.
+correct_patroni_etcd_errors() {
+  local module=$1/usr/lib/python3/dist-packages/patroni/dcs/etcd3.py
+  python3 - "$module" <<'PY'
+import sys
+path = sys.argv[1]
+source = open(path).read()
+marker = "# pem-ha rig: etcd leader-change errors read as Unavailable"
+if marker in source:
+    sys.exit(0)
+corrections = [
+    ("code: Optional[int] = data_error['grpc_code']",
+     "code: Optional[int] = data_error.get('code') or data_error['grpc_code']"),
+    ("    err = errStringToClientError.get(error) or errCodeToClientError.get(code) or Unknown\n",
+     f"    {marker}\n"
+     "    if code == GRPCCode.Unknown and error == 'not a primary lessor':\n"
+     "        code = GRPCCode.Unavailable\n"
+     "    err = errStringToClientError.get(error) or errCodeToClientError.get(code) or Unknown\n"),
+]
+for old, new in corrections:
+    if source.count(old) != 1:
+        sys.exit(f"rig/build-root.sh: {path} is not the Patroni 4.0.7 this correction is for (no single {old.strip()!r})")
+    source = source.replace(old, new)
+open(path, "w").write(source)
+print(f"rig root: corrected Patroni's etcd error handling in {path}")
+PY
+  rm -f "$1"/usr/lib/python3/dist-packages/patroni/dcs/__pycache__/etcd3.*.pyc
+}
+
 if [[ -f $root/.pem-ha-root && $(cat "$root/.pem-ha-root") == "$recipe" ]]; then
+  correct_patroni_etcd_errors "$root"
   echo "rig root: ${root} is up to date ($(describe_root "$root"))"
   exit 0
 fi
@@ -70,6 +109,7 @@ fi
 echo "rig root: removing apt sources and downloaded packages (nodes have no route out)"
 rm -f "$build/etc/apt/sources.list" "$build"/etc/apt/sources.list.d/*
 rm -rf "$build"/var/cache/apt/archives/*.deb "$build"/var/lib/apt/lists/*
+correct_patroni_etcd_errors "$build"
 # The systemctl stand-in is bind-mounted here by each node's init.
 touch "$build/usr/bin/systemctl"
 printf '%s' "$recipe" >"$build/.pem-ha-root"

@@ -27,13 +27,15 @@ PEM_SERVER_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/pemSuperuser" password)
 export PEM_SERVER_PASSWORD
 
 if [[ $role == primary ]]; then
-  log "creating the pemsuper role on the primary (if it does not exist)"
-  # The password goes in on stdin (never argv), quotes doubled for the SQL literal.
+  log "creating the pemsuper role on the primary (if it does not exist), with a SCRAM verifier made here"
+  verifier=$(printf '%s' "$PEM_SERVER_PASSWORD" | scram_verifier)
+  [[ $verifier == SCRAM-SHA-256\$4096:* ]] || die "could not compute the pemsuper SCRAM verifier"
+  # On stdin, never argv; a verifier is base64 fields and separators, nothing to quote.
   local_psql -q -d postgres <<SQL
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pemsuper') THEN
-    CREATE ROLE pemsuper LOGIN SUPERUSER PASSWORD '${PEM_SERVER_PASSWORD//\'/\'\'}';
+    CREATE ROLE pemsuper LOGIN SUPERUSER PASSWORD '${verifier}';
   END IF;
 END \$\$;
 SQL

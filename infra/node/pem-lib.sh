@@ -43,3 +43,21 @@ pem_run_once() {
   [[ -r $tls/pem-agent.crt && -r $tls/pem-agent.key ]] ||
     die "missing ${tls}/pem-agent.crt or .key: the certificates step must run before PEM"
 }
+
+# scram_verifier: reads a password on stdin and prints its SCRAM-SHA-256
+# verifier (RFC 5803, as PostgreSQL stores it: 4096 iterations, 16-byte salt).
+# Sent instead of the password, it keeps the password out of the statement
+# text, so neither pg_stat_activity nor a failed statement's log line shows it.
+# No SASLprep: the stack's generated passwords are ASCII letters and digits.
+scram_verifier() {
+  # shellcheck disable=SC2016 # Python source: its $ signs are f-string text, not shell.
+  /usr/bin/python3 -c '
+import base64, hashlib, hmac, os, sys
+password = sys.stdin.read().encode()
+salt, iterations = os.urandom(16), 4096
+salted = hashlib.pbkdf2_hmac("sha256", password, salt, iterations)
+stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
+server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+b64 = lambda raw: base64.b64encode(raw).decode()
+print(f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}")'
+}

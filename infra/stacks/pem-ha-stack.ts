@@ -2,7 +2,7 @@ import { Annotations, Duration, Size, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as events from 'aws-cdk-lib/aws-events';
 import { Construct } from 'constructs';
-import type { PemHaConfig } from '../config/load-config';
+import { OS_PACKAGES, type PemHaConfig } from '../config/load-config';
 import { BackendTier } from '../constructs/backend-tier';
 import { BackupRepository } from '../constructs/backup-repository';
 import { BootstrapFlow } from '../constructs/bootstrap-flow';
@@ -64,6 +64,12 @@ export class PemHaStack extends Stack {
       Annotations.of(this).addWarningV2(
         'pem-ha:debian-12-patroni',
         "Synthesized for the local rig's Debian 12 upgrade suite only: Debian 12's own Patroni 3.0.2 can lose acknowledged writes when a cut-off leader reconnects after a failover (fixed in Patroni 3.0.3, patroni/patroni#2689). Never deploy this template.",
+      );
+    } else if (config.backend.packageSource === 'os') {
+      const patroni = OS_PACKAGES[config.amiFamily].patroni;
+      Annotations.of(this).addWarningV2(
+        'pem-ha:os-patroni-etcd-errors',
+        `postgresPackageSource os installs ${config.amiFamily}'s own Patroni ${patroni}, which misreads the errors etcd returns while its leader changes (an etcd member restarted by a root rollover or an etcd upgrade, or lost): the primary can then demote itself although failsafe_mode is on (patroni/patroni#3572, #3407; handled from Patroni 4.1.3). For production use postgresPackageSource pgdg (the default).`,
       );
     }
     const secrets = new ClusterSecrets(this, 'Secrets', {

@@ -49,11 +49,12 @@ const NODE = {
 
 /**
  * The bootstrap runbook: cluster CA, then on every node OS preparation and
- * certificates (with their expiry published), then etcd (all members at once), the Patroni leader, the
- * replicas one by one, the backup stanza, the etcd and backend nodes' metric collectors, PEM on
- * the backends and the web tier. Every step is
- * idempotent, so a second execution changes nothing. Any failure ends in
- * `Bootstrap failed` with the task's named error and cause.
+ * certificates (with their expiry published), then etcd (all members at
+ * once), the Patroni leader, the replicas side by side (each clones the leader
+ * or restores from the repository on its own), the backup stanza, the etcd and
+ * backend nodes' metric collectors, PEM on the backends and the web tier.
+ * Every step is idempotent, so a second execution changes nothing. Any failure
+ * ends in `Bootstrap failed` with the task's named error and cause.
  */
 export function bootstrapDefinition(
   scope: Construct,
@@ -72,16 +73,10 @@ export function bootstrapDefinition(
       parameters,
       pollInterval: props.pollInterval,
     });
-  const forEach = (
-    label: string,
-    group: keyof typeof groups,
-    processor: sfn.IChainable,
-    maxConcurrency = 0,
-  ) => {
+  const forEach = (label: string, group: keyof typeof groups, processor: sfn.IChainable) => {
     const map = new sfn.Map(scope, label, {
       itemsPath: `${StatePath.inventory}.${group}`,
       itemSelector: { 'node.$': '$$.Map.Item.Value' },
-      maxConcurrency,
       resultPath: sfn.JsonPath.DISCARD,
     });
     map.itemProcessor(processor);
@@ -139,7 +134,7 @@ export function bootstrapDefinition(
     .next(caExpiry)
     .next(forEach('etcd members', 'etcd', etcd))
     .next(forEach('Patroni leader', 'leader', patroni('Start Patroni leader', true)))
-    .next(forEach('Patroni replicas', 'replicas', patroni('Start Patroni replica', false), 1));
+    .next(forEach('Patroni replicas', 'replicas', patroni('Start Patroni replica', false)));
   // All at once: whichever member is the primary now creates the stanza, the others wait for it.
   const stanza = run('Ensure backup stanza', documents.backup, {
     Action: 'stanza',

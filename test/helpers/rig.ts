@@ -248,3 +248,31 @@ export async function etcdMembers(rig: RigCluster): Promise<string[]> {
     .map((line) => line.split(', ').slice(1, 3).join(' '))
     .sort();
 }
+
+/**
+ * Runs `step`; if it throws, prints what each backend's Patroni logged about
+ * its role and the DCS (demotions, failsafe, lost DCS requests) before
+ * rethrowing, so a failure in CI explains itself without the rig's files.
+ */
+export async function withPatroniLogOnFailure<T>(
+  rig: RigCluster,
+  step: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    const pattern =
+      'demot|promot|failsafe|DCS|lock|etcd server|Request to server|Got response|Request failed';
+    for (const node of rig.plan.nodes.filter((n) => n.tier === 'backend')) {
+      const lines = await rig
+        .execOk(node.name, [
+          'sh',
+          '-c',
+          `grep -E '${pattern}' /var/log/rig-units/patroni.service.log | grep -v 'no action' | tail -n 40`,
+        ])
+        .catch((e: Error) => `(log not read: ${e.message})`);
+      console.log(`${node.name} Patroni log (role and DCS lines, last 40):\n${lines}`);
+    }
+    throw error;
+  }
+}

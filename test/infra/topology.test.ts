@@ -291,4 +291,17 @@ describe('package source warnings', () => {
       Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('Patroni 3.0.2'));
     }
   });
+
+  it("warns that the operating system's own Patroni can demote the primary on an etcd leader change, and says nothing of it with PGDG packages", () => {
+    const warning = Match.stringLikeRegexp(
+      'own Patroni 4.0.7, which misreads the errors etcd returns while its leader changes.*use postgresPackageSource pgdg',
+    );
+    const { stack: debian } = synthStack({ amiFamily: 'debian-13', postgresPackageSource: 'os' });
+    Annotations.fromStack(debian).hasWarning('*', warning);
+    const { stack: pgdg } = synthStack({ amiFamily: 'debian-13' });
+    Annotations.fromStack(pgdg).hasNoWarning(
+      '*',
+      Match.stringLikeRegexp('misreads the errors etcd'),
+    );
+  });
 });

@@ -172,7 +172,7 @@ suite('local cluster from the synthesized artifacts', () => {
     }
   });
 
-  test('PEM is configured as seed 001 asks, with the password never on a command line', async () => {
+  test('PEM is configured as seed 001 asks, with the password never on a command line, in a statement or in a log', async () => {
     const calls = async (node: string) =>
       rig.execOk(node, ['cat', '/var/lib/pem-ha/configure-pem-server.calls']);
     const [b1, b2, w1] = await Promise.all([
@@ -198,6 +198,27 @@ suite('local cluster from the synthesized artifacts', () => {
       expect(record).toContain('stdin password matches env: yes');
       expect(record).not.toContain(password);
     }
+    // The role was made from a SCRAM verifier computed on the node: its password
+    // logs in, and appears in no statement text, so in no log of the primary.
+    expect(
+      await nodeQuery('backend-1', "SELECT rolpassword FROM pg_authid WHERE rolname = 'pemsuper'"),
+    ).toMatch(/^SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/);
+    const login = await rig.execOk(
+      'backend-1',
+      [
+        'sh',
+        '-c',
+        'read -r PGPASSWORD; export PGPASSWORD; psql -XAtc "SELECT current_user" "host=127.0.0.1 dbname=postgres user=pemsuper sslmode=require"',
+      ],
+      `${password}\n`,
+    );
+    expect(login.trim()).toBe('pemsuper');
+    const logged = await rig.execOk(
+      'backend-1',
+      ['sh', '-c', 'grep -rlFf - /var/log || true'],
+      `${password}\n`,
+    );
+    expect(logged.trim()).toBe('');
     const subject = await rig.execOk('backend-2', [
       'openssl',
       'x509',

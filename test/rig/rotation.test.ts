@@ -7,7 +7,13 @@ import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
 import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
 import { SERVED_PORTS, servedSerial } from '../../rig/served-certificates';
-import { endpointQueryOn, nodeQueryOn, sleep, upTestRig } from '../helpers/rig';
+import {
+  endpointQueryOn,
+  nodeQueryOn,
+  sleep,
+  upTestRig,
+  withPatroniLogOnFailure,
+} from '../helpers/rig';
 
 const asRoot = process.getuid?.() === 0;
 const suite = asRoot ? describe : describe.skip;
@@ -157,8 +163,7 @@ function rotateEverythingWith(
 
 suite('certificate rotation on a running cluster', () => {
   beforeAll(async () => {
-    // Patroni's default timing, as deployed: with retry_timeout 3 (the fast
-    // profile) the leader can miss its DCS while the rollover restarts etcd members.
+    // Patroni's standard timing, the default deploy's.
     rig = await upTestRig('rot', '10.48.0.0/16', { fastPatroni: false });
   }, 900_000);
 
@@ -348,7 +353,7 @@ suite('certificate rotation on a running cluster', () => {
       }
     })();
     try {
-      await rig.rolloverRoot();
+      await withPatroniLogOnFailure(rig, () => rig.rolloverRoot());
     } finally {
       writing = false;
       await writer;

@@ -15,7 +15,7 @@ const bootstrapDefinitionOf = (settings: Record<string, unknown> = {}) =>
 const DEFAULT = bootstrapDefinitionOf();
 
 describe('bootstrap runbook (synthesized definition, run with aws-local-stepfunctions)', () => {
-  test('Given the default cluster, when it runs, then the steps go etcd, Patroni leader, replicas one by one, PEM backend, web', async () => {
+  test('Given the default cluster, when it runs, then the steps go etcd, Patroni leader, the replicas side by side, PEM backend, web', async () => {
     const cluster = fakeCluster();
     await expect(execute(DEFAULT, cluster)).resolves.toBeDefined();
 
@@ -30,13 +30,14 @@ describe('bootstrap runbook (synthesized definition, run with aws-local-stepfunc
     expect(steps.filter((s) => s.startsWith('Certificates:install')).length).toBe(8);
     expect(lastIndex('Certificates')).toBeLessThan(firstIndex('Etcd'));
     expect(lastIndex('Etcd')).toBeLessThan(firstIndex('Patroni'));
-    // The leader first with Bootstrap=true, then each replica in turn.
+    // The leader first with Bootstrap=true, then both replicas at once.
     const patroni = cluster.sent.filter((s) => documentOf(s) === 'Patroni');
     expect(patroni.map((s) => [s.node, s.parameters.Bootstrap])).toEqual([
       ['backend-1', 'true'],
       ['backend-2', 'false'],
       ['backend-3', 'false'],
     ]);
+    expect(DEFAULT.States['Patroni replicas']).not.toHaveProperty('MaxConcurrency');
     expect(lastIndex('Patroni')).toBeLessThan(firstIndex('PemBackend'));
     expect(lastIndex('PemBackend')).toBeLessThan(firstIndex('PemWeb'));
     expect(
@@ -58,15 +59,15 @@ describe('bootstrap runbook (synthesized definition, run with aws-local-stepfunc
     expect(error.cause.name).toBe('CommandFailedError');
     expect(error.cause.message).toContain('backend-2');
     expect(error.cause.message).toContain('patroni would not start');
-    // No later step starts: not the next replica (a Map starts no iteration
-    // after a failure), not PEM.
+    // The replicas were started side by side; no later step starts (not the
+    // stanza, not PEM).
     const touched = cluster.sent.map((s) => `${documentOf(s)}:${s.node}`);
-    expect(touched.some((s) => s.startsWith('Pem'))).toBe(false);
-    expect(touched.filter((s) => s.startsWith('Patroni'))).toEqual([
+    expect(touched.some((s) => s.startsWith('Pem') || s.startsWith('Backup'))).toBe(false);
+    expect(touched.filter((s) => s.startsWith('Patroni')).sort()).toEqual([
       'Patroni:backend-1',
       'Patroni:backend-2',
+      'Patroni:backend-3',
     ]);
-    expect(DEFAULT.States['Patroni replicas']).toMatchObject({ MaxConcurrency: 1 });
   });
 
   test('Given a node not yet registered with SSM, when it runs, then the send is retried and the run succeeds', async () => {
