@@ -3,11 +3,11 @@
 #
 # The rig suites spend most of their time waiting on real HA timing, and
 # they must not share the CPU with anything that could starve Patroni's or
-# etcd's loops. So only the rig project (the cluster rigs) runs at normal
-# priority; the rig-beside project (the upgrade suite's rig and the suites
-# with no cluster) runs at nice 10 and the unit suites (CPU-bound synths) at
-# nice 19: they take the cycles the cluster rig leaves idle, instead of
-# minutes of their own. Arguments go to every lane.
+# etcd's loops. So only the rig project (the cluster suite) runs at normal
+# priority; the rig-beside project (the rotation and upgrade suites' rigs and
+# the suites with no cluster) runs at nice 10 and the unit suites (CPU-bound
+# synths) at nice 19: they take the cycles the cluster rig leaves idle,
+# instead of minutes of their own. Arguments go to every lane.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
