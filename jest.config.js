@@ -45,12 +45,12 @@ module.exports = {
     {
       ...common,
       // One suite at a time: each rig suite runs nine nodes of etcd, Patroni
-      // and PostgreSQL, and two rigs at the same priority on a 2-core machine
-      // starve each other's HA loops (a leader missing its DCS renewal during
-      // the root rollover's etcd restarts, seen in CI with the rig suites side
-      // by side). A runner whose isSerial is true gets the suites one after
-      // another in Jest's main process; Jest runs each runner's group of
-      // suites only after the previous group has finished.
+      // and PostgreSQL, and on a 2-core machine a second cluster rig beside
+      // the cluster suite, even at nice 10 (the rotation suite, in CI), made
+      // its etcd quorum and redeploy tests miss their bounds. A runner whose
+      // isSerial is true gets the suites one after another in Jest's main
+      // process; Jest runs each runner's group of suites only after the
+      // previous group has finished.
       displayName: 'rig',
       roots: ['<rootDir>/test/rig'],
       testMatch: ['**/*.test.ts'],
