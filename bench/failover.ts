@@ -78,7 +78,7 @@ async function benchmarkRun(fast: boolean, results: Map<string, number[]>) {
   const rig = await RigCluster.up({ name: 'bench', fastPatroni: fast, vpcCidr: '10.44.0.0/16' });
   record('bring-up (synth + nodes + bootstrap + endpoints settled)', (Date.now() - started) / 1000);
   try {
-    const client = new Client(rig.superuserConnection());
+    const client = new Client(rig.applicationConnection());
     await client.connect();
     await client.query(
       'CREATE TABLE IF NOT EXISTS bench_probe (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())',

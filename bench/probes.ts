@@ -3,6 +3,7 @@
  * connection and measure the gaps between successful writes, the leader as
  * Patroni reports it, a planned switchover through Patroni's REST API.
  */
+import { APPLICATION_ROLE } from '../rig/application-role';
 import { Client } from 'pg';
 import { RigCluster } from '../rig/cluster';
 import { describeMembers, patroniMembers } from '../rig/patroni';
@@ -91,7 +92,7 @@ export class Prober {
 export function endpointWriter(rig: RigCluster): () => Promise<void> {
   return async () => {
     const client = new Client({
-      ...rig.superuserConnection(),
+      ...rig.applicationConnection(),
       connectionTimeoutMillis: 1000,
       query_timeout: 2000,
     });
@@ -114,7 +115,7 @@ export function endpointWriter(rig: RigCluster): () => Promise<void> {
  */
 export function multiHostWriter(rig: RigCluster): () => Promise<void> {
   const hosts = rig.plan.nodes.filter((n) => n.tier === 'backend').map((n) => n.address);
-  const conninfo = `host=${hosts.join(',')} port=5432 user=patroni_super dbname=postgres sslmode=require target_session_attrs=read-write connect_timeout=2`;
+  const conninfo = `host=${hosts.join(',')} port=5432 user=${APPLICATION_ROLE} dbname=postgres sslmode=require target_session_attrs=read-write connect_timeout=2`;
   // The rig's pgpass file (mode 0600): the password is on no command line.
   const pgpass = `PGPASSFILE=${RigCluster.stateDir(rig.name)}/pgpass`;
   return async () => {

@@ -34,7 +34,7 @@ const emptyWindow = (): Window => ({
 
 /** One long-lived connection through the write endpoint, a query every 20 ms. */
 async function steadyClient(rig: RigCluster, window: () => Window, running: () => boolean) {
-  const client = new Client({ ...rig.superuserConnection(), query_timeout: 5000 });
+  const client = new Client({ ...rig.applicationConnection(), query_timeout: 5000 });
   client.on('error', () => void window().failedQueries++);
   await client.connect();
   for (let i = 0; running() && i < 1_000_000; i++) {

@@ -61,7 +61,7 @@ async function benchmarkRun(
     checkScale: scale,
   });
   try {
-    const client = new Client(rig.superuserConnection());
+    const client = new Client(rig.applicationConnection());
     await client.connect();
     await client.query(
       'CREATE TABLE IF NOT EXISTS bench_probe (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())',

@@ -35,7 +35,7 @@ async function roles(rig: RigCluster) {
 function backgroundWrites(rig: RigCluster): { stop(): Promise<void> } {
   let running = true;
   const done = (async () => {
-    const client = new Client({ ...rig.superuserConnection(), connectionTimeoutMillis: 5000 });
+    const client = new Client({ ...rig.applicationConnection(), connectionTimeoutMillis: 5000 });
     await client.connect();
     try {
       await client.query('CREATE TABLE IF NOT EXISTS alarm_fault_writes (at timestamptz)');
@@ -75,7 +75,7 @@ export function alarmFaults(
     name: 'a transaction left open and idle',
     alarms: ['Monitoring/LongTransactionAlarm'],
     async cause() {
-      idle = new Client({ ...rig().superuserConnection(), connectionTimeoutMillis: 5000 });
+      idle = new Client({ ...rig().applicationConnection(), connectionTimeoutMillis: 5000 });
       await idle.connect();
       await idle.query('BEGIN; SELECT txid_current()');
     },

@@ -2,6 +2,7 @@
  * `npm run local -- up | status | down`: the whole cluster on this machine,
  * built from the synthesized artifacts (see rig/cluster.ts).
  */
+import { APPLICATION_ROLE } from './application-role';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,7 +22,7 @@ const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|ro
           settings rollout), then the NLB stand-in
   status  nodes, services and Patroni's view of the cluster
   shell NODE  a root shell inside a node (what Session Manager gives on AWS)
-  psql    psql as the Patroni superuser through the write endpoint (--read: the read endpoint)
+  psql    psql as the rig's application role (rig_app) through the write endpoint (--read: the read endpoint)
   rotate  run the certificate rotation runbook (as its schedule does; --renew-before-days 3650 renews everything)
   rollover  run the root CA rollover runbook
   upgrade   run the rolling upgrade runbook with --upgrade '{"component":"postgresql","version":"latest"}'
@@ -111,13 +112,16 @@ function shell(name: string, node: string | undefined): number {
   return interactive('nsenter', host.enterArgs(node, ['bash', '-l'], { TERM: term }));
 }
 
-/** psql on this machine through the NLB stand-in, as the Patroni superuser. */
+/**
+ * psql on this machine through the NLB stand-in, as the rig's application
+ * role (pg_hba refuses the administrative roles there: `shell` into a backend).
+ */
 function psql(name: string, read: boolean, extra: string[]): number {
   loadHost(name);
   const template = join(REPO_ROOT, `cdk.out.rig-${name}`, 'PemHa.template.json');
   const { nlbAddress } = planCluster(readTemplate(template));
   // The server certificates do not carry the NLB's name yet: TLS is required, not verified.
-  const conninfo = `host=${nlbAddress} port=${read ? 5433 : 5432} user=patroni_super dbname=postgres sslmode=require connect_timeout=5`;
+  const conninfo = `host=${nlbAddress} port=${read ? 5433 : 5432} user=${APPLICATION_ROLE} dbname=postgres sslmode=require connect_timeout=5`;
   return interactive('psql', [conninfo, ...extra], {
     ...process.env,
     PGPASSFILE: join(RigCluster.stateDir(name), 'pgpass'),

@@ -9,6 +9,12 @@ import { join } from 'node:path';
 import type { BackupHealth } from '../functions/record-backup-health/health';
 import { SETTINGS } from '../infra/config/schema';
 import { assertRigAptRepo, configureNodeApt } from './apt';
+import {
+  APPLICATION_ROLE,
+  applicationPassword,
+  applicationRoleSql,
+  localPsqlArgv,
+} from './application-role';
 import { assertFamilyInstalled, RigFamily, rigFamily } from './family';
 import { RigHost } from './host/host';
 import { rigLocalAws } from './local-aws/rig-view';
@@ -147,6 +153,7 @@ export class RigCluster {
       await objectStorageReady(rig);
       await rig.connectToObjectStorage();
       await rig.bootstrap();
+      await rig.ensureApplicationRole();
       await rig.startLoadBalancers();
     } catch (error) {
       await rig.aws.close();
@@ -289,6 +296,7 @@ export class RigCluster {
   async converge(): Promise<{ readonly durationMs: number }> {
     await this.startObjectStorage();
     const { durationMs } = await this.bootstrap();
+    await this.ensureApplicationRole();
     await this.startLoadBalancers();
     return { durationMs };
   }
@@ -435,11 +443,6 @@ export class RigCluster {
   private async startLoadBalancers(): Promise<void> {
     await startNlb(this, this.options.checkScale ?? 1);
     await startAlb(this);
-    writeFileSync(
-      join(RigCluster.stateDir(this.name), 'pgpass'),
-      `*:*:*:patroni_super:${this.superuserPassword()}\n`,
-      { mode: 0o600 },
-    );
   }
 
   /**
@@ -480,20 +483,44 @@ export class RigCluster {
     return waitForTargets(this, 'nlb', endpointsSettled(this), timeoutMs);
   }
 
-  superuserPassword(): string {
-    return JSON.parse(this.aws.secretValue('pem-ha/patroniSuperuser') ?? '{}').password;
+  /**
+   * Makes (or refreshes) the rig's application role on the primary, bounded:
+   * the endpoints admit no administrative role.
+   */
+  async ensureApplicationRole(timeoutMs = 60_000): Promise<void> {
+    const password = applicationPassword(RigCluster.stateDir(this.name));
+    const backends = this.plan.nodes.filter((n) => n.tier === 'backend').map((n) => n.name);
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 1; Date.now() < deadline && attempt <= 60; attempt++) {
+      for (const node of backends) {
+        const probe = await this.host.exec(node, {
+          argv: localPsqlArgv('-c', 'SELECT pg_is_in_recovery()'),
+          timeoutMs: 10_000,
+        });
+        if (probe.exitCode !== 0 || probe.stdout.trim() !== 'f') continue;
+        await this.execOk(node, localPsqlArgv('-f', '-'), applicationRoleSql(password));
+        writeFileSync(
+          join(RigCluster.stateDir(this.name), 'pgpass'),
+          `*:*:*:${APPLICATION_ROLE}:${password}\n`,
+          { mode: 0o600 },
+        );
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+    throw new Error(`no primary took the ${APPLICATION_ROLE} role within ${timeoutMs / 1000} s`);
   }
 
   /**
-   * node-postgres settings for the Patroni superuser through an endpoint
+   * node-postgres settings for the rig's application role through an endpoint
    * (default the write endpoint); TLS without verification, as the rig's
    * clients only test availability.
    */
-  superuserConnection(endpoint: { host: string; port: number } = this.writeEndpoint) {
+  applicationConnection(endpoint: { host: string; port: number } = this.writeEndpoint) {
     return {
       ...endpoint,
-      user: 'patroni_super',
-      password: this.superuserPassword(),
+      user: APPLICATION_ROLE,
+      password: applicationPassword(RigCluster.stateDir(this.name)),
       database: 'postgres',
       ssl: { rejectUnauthorized: false },
     };

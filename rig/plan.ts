@@ -86,7 +86,6 @@ export function planCluster(template: SynthesizedTemplate): RigPlan {
       refOf(attachment.Properties?.VolumeId),
     ]),
   );
-  const webAddressesUsed = new Map<string, number>();
   let volumes = 0;
   const instances = resourcesOfType(template, 'AWS::EC2::Instance');
   const nodes = instances.map(([logicalId, instance], index): RigNodePlan => {
@@ -97,15 +96,9 @@ export function planCluster(template: SynthesizedTemplate): RigPlan {
       throw new Error(
         `instance ${logicalId} needs a pem-ha:node tag and a pem-ha:tier tag of ${TIERS.join(', ')}`,
       );
-    let address = instance.Properties?.PrivateIpAddress as string | undefined;
-    if (address === undefined) {
-      // EC2 picks these (web tier); the rig takes .30 and up in the node's subnet.
-      const subnetId = refOf(instance.Properties?.SubnetId);
-      const cidr = String(subnets.get(subnetId ?? '')?.Properties?.CidrBlock);
-      const used = webAddressesUsed.get(cidr) ?? 0;
-      webAddressesUsed.set(cidr, used + 1);
-      address = hostIn(cidr, 30 + used);
-    }
+    const address = instance.Properties?.PrivateIpAddress;
+    if (typeof address !== 'string')
+      throw new Error(`instance ${logicalId} needs a fixed PrivateIpAddress (every tier has one)`);
     const volumeLogicalId = volumesByInstance.get(logicalId);
     const sizeGiB = Number(template.Resources[volumeLogicalId ?? '']?.Properties?.Size);
     return {

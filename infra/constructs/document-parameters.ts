@@ -17,6 +17,7 @@ export const PATTERNS = {
   name: '^[a-z][a-z0-9-]{0,62}$',
   ipv4: `^${IPV4}$`,
   ipv4List: listOf(IPV4),
+  optionalIpv4List: optionalListOf(IPV4),
   nameList: listOf('[a-z][a-z0-9-]{0,62}'),
   cidrList: optionalListOf(`${IPV4}/\\d{1,2}`),
   hostPortList: listOf(`${IPV4}:\\d{1,5}`),

@@ -292,6 +292,12 @@ export function documentSpecs(
           P.cidrList,
         ),
         bool('PemEnabled', pem !== undefined, 'Add the PEM pg_hba rules'),
+        cluster(
+          'WebAddresses',
+          (props.webAddresses ?? []).join(','),
+          'Every PEM web host (pemsuper logs in from these and the backends only)',
+          P.optionalIpv4List,
+        ),
         cluster('Ttl', String(patroni.ttl), 'Patroni ttl', P.integer),
         cluster('LoopWait', String(patroni.loopWait), 'Patroni loop_wait', P.integer),
         cluster('RetryTimeout', String(patroni.retryTimeout), 'Patroni retry_timeout', P.integer),

@@ -55,6 +55,8 @@ export interface NodeDocumentsProps {
   readonly etcdMembers: readonly { readonly name: string; readonly address: string }[];
   /** Every backend node, with its fixed address. */
   readonly backends: readonly { readonly name: string; readonly address: string }[];
+  /** Every PEM web host, with its fixed address. @default - none (no web tier) */
+  readonly webAddresses?: readonly string[];
   /** The cluster's private subnets: the NLB (no client IP preservation) and the web tier. */
   readonly trustedCidrs: readonly string[];
   /** @default - none */
@@ -230,6 +232,7 @@ function validate(scope: Construct, props: NodeDocumentsProps): void {
   const lists: [string, readonly string[]][] = [
     ['etcdMembers', props.etcdMembers.map((m) => m.address)],
     ['backends', props.backends.flatMap((m) => [m.name, m.address])],
+    ['webAddresses', props.webAddresses ?? []],
     ['trustedCidrs', props.trustedCidrs],
     ['clientCidrs', props.clientCidrs ?? []],
   ];

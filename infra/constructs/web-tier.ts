@@ -9,15 +9,20 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { accessLogBucket } from './access-log-bucket';
 import { SelfSignedWebCertificate } from './web-certificate';
-import type { NodePlacementProps } from './node-group';
-import { NodeTier } from './node-tier';
+import { NodeTier, type FixedAddressPlacementProps } from './node-tier';
 
 export const PEM_WEB_PORT = 8443;
+/**
+ * Web hosts sit at fixed addresses (.30 and up in their subnets), as the other
+ * tiers do: the backends admit `pemsuper` from these /32s only, and a replaced
+ * instance comes back at the same one.
+ */
+const WEB_ADDRESS_OFFSET = 30;
 export const WEB_LISTENER_PORT = 443;
 /** PEM's login page answers 200 once the web application and its backend connection are up. */
 export const PEM_HEALTH_CHECK_PATH = '/pem/login';
 
-export interface WebTierProps extends NodePlacementProps {
+export interface WebTierProps extends FixedAddressPlacementProps {
   /** @default 2 */
   readonly nodeCount?: number;
   /** @default t3.medium */
@@ -47,6 +52,7 @@ export class WebTier extends NodeTier {
       defaultNodeCount: 2,
       minNodeCount: 1,
       defaultInstanceType: 't3.medium',
+      addressOffset: WEB_ADDRESS_OFFSET,
     });
 
     const albSecurityGroup = new ec2.SecurityGroup(this, 'LoadBalancerSecurityGroup', {

@@ -146,7 +146,7 @@ REWIND_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniRewind" password)
 REST_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniRestApi" password)
 export SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD REST_PASSWORD
 export MEMBER_NAME MEMBER_ADDRESS BOOTSTRAP CLUSTER_NAME POSTGRES_MAJOR ETCD_HOSTS \
-  BACKEND_ADDRESSES TRUSTED_CIDRS CLIENT_CIDRS PEM_ENABLED TTL LOOP_WAIT RETRY_TIMEOUT \
+  BACKEND_ADDRESSES WEB_ADDRESSES TRUSTED_CIDRS CLIENT_CIDRS PEM_ENABLED TTL LOOP_WAIT RETRY_TIMEOUT \
   MAXIMUM_LAG_ON_FAILOVER SYNCHRONOUS_MODE DATA_DIR PGHOME TLS ARCHIVE_TIMEOUT_SECONDS \
   REPLICA_FROM_REPOSITORY RESTORE_TARGET RESTORE_SET MAX_WAL_SIZE_MIB MAX_SLOT_WAL_KEEP_MIB \
   DYNAMIC_CONFIG POSTGRESQL_PARAMETERS USER_PARAMETERS
@@ -157,8 +157,14 @@ import base64, copy, json, os, shlex, yaml
 env = os.environ
 split = lambda name: [item for item in env[name].split(",") if item]
 backends, trusted, clients = split("BACKEND_ADDRESSES"), split("TRUSTED_CIDRS"), split("CLIENT_CIDRS")
+webs = split("WEB_ADDRESSES")
 tls = env["TLS"]
+pem = env["PEM_ENABLED"] == "true"
 
+# First match wins. The administrative roles log in from the places listed for
+# them and are rejected everywhere else, before the application lines: the NLB
+# hides client addresses (its own are in the trusted subnets), so a rule for a
+# subnet cannot tell a web host or an application from the NLB's clients.
 hba = [
     # The OS user postgres (Patroni itself, the node documents) as patroni_super.
     "local all patroni_super peer map=pemha_local",
@@ -172,22 +178,28 @@ hba = [
 ]
 for address in backends:
     hba += [f"hostssl replication patroni_rep {address}/32 scram-sha-256",
-            f"hostssl all patroni_rew {address}/32 scram-sha-256"]
-if env["PEM_ENABLED"] == "true":
+            f"hostssl all patroni_rew {address}/32 scram-sha-256",
+            f"hostssl all patroni_super {address}/32 scram-sha-256"]
+if pem:
     hba += ["hostssl pem +pem_user 127.0.0.1/32 scram-sha-256",
             "hostssl postgres +pem_user 127.0.0.1/32 scram-sha-256",
-            "hostssl pem +pem_agent 127.0.0.1/32 cert",
-            "hostssl pem,postgres pemsuper 127.0.0.1/32 scram-sha-256"]
+            "hostssl pem +pem_agent 127.0.0.1/32 cert"]
+    # pemsuper (PEM's configuration steps, the web application's own login)
+    # from the backends and the web hosts only.
+    for address in ["127.0.0.1"] + backends + webs:
+        hba.append(f"hostssl pem,postgres pemsuper {address}/32 scram-sha-256")
+hba += ["host all patroni_super,patroni_rew,patroni_rep,pem_ha_monitor,pemsuper all reject",
+        "host replication all all reject"]
+if pem:
     for address in [f"{a}/32" for a in backends] + trusted:
         hba += [f"hostssl pem,postgres +pem_user {address} scram-sha-256",
                 f"hostssl pem +pem_admin {address} scram-sha-256",
-                f"hostssl pem +pem_agent {address} cert",
-                f"hostssl pem,postgres pemsuper {address} scram-sha-256"]
+                f"hostssl pem +pem_agent {address} cert"]
     for cidr in clients:  # monitoring agents of the monitored servers
         hba += [f"hostssl pem +pem_user {cidr} scram-sha-256",
                 f"hostssl pem +pem_agent {cidr} cert"]
-# Applications: through the NLB (its addresses are in the trusted subnets, client
-# IP preservation is off) or directly with the multi-host string.
+# Every other role: applications, through the NLB (its addresses are in the
+# trusted subnets) or directly with the multi-host string.
 for cidr in trusted + clients:
     hba.append(f"hostssl all all {cidr} scram-sha-256")
 

@@ -127,6 +127,7 @@ export class PemHaStack extends Stack {
     if (config.pem) {
       this.web = new WebTier(this, 'Web', {
         ...placement,
+        subnetCidrs: network.privateSubnetCidrs,
         nodeCount: config.pem.web.nodeCount,
         instanceType: new ec2.InstanceType(config.pem.web.instanceType),
         internetFacing: config.pem.web.internetFacing,
@@ -159,6 +160,7 @@ export class PemHaStack extends Stack {
       packageSource: config.backend.packageSource,
       etcdMembers: this.etcd.nodes.map((node) => ({ name: node.name, address: node.privateIp })),
       backends: this.backend.nodes.map((node) => ({ name: node.name, address: node.privateIp })),
+      webAddresses: this.web?.nodes.map((node) => node.privateIp),
       trustedCidrs: network.privateSubnetCidrs,
       clientCidrs: config.backend.clientCidrs,
       patroni: config.patroni,

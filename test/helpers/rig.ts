@@ -71,7 +71,7 @@ export async function endpointQueryOn(
   values: unknown[] = [],
 ) {
   const client = new Client({
-    ...rig.superuserConnection({ host: rig.plan.nlbAddress, port }),
+    ...rig.applicationConnection({ host: rig.plan.nlbAddress, port }),
     connectionTimeoutMillis: 3000,
     query_timeout: 5000,
   });

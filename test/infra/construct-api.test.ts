@@ -48,7 +48,7 @@ describe('node tiers share one placement', () => {
     const { stack, placement, subnetCidrs } = placed();
     new EtcdTier(stack, 'Etcd', { ...placement, subnetCidrs });
     new BackendTier(stack, 'Backend', { ...placement, subnetCidrs });
-    new WebTier(stack, 'Web', placement);
+    new WebTier(stack, 'Web', { ...placement, subnetCidrs });
 
     // Then each tier runs its default count of its default instance type
     const types = Object.values(resourcesOf(Template.fromStack(stack), 'AWS::EC2::Instance'))
@@ -89,7 +89,7 @@ describe('node tiers share one placement', () => {
         EtcdTier: () => new EtcdTier(stack, 'Etcd', { ...placement, subnetCidrs, nodeCount }),
         BackendTier: () =>
           new BackendTier(stack, 'Backend', { ...placement, subnetCidrs, nodeCount }),
-        WebTier: () => new WebTier(stack, 'Web', { ...placement, nodeCount }),
+        WebTier: () => new WebTier(stack, 'Web', { ...placement, subnetCidrs, nodeCount }),
       }[tier]!;
 
       // When it is created, Then it fails with the construct's path attached

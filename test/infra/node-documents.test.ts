@@ -83,6 +83,7 @@ describe('node documents', () => {
     expect(documents.has('pem-ha-pem-backend')).toBe(false);
     expect(documents.has('pem-ha-pem-web')).toBe(false);
     expect(documents.get('pem-ha-patroni')!.parameters.PemEnabled.default).toBe('false');
+    expect(documents.get('pem-ha-patroni')!.parameters.WebAddresses.default).toBe('');
   });
 
   test.each([...DEFAULT_DOCUMENTS])(
@@ -191,6 +192,8 @@ describe('node documents', () => {
     expect(patroni.EtcdHosts.default).toBe('10.40.3.10:2379,10.40.4.10:2379,10.40.5.10:2379');
     expect(patroni.BackendAddresses.default).toBe('10.40.3.20,10.40.4.20,10.40.5.20');
     expect(patroni.TrustedCidrs.default).toBe('10.40.3.0/24,10.40.4.0/24,10.40.5.0/24');
+    // pemsuper's only sources besides the backends: the web hosts' fixed addresses
+    expect(patroni.WebAddresses.default).toBe('10.40.3.30,10.40.4.30');
     expect(documents.get('pem-prod-etcd')!.parameters.InitialCluster.default).toBe(
       'etcd-1=https://10.40.3.10:2380,etcd-2=https://10.40.4.10:2380,etcd-3=https://10.40.5.10:2380',
     );

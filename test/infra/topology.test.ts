@@ -102,11 +102,10 @@ describe('endpoints a user connects to', () => {
     expect(outputs.MultiHostConnectionString.Value).toContain('target_session_attrs=read-write');
   });
 
-  it('places etcd and backend nodes at fixed addresses, one per AZ subnet', () => {
+  it('places every node at a fixed address, one per AZ subnet: etcd .10, backends .20, web hosts .30', () => {
     const { template } = synthStack({ etcdNodeCount: '5' });
     const addresses = Object.values(resourcesOf(template, 'AWS::EC2::Instance'))
       .map((instance) => instance.Properties.PrivateIpAddress)
-      .filter(Boolean)
       .sort();
     expect(addresses).toEqual(
       [
@@ -118,6 +117,8 @@ describe('endpoints a user connects to', () => {
         '10.40.3.20',
         '10.40.4.20',
         '10.40.5.20',
+        '10.40.3.30',
+        '10.40.4.30',
       ].sort(),
     );
   });

@@ -4,6 +4,7 @@
  * by the bootstrap runbook through the shipped Lambda bundles.
  */
 import { request as httpsRequest } from 'node:https';
+import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
 import { resourcesOfType, SynthesizedTemplate } from '../../rig/template';
 import {
@@ -230,6 +231,81 @@ suite('local cluster from the synthesized artifacts', () => {
       'RFC2253',
     ]);
     expect(subject.trim()).toBe('subject=CN=agent2');
+  });
+
+  test('logins by role and source: every administrative role is refused from the client network and through the NLB even with its password, an application role is admitted both ways, pemsuper from a web host only', async () => {
+    const password = (secret: string) =>
+      JSON.parse(rig.aws.secretValue(`pem-ha/${secret}`)!).password as string;
+    const admins: [string, string][] = [
+      ['patroni_super', password('patroniSuperuser')],
+      ['patroni_rew', password('patroniRewind')],
+      ['patroni_rep', password('patroniReplication')],
+      ['pemsuper', password('pemSuperuser')],
+      ['pem_ha_monitor', 'none'],
+    ];
+    const primary = await writeNode();
+    // From the host (the rig's databaseClientCidrs) straight to the primary, and
+    // through the NLB stand-in (whose own address is what PostgreSQL sees).
+    const routes = [
+      { host: address(primary), port: 5432, source: rig.host.hostAddress },
+      { host: rig.plan.nlbAddress, port: 5432, source: rig.plan.nlbAddress },
+    ];
+    const login = async (
+      route: { host: string; port: number },
+      user: string,
+      secret: string,
+      replication?: string,
+    ) => {
+      const client = new Client({
+        host: route.host,
+        port: route.port,
+        user,
+        password: secret,
+        database: 'postgres',
+        ssl: { rejectUnauthorized: false },
+        connectionTimeoutMillis: 5000,
+        ...(replication && { replication }),
+      });
+      client.on('error', () => undefined);
+      try {
+        await client.connect();
+        return replication
+          ? `admitted as ${user}`
+          : `admitted as ${(await client.query('SELECT current_user AS who')).rows[0].who}`;
+      } catch (error) {
+        return (error as Error).message;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    };
+    for (const route of routes) {
+      for (const [user, secret] of admins) {
+        expect(await login(route, user, secret)).toMatch(
+          `pg_hba.conf rejects connection for host "${route.source}", user "${user}"`,
+        );
+      }
+      expect(await login(route, 'patroni_rep', admins[2][1], 'true')).toMatch(
+        `pg_hba.conf rejects replication connection for host "${route.source}", user "patroni_rep"`,
+      );
+      expect(await login(route, 'rig_app', rig.applicationConnection().password)).toBe(
+        'admitted as rig_app',
+      );
+    }
+    // pemsuper: from a web host yes, from another host of the private subnets no.
+    const pemsuperFrom = (node: string) =>
+      rig.host.exec(node, {
+        argv: [
+          'sh',
+          '-c',
+          `read -r PGPASSWORD; export PGPASSWORD; psql -XAtc "SELECT current_user" "host=${address(primary)} dbname=postgres user=pemsuper sslmode=require connect_timeout=5"`,
+        ],
+        stdin: `${admins[3][1]}\n`,
+        timeoutMs: 15_000,
+      });
+    expect((await pemsuperFrom('web-1')).stdout.trim()).toBe('pemsuper');
+    expect((await pemsuperFrom('nlb')).stderr).toContain(
+      `pg_hba.conf rejects connection for host "${rig.plan.nlbAddress}", user "pemsuper"`,
+    );
   });
 
   // Backups, point-in-time restore, the alarms and the full disk: before any

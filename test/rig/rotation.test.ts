@@ -91,7 +91,7 @@ function steadyClients() {
   const counts = { queries: 0, queryErrors: 0, etcdWrites: 0, etcdErrors: [] as string[] };
   let running = true;
   const pgLoop = (async () => {
-    const client = new Client({ ...rig.superuserConnection(), query_timeout: 5000 });
+    const client = new Client({ ...rig.applicationConnection(), query_timeout: 5000 });
     client.on('error', () => void counts.queryErrors++);
     await client.connect();
     for (let i = 0; running && i < 100_000; i++) {
