@@ -2,16 +2,18 @@
  * `npm run local -- up | status | down`: the whole cluster on this machine,
  * built from the synthesized artifacts (see rig/cluster.ts).
  */
-import { APPLICATION_ROLE } from './application-role';
 import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { APPLICATION_ROLE } from './application-role';
 import { RigCluster } from './cluster';
+import { ACCOUNT, REGION } from './local-aws/server';
 import { rigFamily } from './family';
 import { RigHost } from './host/host';
-import { planCluster } from './plan';
+import { planCluster, rigResourceValues } from './plan';
 import { REPO_ROOT } from './synth';
-import { readTemplate } from './template';
+import { readTemplate, resolveIntrinsics } from './template';
 
 const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|rotate|rollover|upgrade|failover|replace|backup|backup-health|restore|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--set KEY=VALUE]... [--renew-before-days N] [--upgrade JSON] [--failover JSON] [--type full|diff] [--to TIME|latest] [--read]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB and ALB stand-ins
@@ -114,17 +116,33 @@ function shell(name: string, node: string | undefined): number {
 
 /**
  * psql on this machine through the NLB stand-in, as the rig's application
- * role (pg_hba refuses the administrative roles there: `shell` into a backend).
+ * role (pg_hba refuses the administrative roles there: `shell` into a
+ * backend), verifying the server as the README tells clients to: the NLB's
+ * DNS name (dialled at the stand-in's address) against the roots the CA
+ * function published.
  */
 function psql(name: string, read: boolean, extra: string[]): number {
   loadHost(name);
-  const template = join(REPO_ROOT, `cdk.out.rig-${name}`, 'PemHa.template.json');
-  const { nlbAddress } = planCluster(readTemplate(template));
-  // The server certificates do not carry the NLB's name yet: TLS is required, not verified.
-  const conninfo = `host=${nlbAddress} port=${read ? 5433 : 5432} user=${APPLICATION_ROLE} dbname=postgres sslmode=require connect_timeout=5`;
+  const stateDir = RigCluster.stateDir(name);
+  const template = readTemplate(join(REPO_ROOT, `cdk.out.rig-${name}`, 'PemHa.template.json'));
+  const plan = planCluster(template);
+  const pseudo = { region: REGION, accountId: ACCOUNT };
+  const output = (key: string) =>
+    String(
+      resolveIntrinsics(
+        template.Outputs?.[key]?.Value,
+        rigResourceValues(plan, template, pseudo),
+        pseudo,
+      ),
+    );
+  const parameters = JSON.parse(readFileSync(join(stateDir, 'parameters.json'), 'utf8'));
+  const rootFile = join(stateDir, 'root-certificates.crt');
+  writeFileSync(rootFile, `${parameters[output('RootCertificatesParameter')].value}\n`);
+  const [nlbName] = output('WriteEndpoint').split(':');
+  const conninfo = `host=${nlbName} hostaddr=${plan.nlbAddress} port=${read ? 5433 : 5432} user=${APPLICATION_ROLE} dbname=postgres sslmode=verify-full sslrootcert=${rootFile} connect_timeout=5`;
   return interactive('psql', [conninfo, ...extra], {
     ...process.env,
-    PGPASSFILE: join(RigCluster.stateDir(name), 'pgpass'),
+    PGPASSFILE: join(stateDir, 'pgpass'),
   });
 }
 

@@ -43,7 +43,7 @@ import { planCluster, RigPlan, rigResourceValues, storageAddressIn } from './pla
 import { RunbookRun, runRunbook } from './runbook';
 import { runsOfDeploy } from './deploy-runs';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
-import { readTemplate, SynthesizedTemplate } from './template';
+import { readTemplate, resolveIntrinsics, SynthesizedTemplate } from './template';
 
 export const STATE_ROOT = '/var/lib/pem-ha-rig';
 const DEFAULT_VPC_CIDR = SETTINGS.vpcCidr.defaultValue!;
@@ -420,6 +420,15 @@ export class RigCluster {
   /** What the template's Ref and GetAtt resolve to on this rig. */
   get resourceValues() {
     return rigResourceValues(this.plan, this.template, { region: REGION, accountId: ACCOUNT });
+  }
+
+  /** A stack output's value as CloudFormation would give it on this rig. */
+  output(name: string): string {
+    const value = this.template.Outputs?.[name]?.Value;
+    if (value === undefined) throw new Error(`the template has no output ${name}`);
+    return String(
+      resolveIntrinsics(value, this.resourceValues, { region: REGION, accountId: ACCOUNT }),
+    );
   }
 
   /** Runs the state machine a stack output names, tasks bound to the assembly's bundles. */

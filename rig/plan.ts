@@ -188,7 +188,7 @@ function keyIdOf(logicalId: string): string {
 
 /**
  * What Ref and GetAtt resolve to on the rig: instances to their ids and
- * addresses, volumes to their ids, documents to their names, buckets to
+ * addresses, load balancers' DNS names to made-up names, volumes to their ids, documents to their names, buckets to
  * lowercase names, keys to key ARNs, functions and
  * state machines to ARNs that name their logical id (the rig binds tasks by
  * it, and records executions under it).
@@ -223,6 +223,12 @@ export function rigResourceValues(
         template.Resources[logicalId]?.Type === 'AWS::StepFunctions::StateMachine'
       )
         return logicalId;
+      // A name to verify, never looked up: clients connect to the stand-in's address.
+      if (
+        attribute === 'DNSName' &&
+        template.Resources[logicalId]?.Type === 'AWS::ElasticLoadBalancingV2::LoadBalancer'
+      )
+        return `${logicalId.toLowerCase()}.elb.${pseudo.region}.rig.internal`;
       if (attribute === 'Arn' && template.Resources[logicalId]?.Type === 'AWS::KMS::Key')
         return `arn:aws:kms:${pseudo.region}:${pseudo.accountId}:key/${keyIdOf(logicalId)}`;
       if (attribute === 'Arn')

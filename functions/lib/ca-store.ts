@@ -3,6 +3,7 @@ import {
   PutSecretValueCommand,
   type SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
+import { createHash, X509Certificate } from 'node:crypto';
 import { CaMaterial, createIntermediateCa, createRootCa } from './pki';
 import { ErrorName, PemHaError } from './errors';
 
@@ -99,13 +100,27 @@ export interface ClusterCaSettings {
   readonly intermediateValidityDays?: number;
 }
 
+/** The roots a node trusts, as its preparation reported them (SHA-256 of each DER, hex). */
+export interface NodeTrust {
+  readonly node: string;
+  readonly roots: readonly string[];
+}
+
+/** A root certificate's SHA-256 fingerprint as the nodes report it: lowercase hex, no colons. */
+export function rootFingerprint(certificatePem: string): string {
+  return createHash('sha256').update(new X509Certificate(certificatePem).raw).digest('hex');
+}
+
 /**
  * Makes the cluster's root and issuing CA once; later calls find them and
- * change nothing. Returns the root certificate (public).
+ * change nothing. Refuses while the trust secret, or any node in
+ * `nodeTrust`, trusts a root the new issuing CA would not chain to. Returns
+ * the root certificate (public).
  */
 export async function ensureClusterCa(
   secrets: SecretsManagerClient,
   settings: ClusterCaSettings,
+  nodeTrust: readonly NodeTrust[] = [],
 ): Promise<{ readonly rootCertificatePem: string; readonly created: boolean }> {
   const existing = await readIntermediate(secrets, settings.intermediateSecretId);
   if (existing) {
@@ -128,6 +143,11 @@ export async function ensureClusterCa(
   ) {
     throw new ClusterTrustExistsError(settings, trusted.roots.length, root !== undefined);
   }
+  const kept = root && rootFingerprint(root.certificatePem);
+  const strangers = nodeTrust.filter(
+    (node) => node.roots.length > 0 && !(kept && node.roots.includes(kept)),
+  );
+  if (strangers.length > 0) throw new NodeTrustExistsError(settings, strangers, root !== undefined);
   if (!root) {
     root = await createRootCa({
       commonName: `${settings.clusterName} root CA`,
@@ -195,6 +215,29 @@ export class ClusterTrustExistsError extends PemHaError {
         '(aws secretsmanager restore-secret within the recovery window, or from your backup) and run the bootstrap ' +
         `again. To start a new CA on purpose, put {} in ${settings.trustSecretId} as well: the next bootstrap gives ` +
         'every node the new root, and every client must be given it.',
+    );
+  }
+}
+
+/**
+ * The CA secrets are empty (or hold another root) but nodes still trust the
+ * cluster's roots: a new root would be trusted by none of them.
+ */
+export class NodeTrustExistsError extends PemHaError {
+  constructor(settings: ClusterCaSettings, nodes: readonly NodeTrust[], otherRoot: boolean) {
+    const listed = nodes
+      .map((n) => `${n.node} (${n.roots.map((fp) => fp.slice(0, 16)).join(', ')})`)
+      .join('; ');
+    super(
+      ErrorName.NodeTrustExists,
+      `the issuing CA secret ${settings.intermediateSecretId} is empty and the root secret ${settings.rootSecretId} ` +
+        `holds ${otherRoot ? 'a root these nodes do not trust' : 'none'}, but ${nodes.length} node(s) trust ` +
+        `other roots (SHA-256): ${listed}. A new CA would be trusted by none of them, so none was made and ` +
+        'nothing changed. To recover, put the root and issuing CA back in their secrets (aws secretsmanager ' +
+        'restore-secret within the recovery window, or from your backup) and run the bootstrap again. Only if ' +
+        'the CA is lost for good: move /etc/pem-ha/tls aside on each node listed (its services fail TLS until ' +
+        'the bootstrap has reissued their certificates), run the bootstrap, and give every client the new root ' +
+        `(output RootCertificatesParameter).`,
     );
   }
 }

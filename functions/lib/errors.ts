@@ -40,6 +40,7 @@ export const ErrorName = {
   // The cluster CA and certificates.
   ClusterCaMissing: 'ClusterCaMissingError',
   ClusterTrustExists: 'ClusterTrustExistsError',
+  NodeTrustExists: 'NodeTrustExistsError',
   CsrRejected: 'CsrRejectedError',
   RootRolloverInProgress: 'RootRolloverInProgressError',
   RootRolloverState: 'RootRolloverStateError',

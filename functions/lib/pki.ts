@@ -31,6 +31,14 @@ export type Identity =
   | 'pem-agent'
   | 'pem-web';
 
+/**
+ * The DNS name etcd demands of its peers (`--peer-cert-allowed-hostname`):
+ * only the members' peer certificates carry it, so no other certificate the
+ * cluster CA signed (a PEM agent's, pgBackRest's, etcd's own server one) can
+ * join or speak raft.
+ */
+export const ETCD_PEER_NAME = 'pem-ha-etcd-peer';
+
 /** What a node may hold certificates for: derived from the inventory, never from a CSR. */
 export interface NodeFacts {
   readonly name: string;
@@ -55,12 +63,21 @@ export class CsrRejectedError extends PemHaError {
   }
 }
 
+/** What the cluster adds to the nodes' own names. */
+export interface ClusterNames {
+  /**
+   * The database endpoint's DNS name (the NLB's): backends' PostgreSQL
+   * certificates carry it, so clients verify the endpoint (`verify-full`).
+   */
+  readonly databaseEndpointName?: string;
+}
+
 /** The identities of a node, with the names and uses each certificate carries. */
-export function entitlementsOf(node: NodeFacts): Entitlement[] {
-  const server = (identity: Identity, uses = [SERVER_AUTH]): Entitlement => ({
+export function entitlementsOf(node: NodeFacts, cluster: ClusterNames = {}): Entitlement[] {
+  const server = (identity: Identity, uses = [SERVER_AUTH], names: string[] = []): Entitlement => ({
     identity,
     commonName: node.name,
-    dnsNames: [node.name, 'localhost'],
+    dnsNames: [node.name, 'localhost', ...names],
     ipAddresses: [node.address, '127.0.0.1'],
     extendedKeyUsages: uses,
   });
@@ -77,11 +94,15 @@ export function entitlementsOf(node: NodeFacts): Entitlement[] {
       // etcd's gRPC gateway dials its own client port with the server certificate.
       return [
         server('etcd-server', [SERVER_AUTH, CLIENT_AUTH]),
-        server('etcd-peer', [SERVER_AUTH, CLIENT_AUTH]),
+        server('etcd-peer', [SERVER_AUTH, CLIENT_AUTH], [ETCD_PEER_NAME]),
       ];
     case 'backend':
       return [
-        server('postgres-server'),
+        server(
+          'postgres-server',
+          [SERVER_AUTH],
+          cluster.databaseEndpointName ? [cluster.databaseEndpointName.toLowerCase()] : [],
+        ),
         server('patroni-rest'),
         // pgBackRest's TLS server and its clients (the other backends) present the same one.
         server('pgbackrest', [SERVER_AUTH, CLIENT_AUTH]),

@@ -18,6 +18,7 @@ export const handler = withLambdaContext(async (raw: unknown) => {
   const result = await signNodeRequests(ssm, secrets, event, {
     intermediateSecretId: setting('INTERMEDIATE_CA_SECRET'),
     validityDays: wholeNumberSetting('LEAF_VALIDITY_DAYS', { min: 1, unit: 'days' }),
+    databaseEndpointName: process.env.DATABASE_ENDPOINT_NAME || undefined,
   });
   logger.info('certificates signed', { node: event.node.name, identities: result.identities });
   return result;

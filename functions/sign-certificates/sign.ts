@@ -1,7 +1,14 @@
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetCommandInvocationCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { ClusterCaMissingError, readIntermediate } from '../lib/ca-store';
-import { CsrRejectedError, entitlementsOf, issueLeaf, NodeFacts, parseCsrBlocks } from '../lib/pki';
+import {
+  ClusterNames,
+  CsrRejectedError,
+  entitlementsOf,
+  issueLeaf,
+  NodeFacts,
+  parseCsrBlocks,
+} from '../lib/pki';
 import type { CommandRef } from '../lib/ssm-run';
 
 export interface SignEvent {
@@ -18,7 +25,7 @@ export interface SignResult {
   readonly bundle: string;
 }
 
-export interface SignSettings {
+export interface SignSettings extends ClusterNames {
   readonly intermediateSecretId: string;
   readonly validityDays: number;
 }
@@ -49,7 +56,9 @@ export async function signNodeRequests(
 
   const intermediate = await readIntermediate(secrets, settings.intermediateSecretId);
   if (!intermediate) throw new ClusterCaMissingError(settings.intermediateSecretId);
-  const entitlements = new Map(entitlementsOf(node).map((e) => [e.identity as string, e]));
+  const entitlements = new Map(
+    entitlementsOf(node, settings).map((e) => [e.identity as string, e]),
+  );
   const certificates: Record<string, string> = {};
   for (const [identity, csr] of requests) {
     const wanted = entitlements.get(identity);

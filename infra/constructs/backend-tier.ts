@@ -88,10 +88,12 @@ export class BackendTier extends NodeTier {
   /**
    * libpq multi-host URI of every backend: clients find the primary themselves
    * (the seeds' SM pattern) and move within seconds, independent of the NLB.
+   * They verify each backend's certificate (its address is in it) against
+   * the cluster's roots, saved as `rootCertificateFile`.
    */
-  multiHostConnectionString(database = 'postgres'): string {
+  multiHostConnectionString(rootCertificateFile: string, database = 'postgres'): string {
     const hosts = this.nodes.map((node) => `${node.privateIp}:${POSTGRES_PORT}`).join(',');
-    return `postgresql://${hosts}/${database}?target_session_attrs=read-write&sslmode=require&connect_timeout=5`;
+    return `postgresql://${hosts}/${database}?target_session_attrs=read-write&sslmode=verify-full&sslrootcert=${rootCertificateFile}&connect_timeout=5`;
   }
 
   private attachDataVolume(node: ClusterNode, size: Size, key: kms.IKey): ec2.Volume {

@@ -1,4 +1,4 @@
-import { RemovalPolicy, SecretValue, Validations } from 'aws-cdk-lib';
+import { RemovalPolicy, SecretValue, Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
@@ -29,12 +29,18 @@ export class ClusterPki extends Construct {
   /** The roots and the intermediate certificate, no key: for clients of the cluster's TLS. */
   readonly trustSecret: NamedSecret;
   readonly trustSecretName: string;
+  /**
+   * SSM parameter holding every root the cluster trusts (PEM, no key), which
+   * the CA function writes: where clients fetch their `sslrootcert`.
+   */
+  readonly rootsParameterName: string;
 
   constructor(scope: Construct, id: string, props: ClusterPkiProps) {
     super(scope, id);
     this.rootSecretName = `${props.clusterName}/pki/root`;
     this.intermediateSecretName = `${props.clusterName}/pki/intermediate`;
     this.trustSecretName = `${props.clusterName}/pki/trust`;
+    this.rootsParameterName = `/${props.clusterName}/pki/root-certificates`;
     const secret = (id: string, secretName: string, description: string) => {
       const created = new NamedSecret(this, id, {
         secretName,
@@ -81,6 +87,21 @@ export class ClusterPki extends Construct {
   /** Lets `grantee` sign certificates: read the intermediate, nothing above it. */
   grantIssue(grantee: iam.IGrantable): iam.Grant {
     return this.intermediateSecret.grantRead(grantee);
+  }
+
+  /** Lets `grantee` write the roots parameter (and read it, to skip an unchanged write). */
+  grantPublishRoots(grantee: iam.IGrantable): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ssm:GetParameter', 'ssm:PutParameter'],
+      resourceArns: [
+        Stack.of(this).formatArn({
+          service: 'ssm',
+          resource: 'parameter',
+          resourceName: this.rootsParameterName.slice(1),
+        }),
+      ],
+    });
   }
 
   /** Lets `grantee` make the CA: read and write all three secrets. */

@@ -31,6 +31,8 @@ export const PATTERNS = {
   bucketName: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$',
   region: '^[a-z][a-z0-9-]{1,30}[0-9]$',
   hostName: '^[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?$',
+  /** A load balancer's DNS name as AWS gives it (its name part may have capitals), or nothing. */
+  optionalDnsName: '^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)?$',
   kmsKeyArn: '^arn:aws[a-z-]*:kms:[a-z0-9-]+:\\d{12}:key/[0-9a-f-]{36}$',
   repositoryPath: '^/[a-z][a-z0-9-]{0,62}$',
   metricsNamespace: '^[A-Za-z][A-Za-z0-9/_-]{0,254}$',

@@ -158,6 +158,12 @@ export function documentSpecs(
         },
         { ...agentId, default: '0' },
         cluster(
+          'DatabaseEndpointName',
+          props.databaseEndpointName ?? '',
+          "The NLB's DNS name, which the backends' PostgreSQL certificates carry",
+          P.optionalDnsName,
+        ),
+        cluster(
           'RenewBeforeDays',
           String(props.renewBeforeDays ?? 30),
           'Renewal threshold',

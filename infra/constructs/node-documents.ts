@@ -55,6 +55,11 @@ export interface NodeDocumentsProps {
   readonly etcdMembers: readonly { readonly name: string; readonly address: string }[];
   /** Every backend node, with its fixed address. */
   readonly backends: readonly { readonly name: string; readonly address: string }[];
+  /**
+   * The database endpoint's DNS name (the NLB's; a deploy-time value), which
+   * the backends' PostgreSQL certificates carry. @default - none
+   */
+  readonly databaseEndpointName?: string;
   /** Every PEM web host, with its fixed address. @default - none (no web tier) */
   readonly webAddresses?: readonly string[];
   /** The cluster's private subnets: the NLB (no client IP preservation) and the web tier. */

@@ -18,6 +18,12 @@ export interface RunbookFunctionsProps {
   readonly subnets: ec2.SubnetSelection;
   /** Encrypts the runbook lock's table. */
   readonly encryptionKey: kms.IKey;
+  /**
+   * The database endpoint's DNS name (the NLB's), which the backends'
+   * PostgreSQL certificates carry for clients that verify it.
+   * @default - the certificates name the nodes only
+   */
+  readonly databaseEndpointName?: string;
   /** Leaf certificate lifetime. @default 90 */
   readonly leafValidityDays?: number;
   /** A replica further behind (received or replayed) fails the cluster checks. @default 1 MiB */
@@ -84,15 +90,20 @@ export class RunbookFunctions extends Construct {
         ROOT_CA_SECRET: pki.rootSecretName,
         INTERMEDIATE_CA_SECRET: pki.intermediateSecretName,
         TRUST_SECRET: pki.trustSecretName,
+        ROOTS_PARAMETER: pki.rootsParameterName,
       },
     });
     pki.grantManage(this.clusterCa);
+    pki.grantPublishRoots(this.clusterCa);
     this.signCertificates = new TaskFunction(this, 'SignCertificates', {
       handlerFolder: 'sign-certificates',
       description: "pem-ha: checks nodes' certificate requests and signs them",
       environment: {
         INTERMEDIATE_CA_SECRET: pki.intermediateSecretName,
         LEAF_VALIDITY_DAYS: String(validity),
+        ...(props.databaseEndpointName && {
+          DATABASE_ENDPOINT_NAME: props.databaseEndpointName,
+        }),
       },
     });
     pki.grantIssue(this.signCertificates);

@@ -1,7 +1,7 @@
 # certificates: this node's TLS identities. Private keys are made here and
 # never leave the node; only CSRs go out and signed chains come back.
 #   Action=request: for every identity that is missing, expiring within
-#     RENEW_BEFORE_DAYS or names the wrong subject, make a new key and print
+#     RENEW_BEFORE_DAYS, or naming the wrong subject or names, make a new key and print
 #     its CSR between `csr=<identity>` and the PEM end line.
 #   Action=install: verify the chains in BUNDLE (base64 JSON: root and one
 #     chain per identity) against the root and the pending keys, then switch
@@ -29,11 +29,25 @@ owner_of() {
 subject_of() {
   if [[ $1 == pem-agent ]]; then echo "agent${AGENT_ID}"; else echo "$MEMBER_NAME"; fi
 }
+# The names each certificate carries, exactly as the signer entitles them (functions/lib/pki.ts):
+# etcd admits on its peer port only the certificates naming pem-ha-etcd-peer.
 sans_of() {
+  local own="DNS:${MEMBER_NAME},DNS:localhost,IP:${MEMBER_ADDRESS},IP:127.0.0.1"
   case "$1" in
     etcd-client | pem-agent) echo "" ;;
-    *) echo "DNS:${MEMBER_NAME},DNS:localhost,IP:${MEMBER_ADDRESS},IP:127.0.0.1" ;;
+    etcd-peer) echo "${own},DNS:pem-ha-etcd-peer" ;;
+    # Clients verify the NLB's name (sslmode=verify-full) as well as the node's.
+    postgres-server) echo "${own}${DATABASE_ENDPOINT_NAME:+,DNS:${DATABASE_ENDPOINT_NAME,,}}" ;;
+    *) echo "$own" ;;
   esac
+}
+# wanted_names IDENTITY / names_in CERT: the subject alternative names, sorted, comparable.
+wanted_names() {
+  sans_of "$1" | tr , '\n' | sed 's/^IP:/IP Address:/' | sort | paste -sd,
+}
+names_in() {
+  openssl x509 -in "$1" -noout -ext subjectAltName 2>/dev/null | sed 1d | tr -d ' ' | tr , '\n' |
+    sed 's/^IPAddress:/IP Address:/' | sort | paste -sd,
 }
 # The unit and port that serve an identity to the network (none for client certificates).
 unit_of() {
@@ -94,6 +108,8 @@ needs_certificate() {
     echo "expires within ${RENEW_BEFORE_DAYS} days"
   elif [[ $(openssl x509 -in "$cert" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p') != "$expected_cn" ]]; then
     echo "subject is not CN=${expected_cn}"
+  elif [[ $(names_in "$cert") != "$(wanted_names "$1")" ]]; then
+    echo "its names are not [$(wanted_names "$1")]"
   fi
 }
 
@@ -134,9 +150,8 @@ verify_pair() {
   [[ $(openssl x509 -in "$leaf" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p') == "$(subject_of "$identity")" ]] ||
     die "${identity}: the certificate is not for CN=$(subject_of "$identity")"
   local want got
-  want=$(sans_of "$identity" | tr , '\n' | sed 's/^IP:/IP Address:/' | sort | paste -sd,)
-  got=$(openssl x509 -in "$leaf" -noout -ext subjectAltName 2>/dev/null | sed 1d | tr -d ' ' | tr , '\n' |
-    sed 's/^IPAddress:/IP Address:/' | sort | paste -sd,)
+  want=$(wanted_names "$identity")
+  got=$(names_in "$leaf")
   [[ $got == "$want" ]] || die "${identity}: the certificate names [${got}]; this node needs [${want}]"
   rm -f "$leaf" "$intermediates"
   # The services' own TLS stack (Python's ssl for Patroni, OpenSSL for the

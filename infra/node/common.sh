@@ -99,3 +99,16 @@ done
 
 printf 'TIER=%s\nPOSTGRES_MAJOR=%s\n' "$TIER" "$POSTGRES_MAJOR" | install_file /etc/pem-ha/node.env 0644 root:root
 log "common preparation done for a ${TIER} node"
+
+# The roots this node trusts now, for the bootstrap's CA step: a new cluster CA
+# is refused while any node trusts a root the CA secrets do not hold.
+if [[ -s /etc/pem-ha/tls/current/ca.crt ]]; then
+  /usr/bin/python3 - /etc/pem-ha/tls/current/ca.crt <<'PY'
+import base64, hashlib, re, sys
+pem = open(sys.argv[1]).read()
+for body in re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", pem, re.S):
+    print("trusted-root=" + hashlib.sha256(base64.b64decode("".join(body.split()))).hexdigest())
+PY
+else
+  log "this node trusts no cluster root yet"
+fi

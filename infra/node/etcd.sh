@@ -68,11 +68,15 @@ ETCD_INITIAL_ADVERTISE_PEER_URLS="https://${MEMBER_ADDRESS}:2380"
 ETCD_INITIAL_CLUSTER="${INITIAL_CLUSTER}"
 ETCD_INITIAL_CLUSTER_TOKEN="${CLUSTER_NAME}"
 ETCD_INITIAL_CLUSTER_STATE="${join_state}"
+# Peers need a member's peer certificate (it alone names pem-ha-etcd-peer). The
+# client port takes no such check: etcd's gRPC gateway, which Patroni talks to,
+# dials that port itself without verifying, and the check then refuses it.
 ETCD_CLIENT_CERT_AUTH="true"
 ETCD_TRUSTED_CA_FILE="${TLS}/ca.crt"
 ETCD_CERT_FILE="${TLS}/etcd-server.crt"
 ETCD_KEY_FILE="${TLS}/etcd-server.key"
 ETCD_PEER_CLIENT_CERT_AUTH="true"
+ETCD_PEER_CERT_ALLOWED_HOSTNAME="pem-ha-etcd-peer"
 ETCD_PEER_TRUSTED_CA_FILE="${TLS}/ca.crt"
 ETCD_PEER_CERT_FILE="${TLS}/etcd-peer.crt"
 ETCD_PEER_KEY_FILE="${TLS}/etcd-peer.key"

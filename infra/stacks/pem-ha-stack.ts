@@ -161,6 +161,7 @@ export class PemHaStack extends Stack {
       etcdMembers: this.etcd.nodes.map((node) => ({ name: node.name, address: node.privateIp })),
       backends: this.backend.nodes.map((node) => ({ name: node.name, address: node.privateIp })),
       webAddresses: this.web?.nodes.map((node) => node.privateIp),
+      databaseEndpointName: this.endpoints.loadBalancer.loadBalancerDnsName,
       trustedCidrs: network.privateSubnetCidrs,
       clientCidrs: config.backend.clientCidrs,
       patroni: config.patroni,
@@ -194,6 +195,7 @@ export class PemHaStack extends Stack {
       encryptionKey: secrets.key,
       leafValidityDays: config.certificates.validityDays,
       maxLagBytes: config.healthCheck.replicaMaxLagBytes,
+      databaseEndpointName: this.endpoints.loadBalancer.loadBalancerDnsName,
     });
     this.backend.allowPatroniClient(functions.clusterStatus, 'runbooks reading the cluster state');
     const inventory = clusterInventory({
@@ -330,9 +332,14 @@ export class PemHaStack extends Stack {
     });
     this.alarmTopic.notifyEveryAlarm(this);
 
-    addStackOutputs(this, secrets.secretNames, {
-      dashboardUrl: dashboard.url,
-      alarmTopicArn: this.alarmTopic.topic.topicArn,
-    });
+    addStackOutputs(
+      this,
+      secrets.secretNames,
+      {
+        dashboardUrl: dashboard.url,
+        alarmTopicArn: this.alarmTopic.topic.topicArn,
+      },
+      { pki, clusterName: config.clusterName },
+    );
   }
 }

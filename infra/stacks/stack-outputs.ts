@@ -1,4 +1,5 @@
 import { CfnOutput } from 'aws-cdk-lib';
+import type { ClusterPki } from '../constructs/cluster-pki';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { READ_PORT, WRITE_PORT } from '../constructs/database-endpoints';
 import type { PemHaStack } from './pem-ha-stack';
@@ -85,7 +86,11 @@ export function addStackOutputs(
   stack: PemHaStack,
   secretNames: Iterable<readonly [string, string]>,
   monitoring: { readonly dashboardUrl: string; readonly alarmTopicArn: string },
+  trust: { readonly pki: ClusterPki; readonly clusterName: string },
 ): void {
+  const { pki } = trust;
+  // Where the README and the outputs tell clients to save the roots.
+  const rootFile = `${trust.clusterName}-root.crt`;
   for (const { outputId, stateMachine, description } of stackRunbooks(stack)) {
     new CfnOutput(stack, outputId, { value: stateMachine.stateMachineArn, description });
   }
@@ -99,9 +104,13 @@ export function addStackOutputs(
     value: `${nlbDns}:${READ_PORT}`,
     description: 'Caught-up replicas (NLB health check GET /replica?lag=...)',
   });
+  new CfnOutput(stack, 'RootCertificatesParameter', {
+    value: pki.rootsParameterName,
+    description: `The cluster's root certificates, for clients' sslrootcert: aws ssm get-parameter --name ${pki.rootsParameterName} --query Parameter.Value --output text > ${rootFile}`,
+  });
   new CfnOutput(stack, 'MultiHostConnectionString', {
-    value: stack.backend.multiHostConnectionString(),
-    description: 'libpq URI of every backend; fails over in seconds without the NLB',
+    value: stack.backend.multiHostConnectionString(rootFile),
+    description: `libpq URI of every backend (verify-full against ${rootFile}); fails over in seconds without the NLB`,
   });
   new CfnOutput(stack, 'BackupBucketName', {
     value: stack.backups.bucket.bucketName,

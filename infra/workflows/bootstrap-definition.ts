@@ -41,6 +41,9 @@ export interface BootstrapDefinitionProps {
 /** Routes a state's errors to the runbook's failure end. */
 export type CatchInto = ReturnType<typeof failureEnd>['catchInto'];
 
+/** Where the bootstrap keeps what each node's preparation said of its trusted roots. */
+const NODE_TRUST = '$.nodeTrust';
+
 const NODE = {
   name: sfn.JsonPath.stringAt(nodeField('name')),
   address: sfn.JsonPath.stringAt(nodeField('address')),
@@ -48,8 +51,9 @@ const NODE = {
 };
 
 /**
- * The bootstrap runbook: cluster CA, then on every node OS preparation and
- * certificates (with their expiry published), then etcd (all members at
+ * The bootstrap runbook: OS preparation on every node (each reports the roots
+ * it trusts), the cluster CA (made once, never while a node trusts another
+ * root), certificates on every node (with their expiry published), then etcd (all members at
  * once), the Patroni leader, the replicas side by side (each clones the leader
  * or restores from the repository on its own), the backup stanza, the etcd and
  * backend nodes' metric collectors, PEM on the backends and the web tier.
@@ -94,17 +98,38 @@ export function bootstrapDefinition(
   };
   const startState = inventoryState(scope, groups);
 
+  // Every node first: each prints the roots it trusts (none on a new one),
+  // and the CA step refuses to make a new root while any node trusts another.
+  const prepareAll = new sfn.Map(scope, 'Prepare every node', {
+    itemsPath: `${StatePath.inventory}.all`,
+    itemSelector: { 'node.$': '$$.Map.Item.Value' },
+    resultPath: NODE_TRUST,
+  });
+  prepareAll.itemProcessor(
+    run('Prepare node', documents.common, {
+      Tier: sfn.JsonPath.stringAt(nodeField('tier')),
+    }).next(
+      new sfn.Pass(scope, 'Roots the node trusts', {
+        parameters: {
+          'node.$': nodeField('name'),
+          'output.$': NodeCommand.STDOUT_TAIL,
+        },
+      }),
+    ),
+  );
+  catchInto(prepareAll);
+
   const ensureCa = new tasks.LambdaInvoke(scope, 'Ensure cluster CA', {
     lambdaFunction: props.clusterCa,
+    payload: sfn.TaskInput.fromObject({
+      action: 'ensure',
+      'nodes.$': NODE_TRUST,
+    }),
     payloadResponseOnly: true,
     resultPath: sfn.JsonPath.DISCARD,
     taskTimeout: sfn.Timeout.duration(TASK_TIMEOUT),
   });
   catchInto(ensureCa);
-
-  const prepare = run('Prepare node', documents.common, {
-    Tier: sfn.JsonPath.stringAt(nodeField('tier')),
-  });
 
   const certificates = new NodeCertificates(scope, 'Node certificates', {
     nodeCommand: props.nodeCommand,
@@ -128,8 +153,8 @@ export function bootstrapDefinition(
       Bootstrap: String(bootstrap),
     });
   let chain = (props.first ? startState.next(props.first(catchInto)) : startState)
+    .next(prepareAll)
     .next(ensureCa)
-    .next(forEach('Prepare every node', 'all', prepare))
     .next(forEach('Certificates for every node', 'all', certificates))
     .next(caExpiry)
     .next(forEach('etcd members', 'etcd', etcd))

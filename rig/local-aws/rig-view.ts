@@ -35,6 +35,7 @@ export function rigLocalAws(
   const nodeOf = (instanceId: string) => plan.nodes.find((n) => n.instanceId === instanceId)!.name;
   return new LocalAws({
     secretsFile: join(stateDir, 'secrets.json'),
+    parametersFile: join(stateDir, 'parameters.json'),
     executionsFile: join(stateDir, 'executions.jsonl'),
     ...(replaceRoot && {
       replaceRootVolume: (instance) => replaceRoot(nodeOf(instance.instanceId)),

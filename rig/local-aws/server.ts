@@ -1,8 +1,9 @@
 /**
  * One local endpoint for the AWS services the handlers and node scripts call,
- * so they reach it unchanged through AWS_ENDPOINT_URL_<SERVICE>: SSM and
- * Secrets Manager (AWS JSON 1.1), Step Functions (AWS JSON 1.0), EC2 (EC2
- * query), Elastic Load Balancing v2 and CloudWatch's PutMetricData (AWS query).
+ * so they reach it unchanged through AWS_ENDPOINT_URL_<SERVICE>: SSM (Run
+ * Command, String parameters) and Secrets Manager (AWS JSON 1.1), Step
+ * Functions (AWS JSON 1.0), EC2 (EC2 query), Elastic Load Balancing v2 and
+ * CloudWatch's PutMetricData (AWS query).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { CLOUDWATCH_VERSION, LocalMetrics } from './cloudwatch';
 import { LocalExecutions } from './sfn';
 import { AgentReport, AwsError, LocalSsm } from './ssm';
 import { LocalRootVolumes, RootVolumeReplacer } from './root-volumes';
+import { LocalParameters } from './parameters';
 
 export const REGION = 'local-1';
 /** Where the nodes' SSM agents poll and report. */
@@ -37,6 +39,8 @@ export function localAwsEndpoints(url: string): Record<string, string> {
 export interface LocalAwsOptions {
   /** Keeps secret values across runs of the rig (mode 0600). */
   readonly secretsFile?: string;
+  /** Keeps Parameter Store values across runs of the rig. @default this process's only */
+  readonly parametersFile?: string;
   /** The Step Functions executions every process of the rig shares. @default this process's only */
   readonly executionsFile?: string;
   /** The instances DescribeInstances sees, asked on each call. @default none */
@@ -60,6 +64,8 @@ export class LocalAws {
   readonly executions: LocalExecutions;
   /** What the nodes' collectors (PutMetricData) and the functions (EMF) published. */
   readonly metrics = new LocalMetrics();
+  /** Parameter Store (String parameters). */
+  readonly parameters: LocalParameters;
   private readonly secrets = new Map<string, StoredSecret>();
   private readonly server: Server;
   private readonly rootVolumes: LocalRootVolumes;
@@ -71,6 +77,11 @@ export class LocalAws {
       options.replaceRootVolume,
     );
     this.executions = new LocalExecutions(options.executionsFile);
+    this.parameters = new LocalParameters(
+      options.parametersFile,
+      (name) =>
+        `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${name.startsWith('/') ? '' : '/'}${name}`,
+    );
     const { secretsFile } = options;
     if (secretsFile && existsSync(secretsFile)) {
       for (const secret of JSON.parse(readFileSync(secretsFile, 'utf8')) as StoredSecret[]) {
@@ -90,6 +101,14 @@ export class LocalAws {
 
   secretValue(name: string): string | undefined {
     return this.secrets.get(name)?.value;
+  }
+
+  /** Sets an existing secret's value as PutSecretValue does (tests lose and restore one). */
+  putSecretValue(name: string, value: string): void {
+    const secret = this.secret(name);
+    secret.value = value;
+    secret.versionId = randomUUID();
+    this.persist();
   }
 
   async listen(host: string, port = 0): Promise<string> {
@@ -237,6 +256,10 @@ export class LocalAws {
         return this.ssm.getCommandInvocation(input);
       case 'AmazonSSM.CancelCommand':
         return this.ssm.cancelCommand(input);
+      case 'AmazonSSM.PutParameter':
+        return this.parameters.put(input);
+      case 'AmazonSSM.GetParameter':
+        return this.parameters.get(input);
       case 'secretsmanager.GetSecretValue': {
         const secret = this.secret(input.SecretId);
         return {

@@ -8,7 +8,7 @@ import { GetCommandInvocationCommand, SSMClient } from '@aws-sdk/client-ssm';
 import * as x509 from '@peculiar/x509';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { ensureClusterCa } from '../../functions/lib/ca-store';
+import { ensureClusterCa, rootFingerprint } from '../../functions/lib/ca-store';
 import { createRootCa } from '../../functions/lib/pki';
 import { ClusterCaMissingError } from '../../functions/lib/ca-store';
 import { signNodeRequests } from '../../functions/sign-certificates/sign';
@@ -132,6 +132,60 @@ describe('ensureClusterCa', () => {
     expect(JSON.parse(values.get(CA.trustSecretId)!).roots).toEqual([rootCertificatePem]);
   });
 
+  test("Given every CA secret emptied while nodes still trust the cluster's root, then no CA is made, nothing changes, and the error names the nodes and says how to recover", async () => {
+    const values = secretStore();
+    const { rootCertificatePem } = await ensureClusterCa(secretsClient, CA);
+    const old = rootFingerprint(rootCertificatePem);
+    for (const id of [CA.rootSecretId, CA.intermediateSecretId, CA.trustSecretId])
+      values.set(id, '{}');
+    const before = new Map(values);
+    secrets.resetHistory();
+    const nodes = [
+      { node: 'etcd-1', roots: [old] },
+      { node: 'backend-4', roots: [] },
+    ];
+
+    const error = await ensureClusterCa(secretsClient, CA, nodes).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+
+    expect(error?.name).toBe('NodeTrustExistsError');
+    expect(error?.message).toContain(
+      `1 node(s) trust other roots (SHA-256): etcd-1 (${old.slice(0, 16)})`,
+    );
+    expect(error?.message).toContain('aws secretsmanager restore-secret');
+    expect(error?.message).toContain('move /etc/pem-ha/tls aside');
+    expect(secrets).not.toHaveReceivedCommand(PutSecretValueCommand);
+    expect(values).toEqual(before);
+  });
+
+  test('Given new nodes that trust no root yet, then the CA is made; given the root kept and the issuing CA emptied, nodes trusting that root get a new issuing CA under it', async () => {
+    const values = secretStore();
+    const made = await ensureClusterCa(secretsClient, CA, [{ node: 'etcd-1', roots: [] }]);
+    expect(made.created).toBe(true);
+    values.set(CA.intermediateSecretId, '{}');
+    const fingerprint = rootFingerprint(made.rootCertificatePem);
+
+    const again = await ensureClusterCa(secretsClient, CA, [
+      { node: 'etcd-1', roots: [fingerprint] },
+    ]);
+
+    expect(again).toEqual({ rootCertificatePem: made.rootCertificatePem, created: true });
+  });
+
+  test("Given a root, then its fingerprint is the SHA-256 of its DER as the nodes print it (openssl's, in lower-case hex)", async () => {
+    secretStore();
+    const { rootCertificatePem } = await ensureClusterCa(secretsClient, CA);
+    const openssl = execFileSync('openssl', ['x509', '-noout', '-fingerprint', '-sha256'], {
+      input: rootCertificatePem,
+      encoding: 'utf8',
+    });
+    expect(rootFingerprint(rootCertificatePem)).toBe(
+      openssl.split('=')[1].trim().replaceAll(':', '').toLowerCase(),
+    );
+  });
+
   test('Given a damaged CA secret, then it is reported, not overwritten', async () => {
     secrets.on(GetSecretValueCommand).resolves({ SecretString: '{"certificatePem":"x"}' });
     await expect(ensureClusterCa(secretsClient, CA)).rejects.toThrow(
@@ -180,7 +234,9 @@ describe('signNodeRequests', () => {
   test('Given CSRs in the command output, when signed, then the bundle holds the root and a chain per identity', async () => {
     secretStore();
     const { rootCertificatePem } = await ensureClusterCa(secretsClient, CA);
-    const stdout = `csr=etcd-server\n${csrFor('/CN=etcd-2', names)}csr=etcd-peer\n${csrFor('/CN=etcd-2', names)}`;
+    const server = names;
+    const peer = `${names},DNS:pem-ha-etcd-peer`;
+    const stdout = `csr=etcd-server\n${csrFor('/CN=etcd-2', server)}csr=etcd-peer\n${csrFor('/CN=etcd-2', peer)}`;
     ssm
       .on(GetCommandInvocationCommand)
       .resolves({ Status: 'Success', StandardOutputContent: stdout });

@@ -2,6 +2,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { handler as checkInput } from '../../functions/check-input/handler';
+import { handler as clusterCa } from '../../functions/cluster-ca/handler';
 import { nodeFactsAt } from '../../functions/lib/event-shape';
 import { checkRunbookInput } from '../../functions/lib/runbook-inputs';
 import { handler as recordExpiry } from '../../functions/record-expiry/handler';
@@ -40,6 +41,29 @@ describe('task functions given a malformed event: InvalidRequestError naming the
     ],
   ])('sign-certificates, given %j', async (event, message) => {
     await expect(signCertificates(event)).rejects.toMatchObject({
+      name: 'InvalidRequestError',
+      message,
+    });
+  });
+
+  test.each([
+    [null, 'the event must be an object; got null'],
+    [
+      { action: 'rotate' },
+      'action must be ensure, begin-root-rollover, finish-root-rollover; got "rotate"',
+    ],
+    [
+      { action: 'ensure', renewBeforeDay: 3650 },
+      'the event may hold action and nodes; got also renewBeforeDay',
+    ],
+    [{ nodes: 'etcd-1' }, 'nodes must be a list; got "etcd-1"'],
+    [
+      { nodes: [{ node: 'etcd-1' }] },
+      "nodes[0].output must be the node's output text; got nothing",
+    ],
+    [{ nodes: [{ output: '' }] }, 'nodes[0].node must be a non-empty string; got nothing'],
+  ])('cluster-ca, given %j', async (event, message) => {
+    await expect(clusterCa(event)).rejects.toMatchObject({
       name: 'InvalidRequestError',
       message,
     });

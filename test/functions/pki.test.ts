@@ -9,6 +9,7 @@ import {
   createRootCa,
   CsrRejectedError,
   entitlementsOf,
+  ETCD_PEER_NAME,
   issueLeaf,
   parseCsrBlocks,
 } from '../../functions/lib/pki';
@@ -169,6 +170,29 @@ describe('entitlementsOf', () => {
   ])('Given %o, then it may hold %p', (node, identities) => {
     expect(entitlementsOf(node).map((e) => e.identity)).toEqual(identities);
   });
+});
+
+test("Given every tier, then only the etcd members' peer certificates carry the name etcd's peer port demands", () => {
+  const nodes = [
+    { name: 'etcd-1', tier: 'etcd' as const, address: '10.40.3.10' },
+    BACKEND,
+    { name: 'web-1', tier: 'web' as const, address: '10.40.3.30', agentId: 101 },
+  ];
+  const naming = nodes
+    .flatMap((node) => entitlementsOf(node).map((e) => ({ node: node.name, ...e })))
+    .filter((e) => e.dnsNames.includes(ETCD_PEER_NAME))
+    .map((e) => `${e.node}/${e.identity}`);
+  expect(naming).toEqual(['etcd-1/etcd-peer']);
+});
+
+test("Given the database endpoint's name, then only the backends' PostgreSQL certificates carry it, in lower case", () => {
+  const cluster = { databaseEndpointName: 'PemHa-Endpo-ABC.elb.eu-west-1.amazonaws.com' };
+  const named = [BACKEND, { name: 'etcd-1', tier: 'etcd' as const, address: '10.40.3.10' }]
+    .flatMap((node) => entitlementsOf(node, cluster))
+    .filter((e) => e.dnsNames.some((name) => name.includes('elb')));
+  expect(named.map((e) => [e.identity, e.dnsNames])).toEqual([
+    ['postgres-server', [BACKEND.name, 'localhost', 'pemha-endpo-abc.elb.eu-west-1.amazonaws.com']],
+  ]);
 });
 
 test('parseCsrBlocks finds the CSRs between log lines', () => {

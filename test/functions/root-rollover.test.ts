@@ -3,9 +3,11 @@ import {
   PutSecretValueCommand,
   SecretsManagerClient,
 } from '@aws-sdk/client-secrets-manager';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { ensureClusterCa, splitPem } from '../../functions/lib/ca-store';
 import { createIntermediateCa, createRootCa, isIssuedBy } from '../../functions/lib/pki';
+import { publishRoots } from '../../functions/lib/roots-parameter';
 import {
   beginRootRollover,
   finishRootRollover,
@@ -117,3 +119,48 @@ async function foreignIssuingCa() {
   });
   return { certificatePem, privateKeyPem };
 }
+
+describe('the roots clients fetch (SSM parameter)', () => {
+  const ssm = mockClient(SSMClient);
+  const ssmClient = new SSMClient({ region: 'eu-west-1' });
+  const NAME = '/pem-ha/pki/root-certificates';
+  let parameter: string | undefined;
+  let puts: number;
+  beforeEach(() => {
+    ssm.reset();
+    parameter = undefined;
+    puts = 0;
+    ssm.on(GetParameterCommand).callsFake(() => {
+      if (parameter === undefined)
+        throw Object.assign(new Error('not found'), { name: 'ParameterNotFound' });
+      return { Parameter: { Name: NAME, Value: parameter.trim() } };
+    });
+    ssm.on(PutParameterCommand).callsFake(({ Value, Type, Overwrite }) => {
+      expect({ Type, Overwrite }).toEqual({ Type: 'String', Overwrite: true });
+      parameter = Value;
+      puts++;
+      return { Version: puts };
+    });
+  });
+  const publish = () => publishRoots(ssmClient, client, CA.trustSecretId, NAME);
+  const rootsIn = (pem: string | undefined) => splitPem(pem ?? '').length;
+
+  test('Given a new CA, then its root is published; published again unchanged, nothing is written', async () => {
+    expect(await publish()).toEqual({ parameterName: NAME, roots: 1, changed: true });
+    expect(parameter).toContain(stored(CA.trustSecretId).roots[0].trim());
+    expect(parameter).not.toContain('PRIVATE KEY');
+    expect(await publish()).toMatchObject({ changed: false });
+    expect(puts).toBe(1);
+  });
+
+  test('Given a root rollover, then clients are offered both roots while it runs and the new one only once it ends', async () => {
+    await publish();
+    const oldRoot = stored(CA.trustSecretId).roots[0].trim();
+    await beginRootRollover(client, CA);
+    expect(await publish()).toMatchObject({ roots: 2, changed: true });
+    expect(rootsIn(parameter)).toBe(2);
+    await finishRootRollover(client, CA);
+    expect(await publish()).toMatchObject({ roots: 1, changed: true });
+    expect(parameter).not.toContain(oldRoot);
+  });
+});

@@ -100,6 +100,37 @@ describe('endpoints a user connects to', () => {
     )?.[1];
     expect(hosts?.split(',')).toEqual(['10.40.3.20:5432', '10.40.4.20:5432', '10.40.5.20:5432']);
     expect(outputs.MultiHostConnectionString.Value).toContain('target_session_attrs=read-write');
+    // Clients verify: the roots from the parameter the CA function writes
+    expect(outputs.MultiHostConnectionString.Value).toContain(
+      'sslmode=verify-full&sslrootcert=pem-ha-root.crt',
+    );
+    expect(outputs.RootCertificatesParameter.Value).toBe('/pem-ha/pki/root-certificates');
+  });
+
+  it("puts the NLB's DNS name in the backends' PostgreSQL certificates: the signer entitles it and the node requests it", () => {
+    const { template } = synthStack();
+    const [nlb] = Object.keys(
+      template.findResources('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+        Properties: { Type: 'network' },
+      }),
+    );
+    const dnsName = { 'Fn::GetAtt': [nlb, 'DNSName'] };
+    type Fn = { Properties: { Environment?: { Variables?: Record<string, unknown> } } };
+    const signers = Object.values(
+      template.findResources('AWS::Lambda::Function') as Record<string, Fn>,
+    )
+      .map((f) => f.Properties.Environment?.Variables?.DATABASE_ENDPOINT_NAME)
+      .filter(Boolean);
+    expect(signers).toEqual([dnsName]);
+    type Doc = { Properties: { Content: { parameters: Record<string, { default?: unknown }> } } };
+    const [certificates] = Object.values(
+      template.findResources('AWS::SSM::Document', {
+        Properties: { Name: 'pem-ha-certificates' },
+      }) as Record<string, Doc>,
+    );
+    expect(certificates.Properties.Content.parameters.DatabaseEndpointName.default).toEqual(
+      dnsName,
+    );
   });
 
   it('places every node at a fixed address, one per AZ subnet: etcd .10, backends .20, web hosts .30', () => {

@@ -3,7 +3,11 @@
  * etcd, Patroni, PostgreSQL and HAProxy in network namespaces, documents run
  * by the bootstrap runbook through the shipped Lambda bundles.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
 import { resourcesOfType, SynthesizedTemplate } from '../../rig/template';
@@ -308,6 +312,109 @@ suite('local cluster from the synthesized artifacts', () => {
     );
   });
 
+  test('clients verify: psql with verify-full and the roots the RootCertificatesParameter output names connects through the NLB by its DNS name and with the MultiHostConnectionString output as given; another root, or another name, is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pem-ha-verify-'));
+    try {
+      // Given the roots saved as the output's description says, and a root of another CA
+      const roots = rig.aws.parameters.valueOf(rig.output('RootCertificatesParameter'));
+      expect(roots).toMatch(/^-----BEGIN CERTIFICATE-----/);
+      expect(roots).not.toContain('PRIVATE KEY');
+      writeFileSync(join(dir, 'pem-ha-root.crt'), `${roots}\n`);
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=another CA',
+          '-keyout',
+          join(dir, 'other.key'),
+          '-out',
+          join(dir, 'other-root.crt'),
+        ],
+        { stdio: 'ignore' },
+      );
+      const psql = (conninfo: string) => {
+        const result = spawnSync('psql', [conninfo, '-XAtc', 'SELECT current_user'], {
+          cwd: dir,
+          env: { ...process.env, PGPASSFILE: join(RigCluster.stateDir(rig.name), 'pgpass') },
+          encoding: 'utf8',
+          timeout: 20_000,
+        });
+        return result.status === 0 ? result.stdout.trim() : `refused: ${result.stderr.trim()}`;
+      };
+      // The rig has no DNS for the NLB's name: libpq dials hostaddr and verifies host.
+      const [nlbName, port] = rig.output('WriteEndpoint').split(':');
+      const throughNlb = (name: string, root: string) =>
+        `host=${name} hostaddr=${rig.plan.nlbAddress} port=${port} dbname=postgres user=rig_app sslmode=verify-full sslrootcert=${root} connect_timeout=5`;
+      const multiHost = `${rig.output('MultiHostConnectionString')}&user=rig_app`;
+      expect(multiHost).toContain('sslmode=verify-full&sslrootcert=pem-ha-root.crt');
+
+      // Then both ways in verify the server and log in
+      expect(psql(throughNlb(nlbName, 'pem-ha-root.crt'))).toBe('rig_app');
+      expect(psql(multiHost)).toBe('rig_app');
+      // And another CA's root, or a name the certificates do not carry, is refused
+      expect(psql(throughNlb(nlbName, 'other-root.crt'))).toMatch(
+        /^refused: .*certificate verify failed/,
+      );
+      expect(psql(multiHost.replace('pem-ha-root.crt', 'other-root.crt'))).toMatch(
+        /^refused: .*certificate verify failed/,
+      );
+      expect(psql(throughNlb('db.example.com', 'pem-ha-root.crt'))).toMatch(
+        /^refused: .*does not match host name "db.example.com"/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("etcd's peer port by identity: a member's peer certificate is answered; its server certificate, or a backend's etcd-client certificate, is refused at the handshake", async () => {
+    const tls = '/etc/pem-ha/tls/current';
+    // A backend's Patroni certificate copied to etcd-1 (backends cannot reach 2380).
+    const copy = '/run/pem-ha-test-etcd-client';
+    await rig.execOk('etcd-1', ['install', '-d', '-m', '0700', copy]);
+    for (const file of ['etcd-client.crt', 'etcd-client.key']) {
+      const content = await rig.execOk('backend-2', ['cat', `${tls}/${file}`]);
+      await rig.writeFile('etcd-1', `${copy}/${file}`, content, '0600');
+    }
+    // curl with a certificate; the body, or curl's error
+    const call = async (certificate: string) => {
+      const result = await rig.host.exec('etcd-1', {
+        argv: [
+          'curl',
+          '-sS',
+          '--http1.1',
+          '--max-time',
+          '5',
+          '--cacert',
+          `${tls}/ca.crt`,
+          '--cert',
+          `${certificate}.crt`,
+          '--key',
+          `${certificate}.key`,
+          `https://${address('etcd-2')}:2380/version`,
+        ],
+        timeoutMs: 15_000,
+      });
+      return result.exitCode === 0 ? result.stdout : `refused: ${result.stderr.trim()}`;
+    };
+    try {
+      expect(await call(`${tls}/etcd-peer`)).toContain('"etcdserver"');
+      for (const certificate of [`${tls}/etcd-server`, `${copy}/etcd-client`]) {
+        expect(await call(certificate)).toMatch(/^refused: .*(bad certificate|alert)/);
+      }
+    } finally {
+      await rig.execOk('etcd-1', ['rm', '-rf', copy]);
+    }
+  });
+
   // Backups, point-in-time restore, the alarms and the full disk: before any
   // other test takes a backup, after the checks that read the cluster as bootstrapped.
   backupTests(() => rig);
@@ -335,6 +442,31 @@ suite('local cluster from the synthesized artifacts', () => {
       await rig.execOk('web-2', ['rm', '-f', '/usr/local/bin/openssl']);
     }
     expect(await fingerprint(others)).toEqual(before);
+  }, 600_000);
+
+  test("the bootstrap with every CA secret emptied while the nodes trust the cluster's root: NodeTrustExistsError names them before any certificate changes and no CA is made; with the secrets back it passes", async () => {
+    const nodes = rig.plan.nodes.map((n) => n.name);
+    const before = await fingerprint(nodes);
+    const ids = ['pem-ha/pki/root', 'pem-ha/pki/intermediate', 'pem-ha/pki/trust'];
+    const saved = ids.map((id) => [id, rig.aws.secretValue(id)!] as const);
+    for (const id of ids) rig.aws.putSecretValue(id, '{}');
+    try {
+      const error = (await rig.bootstrap().then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as Error & { cause?: Error };
+      expect(error?.cause?.name).toBe('NodeTrustExistsError');
+      expect(error.cause!.message).toContain(`${nodes.length} node(s) trust other roots`);
+      for (const node of nodes)
+        expect(error.cause!.message).toMatch(new RegExp(`${node} \\([0-9a-f]{16}\\)`));
+      expect(error.cause!.message).toContain('aws secretsmanager restore-secret');
+      for (const id of ids) expect(rig.aws.secretValue(id)).toBe('{}');
+    } finally {
+      for (const [id, value] of saved) rig.aws.putSecretValue(id, value);
+    }
+    expect(await fingerprint(nodes)).toEqual(before);
+    await rig.bootstrap();
+    expect(await fingerprint(nodes)).toEqual(before);
   }, 600_000);
 
   test('the web UI through the ALB stand-in: a login page from a web host, sticky, and served by the other host once one is killed', async () => {

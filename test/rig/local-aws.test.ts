@@ -20,6 +20,7 @@ import {
   ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { rigView } from '../../rig/local-aws/rig-view';
 import { ACCOUNT, LocalAws, localAwsEndpoints, REGION } from '../../rig/local-aws/server';
 import { LocalExecutions } from '../../rig/local-aws/sfn';
@@ -64,6 +65,7 @@ const savedEnv = { ...process.env };
 let ec2: EC2Client;
 let elbv2: ElasticLoadBalancingV2Client;
 let sfn: SFNClient;
+let ssm: SSMClient;
 
 beforeAll(async () => {
   // As serveRigAws does: the clients get no endpoint, only the variables.
@@ -76,10 +78,11 @@ beforeAll(async () => {
   ec2 = new EC2Client(config);
   elbv2 = new ElasticLoadBalancingV2Client(config);
   sfn = new SFNClient(config);
+  ssm = new SSMClient(config);
 });
 
 afterAll(async () => {
-  for (const client of [ec2, elbv2, sfn]) client.destroy();
+  for (const client of [ec2, elbv2, sfn, ssm]) client.destroy();
   await aws.close();
   process.env = savedEnv;
 });
@@ -95,6 +98,31 @@ async function instances(filters: Filter[], instanceIds?: string[]) {
   );
   return (Reservations ?? []).flatMap((r) => r.Instances ?? []);
 }
+
+describe('SSM Parameter Store on the rig (where the CA function publishes the roots)', () => {
+  test('Given no parameter, then GetParameter raises ParameterNotFound; put, it reads back; put again, only with Overwrite, as version 2', async () => {
+    const Name = '/rig-test/pki/root-certificates';
+    await expect(ssm.send(new GetParameterCommand({ Name }))).rejects.toMatchObject({
+      name: 'ParameterNotFound',
+    });
+    await ssm.send(new PutParameterCommand({ Name, Value: 'first', Type: 'String' }));
+    expect((await ssm.send(new GetParameterCommand({ Name }))).Parameter).toMatchObject({
+      Name,
+      Value: 'first',
+      Version: 1,
+    });
+    await expect(
+      ssm.send(new PutParameterCommand({ Name, Value: 'second', Type: 'String' })),
+    ).rejects.toMatchObject({ name: 'ParameterAlreadyExists' });
+    await ssm.send(
+      new PutParameterCommand({ Name, Value: 'second', Type: 'String', Overwrite: true }),
+    );
+    expect((await ssm.send(new GetParameterCommand({ Name }))).Parameter).toMatchObject({
+      Value: 'second',
+      Version: 2,
+    });
+  });
+});
 
 describe('EC2 DescribeInstances on the rig', () => {
   test('Given backend-2 stopped, when a caller asks for running backends by tag, then it gets the other two with their tags and addresses', async () => {
