@@ -120,7 +120,7 @@ service_running() { systemctl is-active --quiet "$1"; }
 apply_service() {
   local unit=$1 config=$2 apply=$3
   shift 3
-  systemctl enable "$unit" >/dev/null 2>&1
+  systemctl enable "$unit" >/dev/null 2>&1 || die "systemctl enable ${unit} failed"
   if ! service_running "$unit"; then
     log "starting ${unit}"
     systemctl start "$@" "$unit"
