@@ -3,17 +3,18 @@
  * built from the synthesized artifacts (see rig/cluster.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { APPLICATION_ROLE } from './application-role';
 import { RigCluster } from './cluster';
+import { LocalParameters } from './local-aws/parameters';
 import { ACCOUNT, REGION } from './local-aws/server';
 import { rigFamily } from './family';
 import { RigHost } from './host/host';
-import { planCluster, rigResourceValues } from './plan';
+import { planCluster, rigOutput } from './plan';
 import { REPO_ROOT } from './synth';
-import { readTemplate, resolveIntrinsics } from './template';
+import { readTemplate } from './template';
 
 const USAGE = `usage: npm run local -- <up|bootstrap|deploy|status|shell|psql|rotate|rollover|upgrade|failover|replace|backup|backup-health|restore|down> [--name NAME] [--family debian-13|debian-12] [--fast] [--vpc-cidr CIDR] [--set KEY=VALUE]... [--renew-before-days N] [--upgrade JSON] [--failover JSON] [--type full|diff] [--to TIME|latest] [--read]
   up      synthesize, create the nodes, run the bootstrap runbook, start the NLB and ALB stand-ins
@@ -127,17 +128,12 @@ function psql(name: string, read: boolean, extra: string[]): number {
   const template = readTemplate(join(REPO_ROOT, `cdk.out.rig-${name}`, 'PemHa.template.json'));
   const plan = planCluster(template);
   const pseudo = { region: REGION, accountId: ACCOUNT };
-  const output = (key: string) =>
-    String(
-      resolveIntrinsics(
-        template.Outputs?.[key]?.Value,
-        rigResourceValues(plan, template, pseudo),
-        pseudo,
-      ),
-    );
-  const parameters = JSON.parse(readFileSync(join(stateDir, 'parameters.json'), 'utf8'));
+  const output = (key: string) => rigOutput(plan, template, pseudo, key);
+  const parameters = new LocalParameters(join(stateDir, 'parameters.json'), pseudo);
+  const roots = parameters.valueOf(output('RootCertificatesParameter'));
+  if (!roots) throw new Error(`the rig ${name} has no published roots yet (run the bootstrap)`);
   const rootFile = join(stateDir, 'root-certificates.crt');
-  writeFileSync(rootFile, `${parameters[output('RootCertificatesParameter')].value}\n`);
+  writeFileSync(rootFile, `${roots}\n`);
   const [nlbName] = output('WriteEndpoint').split(':');
   const conninfo = `host=${nlbName} hostaddr=${plan.nlbAddress} port=${read ? 5433 : 5432} user=${APPLICATION_ROLE} dbname=postgres sslmode=verify-full sslrootcert=${rootFile} connect_timeout=5`;
   return interactive('psql', [conninfo, ...extra], {

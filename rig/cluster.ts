@@ -39,11 +39,12 @@ import {
   startObjectStorage,
 } from './object-storage/object-storage';
 import { installSsmAgent } from './ssm-agent';
-import { planCluster, RigPlan, rigResourceValues, storageAddressIn } from './plan';
+import { planCluster, RigPlan, rigOutput, rigResourceValues, storageAddressIn } from './plan';
+import { patroniMembers } from './patroni';
 import { RunbookRun, runRunbook } from './runbook';
 import { runsOfDeploy } from './deploy-runs';
 import { REPO_ROOT, RigSettings, synthesize } from './synth';
-import { readTemplate, resolveIntrinsics, SynthesizedTemplate } from './template';
+import { readTemplate, SynthesizedTemplate } from './template';
 
 export const STATE_ROOT = '/var/lib/pem-ha-rig';
 const DEFAULT_VPC_CIDR = SETTINGS.vpcCidr.defaultValue!;
@@ -424,11 +425,7 @@ export class RigCluster {
 
   /** A stack output's value as CloudFormation would give it on this rig. */
   output(name: string): string {
-    const value = this.template.Outputs?.[name]?.Value;
-    if (value === undefined) throw new Error(`the template has no output ${name}`);
-    return String(
-      resolveIntrinsics(value, this.resourceValues, { region: REGION, accountId: ACCOUNT }),
-    );
+    return rigOutput(this.plan, this.template, { region: REGION, accountId: ACCOUNT }, name);
   }
 
   /** Runs the state machine a stack output names, tasks bound to the assembly's bundles. */
@@ -498,16 +495,13 @@ export class RigCluster {
    */
   async ensureApplicationRole(timeoutMs = 60_000): Promise<void> {
     const password = applicationPassword(RigCluster.stateDir(this.name));
-    const backends = this.plan.nodes.filter((n) => n.tier === 'backend').map((n) => n.name);
     const deadline = Date.now() + timeoutMs;
     for (let attempt = 1; Date.now() < deadline && attempt <= 60; attempt++) {
-      for (const node of backends) {
-        const probe = await this.host.exec(node, {
-          argv: localPsqlArgv('-c', 'SELECT pg_is_in_recovery()'),
-          timeoutMs: 10_000,
-        });
-        if (probe.exitCode !== 0 || probe.stdout.trim() !== 'f') continue;
-        await this.execOk(node, localPsqlArgv('-f', '-'), applicationRoleSql(password));
+      const leader = (await patroniMembers(this))?.find(
+        (m) => m.role === 'leader' && m.state === 'running',
+      );
+      if (leader) {
+        await this.execOk(leader.name, localPsqlArgv('-f', '-'), applicationRoleSql(password));
         writeFileSync(
           join(RigCluster.stateDir(this.name), 'pgpass'),
           `*:*:*:${APPLICATION_ROLE}:${password}\n`,

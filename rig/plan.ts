@@ -6,7 +6,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { TIERS, type Tier } from '../functions/lib/inventory';
 import { nodeNumberOf } from '../infra/workflows/inventory';
-import { ResourceValues, resourcesOfType, SynthesizedTemplate, TemplateResource } from './template';
+import {
+  ResourceValues,
+  resolveIntrinsics,
+  resourcesOfType,
+  SynthesizedTemplate,
+  TemplateResource,
+} from './template';
 
 export interface RigNodePlan {
   readonly name: string;
@@ -236,4 +242,16 @@ export function rigResourceValues(
       return `rig-${logicalId}.${attribute}`;
     },
   };
+}
+
+/** A stack output's value as CloudFormation would give it on a rig of `plan`. */
+export function rigOutput(
+  plan: RigPlan,
+  template: SynthesizedTemplate,
+  pseudo: { readonly region: string; readonly accountId: string },
+  name: string,
+): string {
+  const value = template.Outputs?.[name]?.Value;
+  if (value === undefined) throw new Error(`the template has no output ${name}`);
+  return String(resolveIntrinsics(value, rigResourceValues(plan, template, pseudo), pseudo));
 }

@@ -19,7 +19,8 @@ export class LocalParameters {
 
   constructor(
     private readonly file: string | undefined,
-    private readonly arnOf: (name: string) => string,
+    /** Where the ARNs place the parameters. */
+    private readonly where: { readonly region: string; readonly accountId: string },
   ) {}
 
   put(input: Record<string, unknown>): unknown {
@@ -56,7 +57,7 @@ export class LocalParameters {
         Value: parameter.value,
         Version: parameter.version,
         LastModifiedDate: Date.parse(parameter.modified) / 1000,
-        ARN: this.arnOf(name),
+        ARN: `arn:aws:ssm:${this.where.region}:${this.where.accountId}:parameter${name.startsWith('/') ? '' : '/'}${name}`,
         DataType: 'text',
       },
     };

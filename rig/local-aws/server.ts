@@ -77,11 +77,10 @@ export class LocalAws {
       options.replaceRootVolume,
     );
     this.executions = new LocalExecutions(options.executionsFile);
-    this.parameters = new LocalParameters(
-      options.parametersFile,
-      (name) =>
-        `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${name.startsWith('/') ? '' : '/'}${name}`,
-    );
+    this.parameters = new LocalParameters(options.parametersFile, {
+      region: REGION,
+      accountId: ACCOUNT,
+    });
     const { secretsFile } = options;
     if (secretsFile && existsSync(secretsFile)) {
       for (const secret of JSON.parse(readFileSync(secretsFile, 'utf8')) as StoredSecret[]) {

@@ -1,6 +1,7 @@
 /** Ways into a running rig the integration tests share: SQL through endpoints and inside nodes. */
 import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
+import { localPsqlArgv } from '../../rig/application-role';
 import { waitForHealthyReplication } from '../../rig/patroni';
 import type { RigFamilyName } from '../../rig/family';
 import type { RunbookRun } from '../../rig/runbook';
@@ -87,25 +88,7 @@ export async function endpointQueryOn(
 
 /** psql inside a node over its local socket (the documents' own way in). */
 export function nodePsqlOn(rig: RigCluster, node: string, text: string) {
-  return rig.host.exec(node, {
-    argv: [
-      'runuser',
-      '-u',
-      'postgres',
-      '--',
-      'psql',
-      '-h',
-      '/var/run/postgresql',
-      '-U',
-      'patroni_super',
-      '-XAtq',
-      '-d',
-      'postgres',
-      '-c',
-      text,
-    ],
-    timeoutMs: 10_000,
-  });
+  return rig.host.exec(node, { argv: localPsqlArgv('-c', text), timeoutMs: 10_000 });
 }
 
 export async function nodeQueryOn(rig: RigCluster, node: string, text: string): Promise<string> {
