@@ -50,10 +50,26 @@ async function addBalancerNode(
   );
 }
 
-/** Writes a load balancer's HAProxy configuration and (re)starts it. */
+/**
+ * Writes a load balancer's HAProxy configuration and (re)starts it, unless it
+ * runs with that configuration already: a restarted HAProxy counts every
+ * server healthy until its first check fails, and would send writes to the
+ * replicas for a moment, which a load balancer that a stack update leaves in
+ * place never does.
+ */
 async function runHaproxy(rig: RigCluster, node: 'nlb' | 'alb', config: string): Promise<void> {
-  await rig.writeFile(node, `/etc/haproxy/pem-ha-${node}.cfg`, config);
-  await rig.execOk(node, ['systemctl', 'restart', `pem-ha-${node}`]);
+  const path = `/etc/haproxy/pem-ha-${node}.cfg`;
+  const unit = `pem-ha-${node}`;
+  const running = await rig.host.exec(node, {
+    argv: ['sh', '-c', 'systemctl is-active --quiet "$1" && cat "$2"', 'running', unit, path],
+    timeoutMs: 15_000,
+  });
+  if (running.exitCode === 0 && running.stdout === config) {
+    rig.log(`the ${node} stand-in runs with this configuration already`);
+    return;
+  }
+  await rig.writeFile(node, path, config);
+  await rig.execOk(node, ['systemctl', 'restart', unit]);
 }
 
 /** The NLB stand-in, started with the template's check timing scaled by `scale`. */

@@ -50,7 +50,12 @@ export interface NodeFacts {
 
 export interface Entitlement {
   readonly identity: Identity;
-  readonly commonName: string;
+  /**
+   * The subject's common name; absent for an empty subject (named by its
+   * SANs only): etcd refuses any client certificate with a common name on its
+   * JSON gateway, which Patroni uses, once etcd's access control is on.
+   */
+  readonly commonName?: string;
   readonly dnsNames: readonly string[];
   readonly ipAddresses: readonly string[];
   readonly extendedKeyUsages: readonly string[];
@@ -88,6 +93,14 @@ export function entitlementsOf(node: NodeFacts, cluster: ClusterNames = {}): Ent
     ipAddresses: [],
     extendedKeyUsages: [CLIENT_AUTH],
   });
+  // Patroni logs in to etcd by password (its role reaches only its cluster's
+  // keys); the certificate only gets it through the TLS handshake.
+  const etcdClient: Entitlement = {
+    identity: 'etcd-client',
+    dnsNames: [node.name],
+    ipAddresses: [],
+    extendedKeyUsages: [CLIENT_AUTH],
+  };
   const agent = node.agentId === undefined ? [] : [client('pem-agent', `agent${node.agentId}`)];
   switch (node.tier) {
     case 'etcd':
@@ -106,7 +119,7 @@ export function entitlementsOf(node: NodeFacts, cluster: ClusterNames = {}): Ent
         server('patroni-rest'),
         // pgBackRest's TLS server and its clients (the other backends) present the same one.
         server('pgbackrest', [SERVER_AUTH, CLIENT_AUTH]),
-        client('etcd-client', node.name),
+        etcdClient,
         ...agent,
       ];
     case 'web':
@@ -198,6 +211,8 @@ export async function createIntermediateCa(
   };
 }
 
+const subjectOf = (wanted: Entitlement) => (wanted.commonName ? `CN=${wanted.commonName}` : '');
+
 const sorted = (values: readonly string[]) => [...values].sort().join(', ') || 'none';
 
 /** Checks a CSR against the entitlement: signature, key type, subject and SANs. */
@@ -210,9 +225,10 @@ async function checkCsr(node: string, csr: x509.Pkcs10CertificateRequest, wanted
       `the key must be ECDSA P-256; got ${algorithm.name} ${algorithm.namedCurve ?? ''}`.trim(),
     );
   }
-  const commonNames = csr.subjectName.getField('CN');
-  if (commonNames.length !== 1 || commonNames[0] !== wanted.commonName) {
-    throw refuse(`the subject must be CN=${wanted.commonName}; got ${csr.subject}`);
+  if (csr.subject !== subjectOf(wanted)) {
+    throw refuse(
+      `the subject must be ${subjectOf(wanted) || 'empty'}; got ${csr.subject || 'empty'}`,
+    );
   }
   // The CSR API only looks extensions up by OID string, untyped.
   const san = csr.getExtension(SUBJECT_ALT_NAME_OID) as x509.SubjectAlternativeNameExtension | null;
@@ -263,7 +279,7 @@ export async function issueLeaf(
   ];
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
-    subject: `CN=${wanted.commonName}`,
+    subject: subjectOf(wanted),
     issuer: issuer.subject,
     ...validity(params.now ?? new Date(), params.validityDays, issuer.notAfter),
     signingAlgorithm: ECDSA_SHA256,
@@ -273,7 +289,10 @@ export async function issueLeaf(
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([...wanted.extendedKeyUsages]),
-      ...(subjectNames.length ? [new x509.SubjectAlternativeNameExtension(subjectNames)] : []),
+      // Critical when they are the only names (RFC 5280, 4.2.1.6).
+      ...(subjectNames.length
+        ? [new x509.SubjectAlternativeNameExtension(subjectNames, !wanted.commonName)]
+        : []),
       await x509.SubjectKeyIdentifierExtension.create(csr.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(issuer),
     ],

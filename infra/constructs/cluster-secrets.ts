@@ -21,15 +21,22 @@ export interface ClusterSecretsProps {
   readonly breakGlassRoleArn?: string;
 }
 
-/** Database and REST API credentials, by the role they play. */
+/** Database, REST API and etcd credentials, by the role they play. */
 export type CredentialPurpose =
-  'patroniSuperuser' | 'patroniReplication' | 'patroniRewind' | 'patroniRestApi' | 'pemSuperuser';
+  | 'patroniSuperuser'
+  | 'patroniReplication'
+  | 'patroniRewind'
+  | 'patroniRestApi'
+  | 'patroniEtcd'
+  | 'pemSuperuser';
 
 const USERNAMES: Record<CredentialPurpose, string> = {
   patroniSuperuser: 'patroni_super',
   patroniReplication: 'patroni_rep',
   patroniRewind: 'patroni_rew',
   patroniRestApi: 'patroni_api',
+  // Patroni's etcd login: its role reads and writes only the cluster's keys.
+  patroniEtcd: 'patroni',
   pemSuperuser: 'pemsuper',
 };
 
@@ -122,7 +129,7 @@ export class ClusterSecrets extends Construct {
     Validations.of(secret).acknowledge({
       id: 'AwsSolutions::AwsSolutions-SMG4',
       reason:
-        'Changing a database or REST API password means ALTER ROLE on the primary and a patroni.yml reload on every node in step; a single-secret rotation Lambda would break replication and failover. TLS credentials are rotated on schedule instead.',
+        'Changing a database, REST API or etcd password means ALTER ROLE on the primary (or etcdctl user passwd) and a patroni.yml reload on every node in step; a single-secret rotation Lambda would break replication and failover. TLS credentials are rotated on schedule instead.',
     });
     return secret;
   }

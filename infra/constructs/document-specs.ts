@@ -202,11 +202,13 @@ export function documentSpecs(
       ],
     },
     etcd: {
-      description: 'pem-ha: etcd member with client and peer TLS; waits for a healthy cluster',
-      scripts: ['etcd.sh'],
+      description:
+        "pem-ha: etcd member with client and peer TLS; waits for a healthy cluster; the first member then sets up etcd's access control",
+      scripts: ['etcd-access.sh', 'etcd.sh'],
       timeoutSeconds: 900,
       parameters: [
         ...member,
+        secretPrefix,
         cluster(
           'InitialCluster',
           props.etcdMembers.map((m) => `${m.name}=https://${m.address}:2380`).join(','),

@@ -26,15 +26,33 @@ owner_of() {
     *) die "unknown identity $1; known: etcd-server etcd-peer postgres-server patroni-rest pgbackrest etcd-client pem-agent pem-web" ;;
   esac
 }
+# The subject's common name; none for etcd-client: etcd refuses a client
+# certificate with one on its JSON gateway (Patroni's way in) once its access
+# control is on. Patroni logs in to etcd by password instead.
 subject_of() {
-  if [[ $1 == pem-agent ]]; then echo "agent${AGENT_ID}"; else echo "$MEMBER_NAME"; fi
+  case "$1" in
+    pem-agent) echo "agent${AGENT_ID}" ;;
+    etcd-client) echo "" ;;
+    *) echo "$MEMBER_NAME" ;;
+  esac
+}
+# common_name_of CERT: the certificate's subject common name, or nothing.
+common_name_of() {
+  openssl x509 -in "$1" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p'
+}
+# described_subject IDENTITY: how the wanted subject reads in messages.
+described_subject() {
+  local cn
+  cn=$(subject_of "$1")
+  if [[ -n $cn ]]; then echo "CN=${cn}"; else echo "an empty subject"; fi
 }
 # The names each certificate carries, exactly as the signer entitles them (functions/lib/pki.ts):
 # etcd admits on its peer port only the certificates naming pem-ha-etcd-peer.
 sans_of() {
   local own="DNS:${MEMBER_NAME},DNS:localhost,IP:${MEMBER_ADDRESS},IP:127.0.0.1"
   case "$1" in
-    etcd-client | pem-agent) echo "" ;;
+    pem-agent) echo "" ;;
+    etcd-client) echo "DNS:${MEMBER_NAME}" ;;
     etcd-peer) echo "${own},DNS:pem-ha-etcd-peer" ;;
     # Clients verify the NLB's name (sslmode=verify-full) as well as the node's.
     postgres-server) echo "${own}${DATABASE_ENDPOINT_NAME:+,DNS:${DATABASE_ENDPOINT_NAME,,}}" ;;
@@ -106,8 +124,8 @@ needs_certificate() {
     echo "no certificate yet"
   elif ! openssl x509 -in "$cert" -noout -checkend $((RENEW_BEFORE_DAYS * 86400)) >/dev/null; then
     echo "expires within ${RENEW_BEFORE_DAYS} days"
-  elif [[ $(openssl x509 -in "$cert" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p') != "$expected_cn" ]]; then
-    echo "subject is not CN=${expected_cn}"
+  elif [[ $(common_name_of "$cert") != "$expected_cn" ]]; then
+    echo "its subject is not $(described_subject "$1")"
   elif [[ $(names_in "$cert") != "$(wanted_names "$1")" ]]; then
     echo "its names are not [$(wanted_names "$1")]"
   fi
@@ -115,7 +133,7 @@ needs_certificate() {
 
 request() {
   install -d -m 0700 "$PENDING"
-  local identity reason sans requested=0
+  local identity reason sans cn requested=0
   for identity in "${identities[@]}"; do
     reason=$(needs_certificate "$identity")
     if [[ -z $reason ]]; then
@@ -125,7 +143,8 @@ request() {
     log "${identity}: ${reason}; making a new P-256 key and CSR"
     (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "${PENDING}/${identity}.key")
     sans=$(sans_of "$identity")
-    openssl req -new -key "${PENDING}/${identity}.key" -subj "/CN=$(subject_of "$identity")" \
+    cn=$(subject_of "$identity")
+    openssl req -new -key "${PENDING}/${identity}.key" -subj "/${cn:+CN=${cn}}" \
       ${sans:+-addext "subjectAltName=${sans}"} -out "${PENDING}/${identity}.csr"
     echo "csr=${identity}"
     cat "${PENDING}/${identity}.csr"
@@ -147,8 +166,8 @@ verify_pair() {
   [[ $(openssl pkey -in "${dir}/${identity}.key" -pubout) == "$(openssl x509 -in "$leaf" -noout -pubkey)" ]] ||
     die "${identity}: the certificate does not match the pending key"
   openssl x509 -in "$leaf" -noout -checkend 0 >/dev/null || die "${identity}: the certificate has expired"
-  [[ $(openssl x509 -in "$leaf" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p') == "$(subject_of "$identity")" ]] ||
-    die "${identity}: the certificate is not for CN=$(subject_of "$identity")"
+  [[ $(common_name_of "$leaf") == "$(subject_of "$identity")" ]] ||
+    die "${identity}: the certificate's subject is not $(described_subject "$identity")"
   local want got
   want=$(wanted_names "$identity")
   got=$(names_in "$leaf")

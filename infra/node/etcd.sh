@@ -1,8 +1,10 @@
 # etcd: this member's configuration with client and peer TLS, start, and wait
 # until the whole cluster answers healthy. Members must run this document at
 # the same time: a new member only reports ready once a quorum has formed.
+# The first member of INITIAL_CLUSTER then sets up etcd's access control
+# (etcd-access.sh), before any Patroni starts.
 # Parameters: MEMBER_NAME, MEMBER_ADDRESS, INITIAL_CLUSTER, CLUSTER_NAME,
-# START_TIMEOUT_SECONDS.
+# SECRET_PREFIX, START_TIMEOUT_SECONDS.
 
 TLS=/etc/pem-ha/tls/current
 DATA_DIR=/var/lib/etcd/pem-ha
@@ -70,7 +72,8 @@ ETCD_INITIAL_CLUSTER_TOKEN="${CLUSTER_NAME}"
 ETCD_INITIAL_CLUSTER_STATE="${join_state}"
 # Peers need a member's peer certificate (it alone names pem-ha-etcd-peer). The
 # client port takes no such check: etcd's gRPC gateway, which Patroni talks to,
-# dials that port itself without verifying, and the check then refuses it.
+# dials that port itself without verifying, and the check then refuses it;
+# etcd's access control scopes that port instead (etcd-access.sh).
 ETCD_CLIENT_CERT_AUTH="true"
 ETCD_TRUSTED_CA_FILE="${TLS}/ca.crt"
 ETCD_CERT_FILE="${TLS}/etcd-server.crt"
@@ -98,3 +101,6 @@ etcd_ctl endpoint health --cluster 2>&1 | sed 's/^/  /' ||
   log "a member was slow to answer just now; every member had answered healthy above"
 members=$(etcd_ctl member list | wc -l)
 log "etcd member ${MEMBER_NAME} is healthy; the cluster has ${members} members"
+if [[ $INITIAL_CLUSTER == "${MEMBER_NAME}="* ]]; then
+  ensure_etcd_access
+fi

@@ -144,7 +144,8 @@ SUPERUSER_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniSuperuser" password)
 REPLICATION_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniReplication" password)
 REWIND_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniRewind" password)
 REST_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniRestApi" password)
-export SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD REST_PASSWORD
+ETCD_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/patroniEtcd" password)
+export SUPERUSER_PASSWORD REPLICATION_PASSWORD REWIND_PASSWORD REST_PASSWORD ETCD_PASSWORD
 export MEMBER_NAME MEMBER_ADDRESS BOOTSTRAP CLUSTER_NAME POSTGRES_MAJOR ETCD_HOSTS \
   BACKEND_ADDRESSES WEB_ADDRESSES TRUSTED_CIDRS CLIENT_CIDRS PEM_ENABLED TTL LOOP_WAIT RETRY_TIMEOUT \
   MAXIMUM_LAG_ON_FAILOVER SYNCHRONOUS_MODE DATA_DIR PGHOME TLS ARCHIVE_TIMEOUT_SECONDS \
@@ -224,6 +225,10 @@ config = {
         "cacert": f"{tls}/ca.crt",
         "cert": f"{tls}/etcd-client.crt",
         "key": f"{tls}/etcd-client.key",
+        # etcd's access control (etcd-access.sh): this login reads and writes
+        # the cluster's keys only; the certificate gets it through TLS.
+        "username": "patroni",
+        "password": env["ETCD_PASSWORD"],
     },
     "postgresql": {
         "listen": f"{env['MEMBER_ADDRESS']},127.0.0.1:5432",

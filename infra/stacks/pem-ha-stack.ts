@@ -123,6 +123,7 @@ export class PemHaStack extends Stack {
       'patroniReplication',
       'patroniRewind',
       'patroniRestApi',
+      'patroniEtcd',
     ];
     if (config.pem) {
       this.web = new WebTier(this, 'Web', {
@@ -144,6 +145,8 @@ export class PemHaStack extends Stack {
       secrets.grantReadEdbRepoToken(this.backend.group);
     }
     secrets.grantRead(this.backend.group, backendCredentials);
+    // The first etcd member makes Patroni's etcd user with this password.
+    secrets.grantRead(this.etcd.group, ['patroniEtcd']);
 
     this.backups = new BackupRepository(this, 'Backups', {
       clusterName: config.clusterName,

@@ -150,6 +150,37 @@ describe('issueLeaf', () => {
       '1.3.6.1.5.5.7.3.2',
     ]);
   });
+
+  test("Given Patroni's etcd identity, when signed, then the subject is empty and the node's name is a critical SAN: etcd's gateway refuses a client certificate with a common name once its access control is on", async () => {
+    const chain = await issueLeaf(
+      'backend-1',
+      nodeCsr('/', 'DNS:backend-1'),
+      entitlement('etcd-client'),
+      intermediate,
+      { validityDays: 90 },
+    );
+    const leaf = new x509.X509Certificate(chain.split('\n\n')[0]);
+    expect(leaf.subject).toBe('');
+    const san = leaf.getExtension(x509.SubjectAlternativeNameExtension)!;
+    expect(san.critical).toBe(true);
+    expect(san.names.toJSON()).toEqual([{ type: 'dns', value: 'backend-1' }]);
+  });
+
+  test('Given an etcd-client request with a common name, when signed, then it is refused', async () => {
+    await expect(
+      issueLeaf(
+        'backend-1',
+        nodeCsr('/CN=backend-1', 'DNS:backend-1'),
+        entitlement('etcd-client'),
+        intermediate,
+        {
+          validityDays: 90,
+        },
+      ),
+    ).rejects.toThrow(
+      'backend-1: certificate request for etcd-client refused: the subject must be empty; got CN=backend-1',
+    );
+  });
 });
 
 describe('entitlementsOf', () => {

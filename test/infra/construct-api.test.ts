@@ -126,7 +126,7 @@ describe('secrets and grants', () => {
     expect(secrets.grantRead(role(), []).success).toBe(false);
     // While asking for a credential the cluster lacks names what it has
     expect(validationErrorOf(() => secrets.credential('pemSuperuser')).message).toBe(
-      'ClusterSecrets at Test/Secrets: no pemSuperuser credential in this cluster (it has patroniSuperuser, patroniReplication, patroniRewind, patroniRestApi)',
+      'ClusterSecrets at Test/Secrets: no pemSuperuser credential in this cluster (it has patroniSuperuser, patroniReplication, patroniRewind, patroniRestApi, patroniEtcd)',
     );
   });
 

@@ -65,6 +65,7 @@ describe("who can read the cluster's secrets", () => {
         ],
         deletion: 'Delete',
       },
+      'pem-ha/patroniEtcd': { read: ['BackendNodesRole', 'EtcdNodesRole'], deletion: 'Delete' },
       'pem-ha/pemSuperuser': { read: ['BackendNodesRole', 'WebNodesRole'], deletion: 'Delete' },
       'pem-ha/pki/root': {
         read: ['RunbooksClusterCaRole'],

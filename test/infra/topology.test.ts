@@ -34,6 +34,7 @@ describe('secrets and keys', () => {
       .filter((s) => !String(s.Name).includes('/pki/'));
     expect(secrets.map((s) => s.Name).sort()).toEqual(
       [
+        'patroniEtcd',
         'patroniReplication',
         'patroniRestApi',
         'patroniRewind',
@@ -64,8 +65,8 @@ describe('secrets and keys', () => {
 
   it('lets each tier read only the secrets it uses', () => {
     const backend = secretsReadableBy(template, 'Backend');
-    expect(backend).toHaveLength(6);
-    for (const purpose of ['Superuser', 'Replication', 'Rewind', 'RestApi']) {
+    expect(backend).toHaveLength(7);
+    for (const purpose of ['Superuser', 'Replication', 'Rewind', 'RestApi', 'Etcd']) {
       expect(backend.some((resource) => resource.includes(`Secretspatroni${purpose}`))).toBe(true);
     }
     expect(backend.some((resource) => resource.includes('SecretspemSuperuser'))).toBe(true);
@@ -78,7 +79,10 @@ describe('secrets and keys', () => {
     expect(web.some((resource) => resource.includes('SecretspemSuperuser'))).toBe(true);
     expect(web.some((resource) => resource.includes('edb-repo-token'))).toBe(true);
 
-    expect(secretsReadableBy(template, 'Etcd')).toEqual([]);
+    // etcd members read Patroni's etcd login only: the first makes the etcd user with it
+    const etcd = secretsReadableBy(template, 'Etcd');
+    expect(etcd).toHaveLength(1);
+    expect(etcd[0]).toContain('SecretspatroniEtcd');
   });
 
   it('outputs secret names but never a secret value', () => {

@@ -375,6 +375,104 @@ suite('local cluster from the synthesized artifacts', () => {
     }
   });
 
+  test("etcd's client port by identity: Patroni's login reads and writes its cluster's keys and nothing else; a PEM agent's certificate, or Patroni's own without the login, reads and writes nothing", async () => {
+    const tls = '/etc/pem-ha/tls/current';
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    const keysUnder = (prefix: string) => ({
+      key: b64(prefix),
+      range_end: b64(`${prefix.slice(0, -1)}0`),
+      count_only: true,
+    });
+    // Given etcd's JSON gateway (Patroni's way in), called from backend-2 with one of its certificates
+    const gateway = async (identity: string, path: string, body: object, token?: string) => {
+      const result = await rig.host.exec('backend-2', {
+        argv: [
+          'curl',
+          '-sS',
+          '--http1.1',
+          '--max-time',
+          '5',
+          '--cacert',
+          `${tls}/ca.crt`,
+          '--cert',
+          `${tls}/${identity}.crt`,
+          '--key',
+          `${tls}/${identity}.key`,
+          ...(token ? ['-H', `Authorization: ${token}`] : []),
+          '--data-binary',
+          '@-',
+          `https://${address('etcd-1')}:2379/v3${path}`,
+        ],
+        stdin: JSON.stringify(body),
+        timeoutMs: 15_000,
+      });
+      expect(result.exitCode).toBe(0);
+      return result.stdout;
+    };
+    const leader = await writeNode();
+    const password = JSON.parse(rig.aws.secretValue('pem-ha/patroniEtcd')!).password;
+    const login = await gateway('etcd-client', '/auth/authenticate', { name: 'patroni', password });
+    const token = (JSON.parse(login) as { token?: string }).token;
+    expect(token).toBeTruthy();
+    // When Patroni's login counts the cluster's keys, then it finds them (leader, members, config ...)
+    const counted = JSON.parse(
+      await gateway('etcd-client', '/kv/range', keysUnder('/service/pem-ha/'), token),
+    ) as { count?: string };
+    expect(Number(counted.count)).toBeGreaterThan(2);
+    // And outside them it may neither read nor write
+    expect(await gateway('etcd-client', '/kv/range', keysUnder('/other/'), token)).toMatch(
+      /permission denied/,
+    );
+    expect(
+      await gateway('etcd-client', '/kv/put', { key: b64('/other/x'), value: b64('1') }, token),
+    ).toMatch(/permission denied/);
+    // And Patroni's certificate without the login, or a PEM agent's, is refused
+    expect(await gateway('etcd-client', '/kv/range', keysUnder('/service/pem-ha/'))).toMatch(
+      /user name is empty/,
+    );
+    expect(await gateway('pem-agent', '/kv/range', keysUnder('/service/pem-ha/'))).toMatch(
+      /CommonName of client .* will be ignored/,
+    );
+
+    // Given backend-2's PEM agent certificate on etcd-1, which has etcdctl (gRPC, no gateway)
+    const copy = '/run/pem-ha-test-pem-agent';
+    await rig.execOk('etcd-1', ['install', '-d', '-m', '0700', copy]);
+    for (const file of ['pem-agent.crt', 'pem-agent.key']) {
+      const content = await rig.execOk('backend-2', ['cat', `${tls}/${file}`]);
+      await rig.writeFile('etcd-1', `${copy}/${file}`, content, '0600');
+    }
+    const etcdctl = async (...args: string[]) => {
+      const result = await rig.host.exec('etcd-1', {
+        argv: [
+          'etcdctl',
+          `--endpoints=https://${address('etcd-2')}:2379`,
+          `--cacert=${tls}/ca.crt`,
+          `--cert=${copy}/pem-agent.crt`,
+          `--key=${copy}/pem-agent.key`,
+          '--command-timeout=5s',
+          ...args,
+        ],
+        env: { ETCDCTL_API: '3' },
+        timeoutMs: 15_000,
+      });
+      return `${result.exitCode} ${result.stdout}${result.stderr}`;
+    };
+    try {
+      // When it reads the cluster's keys or writes the leader key, then etcd refuses both
+      expect(await etcdctl('get', '--prefix', '--count-only', '/service/pem-ha/')).toMatch(
+        /^1 .*permission denied/s,
+      );
+      expect(await etcdctl('put', '/service/pem-ha/leader', 'intruder')).toMatch(
+        /^1 .*permission denied/s,
+      );
+      // And the leader is the same
+      const members = (await patroniMembers(rig)) ?? [];
+      expect(members.filter((m) => m.role === 'leader').map((m) => m.name)).toEqual([leader]);
+    } finally {
+      await rig.execOk('etcd-1', ['rm', '-rf', copy]);
+    }
+  });
+
   test("etcd's peer port by identity: a member's peer certificate is answered; its server certificate, or a backend's etcd-client certificate, is refused at the handshake", async () => {
     const tls = '/etc/pem-ha/tls/current';
     // A backend's Patroni certificate copied to etcd-1 (backends cannot reach 2380).
