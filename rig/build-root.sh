@@ -13,10 +13,11 @@ suite=trixie
 mirror=${PEM_HA_RIG_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 root=$roots/debian-13
 # What the node documents, the systemctl stand-in and the rig's stand-ins run
-# (Moto is the S3 stand-in; debootstrap does not resolve the virtual package
-# python3-cryptography needs, so python3-cffi-backend is named).
+# (Moto is the S3 stand-in; Apache serves the PEM double's site as PEM's own
+# would; debootstrap does not resolve the virtual package python3-cryptography
+# needs, so python3-cffi-backend is named).
 packages=(postgresql-17 postgresql-client-17 postgresql-common patroni python3-psycopg2
-  etcd-server etcd-client haproxy pgbackrest python3 python3-boto3 python3-yaml
+  etcd-server etcd-client haproxy pgbackrest apache2 python3 python3-boto3 python3-yaml
   ca-certificates openssl curl jq iproute2 procps util-linux mount e2fsprogs
   python3-moto python3-flask-cors python3-cffi-backend)
 # The root records what it was built from; a different list means a rebuild.
@@ -110,6 +111,10 @@ echo "rig root: removing apt sources and downloaded packages (nodes have no rout
 rm -f "$build/etc/apt/sources.list" "$build"/etc/apt/sources.list.d/*
 rm -rf "$build"/var/cache/apt/archives/*.deb "$build"/var/lib/apt/lists/*
 correct_patroni_etcd_errors "$build"
+# Debian's apache2 unit is Type=forking without a PIDFile (systemd guesses the
+# main process); the rig's systemctl stand-in needs to be told.
+install -d "$build/etc/systemd/system/apache2.service.d"
+printf '[Service]\nPIDFile=/run/apache2/apache2.pid\n' >"$build/etc/systemd/system/apache2.service.d/pem-ha-rig.conf"
 # The systemctl stand-in is bind-mounted here by each node's init.
 touch "$build/usr/bin/systemctl"
 printf '%s' "$recipe" >"$build/.pem-ha-root"

@@ -51,9 +51,10 @@ const STATUS_SCRIPT = [
   'for unit in etcd patroni; do',
   '  [ -f /etc/pem-ha/$unit.managed ] && printf "%s=%s " $unit "$(systemctl is-active $unit)"',
   'done',
-  'for unit in pem-ha-nlb pem-ha-alb pem-web-double; do',
+  'for unit in pem-ha-nlb pem-ha-alb pemagent; do',
   '  [ -f /etc/systemd/system/$unit.service ] && printf "%s=%s " $unit "$(systemctl is-active $unit)"',
   'done',
+  '[ -f /etc/apache2/sites-enabled/edb-ssl-pem.conf ] && printf "apache2=%s " "$(systemctl is-active apache2)"',
   'true',
 ].join('\n');
 
@@ -61,10 +62,11 @@ async function up(name: string, family: string, fast: boolean, vpcCidr?: string)
   const started = Date.now();
   const log = (message: string) =>
     console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${message}`);
-  // The default topology, PEM web tier included (PEM itself is rig/pem-double's stand-in).
+  // The default topology, PEM web tier included where the family's root has
+  // Apache (PEM itself is rig/pem-double's stand-in).
   const rig = await RigCluster.up({
     name,
-    pem: true,
+    pem: rigFamily(family).hasPemWebServer,
     family: rigFamily(family).name,
     fastPatroni: fast,
     vpcCidr,

@@ -102,6 +102,11 @@ export class RigCluster {
     const family = rigFamily(options.family);
     assertFamilyInstalled(family);
     if (family.localAptRepository) assertRigAptRepo();
+    if (options.pem && !family.hasPemWebServer) {
+      throw new Error(
+        `rig family ${family.name} has no Apache for the PEM double's web site: use pem: false, or the debian-13 family`,
+      );
+    }
     const name = options.name ?? 'dev';
     const log = options.log ?? (() => undefined);
     const assemblyDir = join(REPO_ROOT, `cdk.out.rig-${name}`);
@@ -411,6 +416,19 @@ export class RigCluster {
     this.options.log?.('running the backup health runbook (synthesized state machine)');
     const { output } = await this.runRunbook('BackupHealthStateMachineArn', run);
     return (output as { health: BackupHealth }).health;
+  }
+
+  /** Runs the agent certificate runbook for an outside PEM agent's CSR; returns its output. */
+  async agentCertificate(input: Record<string, unknown>, run: RunbookRun = {}) {
+    this.options.log?.('running the agent certificate runbook (synthesized state machine)');
+    const { output } = await this.runRunbook('AgentCertificateStateMachineArn', { ...run, input });
+    return output as {
+      agentUser: string;
+      certificate: string;
+      rootCertificate: string;
+      serial: string;
+      notAfter: string;
+    };
   }
 
   /** The cloud assembly the rig runs (its functions' bundles). */

@@ -29,6 +29,11 @@ export interface RigFamily {
   readonly patroniLeaderKeyBug: boolean;
   /** Nodes install from the local apt repository of two PostgreSQL 15 minors (rig/apt.ts). */
   readonly localAptRepository: boolean;
+  /**
+   * The root has Apache, which the PEM double's web site runs on (the
+   * debian-12 family's root is this host's own, which has none).
+   */
+  readonly hasPemWebServer: boolean;
 }
 
 /** Where rig/build-root.sh keeps the Debian 13 root. */
@@ -46,6 +51,7 @@ export const RIG_FAMILIES: Record<RigFamilyName, RigFamily> = {
     },
     patroniLeaderKeyBug: false,
     localAptRepository: false,
+    hasPemWebServer: true,
   },
   'debian-12': {
     name: 'debian-12',
@@ -59,6 +65,7 @@ export const RIG_FAMILIES: Record<RigFamilyName, RigFamily> = {
     },
     patroniLeaderKeyBug: true,
     localAptRepository: true,
+    hasPemWebServer: false,
   },
 };
 

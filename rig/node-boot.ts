@@ -23,8 +23,9 @@ const START_SERVICES = [
   'for unit in etcd patroni pem-ha-metrics; do',
   '  [ ! -f /etc/pem-ha/$unit.managed ] || systemctl start --no-block $unit || true',
   'done',
-  // The PEM web double stands in for Apache, which boots with the host.
-  '[ ! -f /etc/systemd/system/pem-web-double.service ] || systemctl start --no-block pem-web-double',
+  // Where PEM (its double) was configured: its agent, and Apache with PEM's site.
+  '[ ! -f /usr/edb/pem/agent/etc/agent.cfg ] || systemctl start --no-block pemagent',
+  '[ ! -f /etc/apache2/sites-enabled/edb-ssl-pem.conf ] || systemctl start --no-block apache2',
 ].join('\n');
 
 /**

@@ -15,6 +15,8 @@ export const SERVED_PORTS: Readonly<Record<string, number>> = {
   'postgres-server': 5432,
   'patroni-rest': 8008,
   pgbackrest: 8432,
+  // PEM's Apache site (the rig's PEM double writes it where PEM does).
+  'pem-web': 8443,
 };
 
 // Who signed it is not the question here: the serial is compared, not trusted.

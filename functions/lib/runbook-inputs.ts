@@ -8,6 +8,7 @@
  * first task, against the cluster.
  */
 import { InvalidInputError } from './errors';
+import { outsideAgentEntitlement } from './outside-agent';
 
 /** The widest renewal threshold a rotation may ask for (forcing a renewal of everything). */
 export const MAX_RENEW_BEFORE_DAYS = 3650;
@@ -42,12 +43,42 @@ const backupType: FieldRule = {
   accepts: (value) => BACKUP_TYPES.includes(value as BackupType),
 };
 
+const agentUser: FieldRule = {
+  allowed:
+    "a PostgreSQL role name of lower-case letters, digits and _ that is not agent<N>, pg_* or one of the cluster's own roles",
+  accepts: (value) => {
+    try {
+      outsideAgentEntitlement(value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+};
+
+/** A CSR is a few hundred characters; a bound keeps the execution input small. */
+const MAX_CSR_LENGTH = 16_384;
+const certificateRequest: FieldRule = {
+  allowed: `a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----) of at most ${MAX_CSR_LENGTH} characters`,
+  accepts: (value) =>
+    typeof value === 'string' &&
+    value.length <= MAX_CSR_LENGTH &&
+    /^\s*-----BEGIN CERTIFICATE REQUEST-----\n[\s\S]+\n-----END CERTIFICATE REQUEST-----\s*$/.test(
+      value,
+    ),
+};
+
 export const RUNBOOK_INPUTS = {
   bootstrap: { fields: {}, example: '{}' },
   rotation: { fields: { renewBeforeDays: wholeDays }, example: '{"renewBeforeDays": 30}' },
   'root-rollover': { fields: {}, example: '{}' },
   backup: { fields: { type: backupType }, required: ['type'], example: '{"type": "full"}' },
   'backup-health': { fields: {}, example: '{}' },
+  'agent-certificate': {
+    fields: { agentUser: agentUser, csr: certificateRequest },
+    required: ['agentUser', 'csr'],
+    example: '{"agentUser": "agent_orders_db", "csr": "-----BEGIN CERTIFICATE REQUEST-----\\n..."}',
+  },
 } as const satisfies Record<string, InputSpec>;
 
 /** A runbook whose input the check-input function checks. */

@@ -142,7 +142,7 @@ export function documentSpecs(
     },
     certificates: {
       description: 'pem-ha: node keys and CSRs (request), verified certificate install (install)',
-      scripts: ['certificates.sh'],
+      scripts: ['pem-wiring.sh', 'certificates.sh'],
       timeoutSeconds: 600,
       parameters: [
         {
@@ -419,7 +419,7 @@ export function documentSpecs(
     pemBackend: edbToken
       ? {
           description: 'pem-ha: PEM server backend configuration (configure-pem-server.sh -t 3)',
-          scripts: ['pem-lib.sh', 'pem-backend.sh'],
+          scripts: ['pem-wiring.sh', 'pem-lib.sh', 'pem-backend.sh'],
           timeoutSeconds: 3600,
           parameters: [member[1], agentId, backends, trusted, major, secretPrefix, edbToken],
         }
@@ -427,7 +427,7 @@ export function documentSpecs(
     pemWeb: edbToken
       ? {
           description: 'pem-ha: PEM web application (configure-pem-server.sh -t 2)',
-          scripts: ['pem-lib.sh', 'pem-web.sh'],
+          scripts: ['pem-wiring.sh', 'pem-lib.sh', 'pem-web.sh'],
           timeoutSeconds: 3600,
           parameters: [agentId, backends, major, secretPrefix, edbToken],
         }

@@ -73,6 +73,7 @@ unit_of() {
     etcd-server | etcd-peer) echo etcd ;;
     postgres-server | patroni-rest) echo patroni ;;
     pgbackrest) echo pgbackrest-server ;;
+    pem-web) echo apache2 ;;
     *) echo "" ;;
   esac
 }
@@ -83,6 +84,7 @@ port_of() {
     postgres-server) echo 5432 ;;
     patroni-rest) echo 8008 ;;
     pgbackrest) echo 8432 ;;
+    pem-web) echo 8443 ;;
     *) echo "" ;;
   esac
 }
@@ -222,6 +224,7 @@ PY
   if [[ -n $previous ]] && ! cmp -s "${TLS_ROOT}/${previous}/ca.crt" "${staging}/ca.crt"; then
     trust_changed=true
   fi
+  rewire_pem
   switch_to "$generation"
   trap - EXIT
   for identity in "${installed[@]}"; do rm -f "${PENDING}/${identity}.key" "${PENDING}/${identity}.csr"; done
@@ -240,6 +243,14 @@ PY
   # Keep the two newest earlier generations for inspection; drop the rest.
   find "$TLS_ROOT" -mindepth 1 -maxdepth 1 -type d -name 'gen-*' ! -name "$generation" -printf '%f\n' |
     sort -r | tail -n +3 | while read -r old; do rm -rf "${TLS_ROOT:?}/${old}"; done
+}
+
+# PEM's agent and Apache read the files in place (pem-wiring.sh): a node
+# configured before that wiring is pointed at them now, so the restart and
+# reload below reach them.
+rewire_pem() {
+  if [[ -f $PEM_AGENT_CFG ]]; then rewire_agent_certificate || true; fi
+  if [[ -f $PEM_SITE ]]; then rewire_web_certificate || true; fi
 }
 
 # switch_to GENERATION: points `current` at it with one atomic rename.
@@ -277,6 +288,22 @@ reload_services() {
     log "restarting pgBackRest's TLS server so it serves the new certificate and trust"
     systemctl restart pgbackrest-server
   fi
+  if service_running apache2; then
+    log "reloading Apache gracefully (apachectl graceful) so PEM's site on 8443 serves the new certificate"
+    systemctl reload apache2
+  fi
+  if service_running pemagent; then
+    log "restarting the PEM agent, which reads agent.cfg's certificate only at start"
+    systemctl restart pemagent
+  fi
+}
+
+# agent_certificate_serial: the serial of the certificate PEM's agent is
+# configured with (agent.cfg's agent_ssl_crt), or nothing.
+agent_certificate_serial() {
+  local cfg=/usr/edb/pem/agent/etc/agent.cfg crt
+  crt=$(sed -n 's/^agent_ssl_crt[[:space:]]*=[[:space:]]*//p' "$cfg" 2>/dev/null | tail -n 1)
+  [[ -n $crt && -r $crt ]] && serial_of "$crt"
 }
 
 etcd_member_healthy() {
@@ -290,6 +317,16 @@ etcd_member_healthy() {
 check_served() {
   local dir=$1 identity unit want got deadline
   for identity in "${identities[@]}"; do
+    if [[ $identity == pem-agent && -f /usr/edb/pem/agent/etc/agent.cfg ]]; then
+      want=$(serial_of "${dir}/${identity}.crt")
+      got=$(agent_certificate_serial || true)
+      if [[ $got != "$want" ]]; then
+        echo "pem-agent: PEM's agent is configured (agent.cfg agent_ssl_crt) with serial ${got:-none}, not ${want}: run the PEM document again, which points it at ${CURRENT}"
+        return 0
+      fi
+      log "pem-agent: PEM's agent is configured with serial ${want}" >&2
+      continue
+    fi
     unit=$(unit_of "$identity")
     if [[ -z $unit ]] || ! service_running "$unit"; then continue; fi
     want=$(serial_of "${dir}/${identity}.crt")

@@ -1,37 +1,37 @@
 # pem-backend: the PEM server's backend database configuration on a Patroni
 # member (seed: configure-pem-server.sh -t 3), on the primary first, then on
-# the standbys. Runs once per node; a later run finds the marker and stops.
+# the standbys. PEM's configuration runs once per node (a marker records it);
+# the agent's use of the rotated certificate is checked on every run.
 # Parameters: MEMBER_ADDRESS, AGENT_ID, BACKEND_ADDRESSES, TRUSTED_CIDRS,
 # POSTGRES_MAJOR, SECRET_PREFIX, EDB_REPO_TOKEN_SECRET.
 
 MARKER=/var/lib/pem-ha/pem-backend-configured
 DONE_COMMENT='pem-ha: PEM server configured on the primary'
-TLS=/etc/pem-ha/tls/current
+TLS=$PEM_TLS
 
-pem_run_once "$MARKER" "the PEM backend"
+configure_pem_backend() {
+  install_pem_packages edb-pem
 
-install_pem_packages edb-pem
+  primary_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.crt" "https://${MEMBER_ADDRESS}:8008/primary" || true)
+  case "$primary_status" in
+    200) role=primary ;;
+    503) role=standby ;;
+    *) die "cannot tell this member's role from Patroni's REST API (GET /primary answered ${primary_status:-nothing})" ;;
+  esac
 
-primary_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.crt" "https://${MEMBER_ADDRESS}:8008/primary" || true)
-case "$primary_status" in
-  200) role=primary ;;
-  503) role=standby ;;
-  *) die "cannot tell this member's role from Patroni's REST API (GET /primary answered ${primary_status:-nothing})" ;;
-esac
+  # -ci only seeds a pg_hba line that Patroni replaces with patroni.yml's rules;
+  # given so the script does not prompt for it.
+  # The seed's host list: every backend, with this node as the loopback address.
+  hosts=$(tr , '\n' <<<"$BACKEND_ADDRESSES" | sed "s/^${MEMBER_ADDRESS//./\\.}\$/127.0.0.1/" | paste -sd, -)
+  PEM_SERVER_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/pemSuperuser" password)
+  export PEM_SERVER_PASSWORD
 
-# -ci only seeds a pg_hba line that Patroni replaces with patroni.yml's rules;
-# given so the script does not prompt for it.
-# The seed's host list: every backend, with this node as the loopback address.
-hosts=$(tr , '\n' <<<"$BACKEND_ADDRESSES" | sed "s/^${MEMBER_ADDRESS//./\\.}\$/127.0.0.1/" | paste -sd, -)
-PEM_SERVER_PASSWORD=$(fetch_secret "${SECRET_PREFIX}/pemSuperuser" password)
-export PEM_SERVER_PASSWORD
-
-if [[ $role == primary ]]; then
-  log "creating the pemsuper role on the primary (if it does not exist), with a SCRAM verifier made here"
-  verifier=$(printf '%s' "$PEM_SERVER_PASSWORD" | scram_verifier)
-  [[ $verifier == SCRAM-SHA-256\$4096:* ]] || die "could not compute the pemsuper SCRAM verifier"
-  # On stdin, never argv; a verifier is base64 fields and separators, nothing to quote.
-  local_psql -q -d postgres <<SQL
+  if [[ $role == primary ]]; then
+    log "creating the pemsuper role on the primary (if it does not exist), with a SCRAM verifier made here"
+    verifier=$(printf '%s' "$PEM_SERVER_PASSWORD" | scram_verifier)
+    [[ $verifier == SCRAM-SHA-256\$4096:* ]] || die "could not compute the pemsuper SCRAM verifier"
+    # On stdin, never argv; a verifier is base64 fields and separators, nothing to quote.
+    local_psql -q -d postgres <<SQL
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pemsuper') THEN
@@ -39,29 +39,33 @@ BEGIN
   END IF;
 END \$\$;
 SQL
-else
-  # A standby's configuration reads what the primary's finished run wrote;
-  # the primary marks that on the pem database, which replicates here.
-  primary_done() {
-    local_psql -qAt -d postgres -c \
-      "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'pem'" |
-      grep -qx "$DONE_COMMENT"
-  }
-  wait_until 1800 "the primary's PEM configuration to reach this standby" primary_done
-fi
+  else
+    # A standby's configuration reads what the primary's finished run wrote;
+    # the primary marks that on the pem database, which replicates here.
+    primary_done() {
+      local_psql -qAt -d postgres -c \
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'pem'" |
+        grep -qx "$DONE_COMMENT"
+    }
+    wait_until 1800 "the primary's PEM configuration to reach this standby" primary_done
+  fi
 
-args=(-t 3 -ho "$hosts" -p 5432 -su pemsuper --asb-host-name 127.0.0.1
-  --replication-solution patroni --replication-role "$role" --db-unitfile patroni
-  --db-install-path "/usr/lib/postgresql/${POSTGRES_MAJOR}/" -ci "${TRUSTED_CIDRS%%,*}"
-  --use-agent-sslcert "$TLS/pem-agent.crt" --use-agent-sslkey "$TLS/pem-agent.key"
-  -aro "agent_id=${AGENT_ID}")
-[[ $role == primary ]] && args+=(--skip-db-certificate)
+  args=(-t 3 -ho "$hosts" -p 5432 -su pemsuper --asb-host-name 127.0.0.1
+    --replication-solution patroni --replication-role "$role" --db-unitfile patroni
+    --db-install-path "/usr/lib/postgresql/${POSTGRES_MAJOR}/" -ci "${TRUSTED_CIDRS%%,*}"
+    --use-agent-sslcert "$TLS/pem-agent.crt" --use-agent-sslkey "$TLS/pem-agent.key"
+    -aro "agent_id=${AGENT_ID}")
+  [[ $role == primary ]] && args+=(--skip-db-certificate)
 
-log "running configure-pem-server.sh -t 3 as the ${role} (agent ${AGENT_ID}, hosts ${hosts})"
-printf '%s\n' "$PEM_SERVER_PASSWORD" | "$PEM_CONFIGURE" "${args[@]}"
-unset PEM_SERVER_PASSWORD
-if [[ $role == primary ]]; then
-  local_psql -q -d postgres -c "COMMENT ON DATABASE pem IS '${DONE_COMMENT}'"
-fi
-printf '%s agent_id=%s role=%s\n' "$(date -u +%FT%TZ)" "$AGENT_ID" "$role" >"$MARKER"
-log "PEM backend configured as ${role}"
+  log "running configure-pem-server.sh -t 3 as the ${role} (agent ${AGENT_ID}, hosts ${hosts})"
+  printf '%s\n' "$PEM_SERVER_PASSWORD" | "$PEM_CONFIGURE" "${args[@]}"
+  unset PEM_SERVER_PASSWORD
+  if [[ $role == primary ]]; then
+    local_psql -q -d postgres -c "COMMENT ON DATABASE pem IS '${DONE_COMMENT}'"
+  fi
+  printf '%s agent_id=%s role=%s\n' "$(date -u +%FT%TZ)" "$AGENT_ID" "$role" >"$MARKER"
+  log "PEM backend configured as ${role}"
+}
+
+pem_configured "$MARKER" "the PEM backend" || configure_pem_backend
+ensure_agent_wiring

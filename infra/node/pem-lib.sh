@@ -32,16 +32,30 @@ install_pem_packages() {
   [[ -x $PEM_CONFIGURE ]] || die "installing $* did not provide ${PEM_CONFIGURE}"
 }
 
-# pem_run_once MARKER WHAT: stops the document when MARKER says it ran here;
-# otherwise checks that the agent certificate it configures PEM with exists.
-pem_run_once() {
+# pem_configured MARKER WHAT: true (and says so) when MARKER says PEM's
+# configuration ran here; otherwise checks that the agent certificate it
+# configures PEM with exists, and is false.
+pem_configured() {
   local marker=$1 what=$2 tls=/etc/pem-ha/tls/current
   if [[ -f $marker ]]; then
-    log "${what} already configured on this node ($(cat "$marker")); nothing to do"
-    exit 0
+    log "${what} already configured on this node ($(cat "$marker")); checking its certificate wiring"
+    return 0
   fi
   [[ -r $tls/pem-agent.crt && -r $tls/pem-agent.key ]] ||
     die "missing ${tls}/pem-agent.crt or .key: the certificates step must run before PEM"
+  return 1
+}
+
+# ensure_agent_wiring: agent.cfg names the rotated pem-agent files
+# (pem-wiring.sh); the agent is restarted when that changed.
+ensure_agent_wiring() {
+  [[ -f $PEM_AGENT_CFG ]] || die "PEM's agent configuration ${PEM_AGENT_CFG} is missing: configure-pem-server.sh did not make the agent"
+  if rewire_agent_certificate; then
+    log "restarting pemagent, which reads its certificate at start"
+    systemctl restart pemagent
+  else
+    log "agent.cfg already names ${PEM_TLS}/pem-agent.crt and .key"
+  fi
 }
 
 # scram_verifier: reads a password on stdin and prints its SCRAM-SHA-256

@@ -6,6 +6,7 @@ import { OS_PACKAGES, type PemHaConfig } from '../config/load-config';
 import { BackendTier } from '../constructs/backend-tier';
 import { BackupRepository } from '../constructs/backup-repository';
 import { BootstrapFlow } from '../constructs/bootstrap-flow';
+import { AgentCertificateRunbook } from '../constructs/agent-certificate';
 import { CertificateRotation } from '../constructs/certificate-rotation';
 import { ClusterPki } from '../constructs/cluster-pki';
 import { ClusterSecrets, CredentialPurpose } from '../constructs/cluster-secrets';
@@ -50,6 +51,8 @@ export class PemHaStack extends Stack {
   readonly documents: NodeDocuments;
   readonly bootstrap: BootstrapFlow;
   readonly rotation: CertificateRotation;
+  /** With PEM: certificates for the agents of monitored servers. */
+  readonly agentCertificate?: AgentCertificateRunbook;
   readonly upgrade: RollingUpgrade;
   readonly monitoring: ClusterMonitoring;
   readonly alarmTopic: AlarmTopic;
@@ -230,6 +233,12 @@ export class PemHaStack extends Stack {
       renewBeforeDays: config.certificates.renewBeforeDays,
       expiryAlarmDays: config.certificates.expiryAlarmDays,
     });
+    if (config.pem) {
+      this.agentCertificate = new AgentCertificateRunbook(this, 'AgentCertificate', {
+        clusterName: config.clusterName,
+        functions,
+      });
+    }
 
     this.scheduledBackups = new ScheduledBackups(this, 'ScheduledBackups', {
       clusterName: config.clusterName,

@@ -34,6 +34,17 @@ export function stackRunbooks(stack: PemHaStack): StackRunbook[] {
       stateMachine: stack.rotation.rootRollover,
       description: 'Root CA rollover: start by hand with {} (resumes one in progress)',
     },
+    ...(stack.agentCertificate
+      ? [
+          {
+            outputId: 'AgentCertificateStateMachineArn',
+            label: 'agent certificate',
+            stateMachine: stack.agentCertificate.stateMachine,
+            description:
+              'A certificate for a monitored server\'s PEM agent: start by hand with {"agentUser": "<its database user>", "csr": "<PEM>"} (see README "Monitoring other servers")',
+          },
+        ]
+      : []),
     {
       outputId: 'BackupStateMachineArn',
       label: 'backup',

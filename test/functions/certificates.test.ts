@@ -12,34 +12,15 @@ import { ensureClusterCa, rootFingerprint } from '../../functions/lib/ca-store';
 import { createRootCa } from '../../functions/lib/pki';
 import { ClusterCaMissingError } from '../../functions/lib/ca-store';
 import { signNodeRequests } from '../../functions/sign-certificates/sign';
+import { CA_SECRETS, inMemoryCaSecrets, opensslCsr } from '../helpers/ca-secrets';
 
 const secrets = mockClient(SecretsManagerClient);
 const ssm = mockClient(SSMClient);
 const secretsClient = new SecretsManagerClient({ region: 'eu-west-1' });
 const ssmClient = new SSMClient({ region: 'eu-west-1' });
-const CA = {
-  clusterName: 'pem-ha',
-  rootSecretId: 'pem-ha/pki/root',
-  intermediateSecretId: 'pem-ha/pki/intermediate',
-  trustSecretId: 'pem-ha/pki/trust',
-};
-
+const CA = CA_SECRETS;
 /** An in-memory Secrets Manager holding the CA secrets as CloudFormation leaves them: `{}`. */
-function secretStore() {
-  const values = new Map<string, string>([
-    [CA.rootSecretId, '{}'],
-    [CA.intermediateSecretId, '{}'],
-    [CA.trustSecretId, '{}'],
-  ]);
-  secrets
-    .on(GetSecretValueCommand)
-    .callsFake(({ SecretId }) => ({ SecretString: values.get(SecretId) }));
-  secrets.on(PutSecretValueCommand).callsFake(({ SecretId, SecretString }) => {
-    values.set(SecretId, SecretString);
-    return {};
-  });
-  return values;
-}
+const secretStore = () => inMemoryCaSecrets(secrets);
 
 beforeEach(() => {
   secrets.reset();
@@ -199,26 +180,7 @@ describe('signNodeRequests', () => {
   const node = { name: 'etcd-2', tier: 'etcd' as const, address: '10.40.4.10' };
   const command = { commandId: 'cmd-1', instanceId: 'i-0123456789abcdef0', nodeName: 'etcd-2' };
   // A key made and dropped on the spot: only the CSR matters here.
-  const csrFor = (subject: string, sans: string) =>
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-new',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        '/dev/null',
-        '-subj',
-        subject,
-        '-addext',
-        `subjectAltName=${sans}`,
-      ],
-      { encoding: 'utf8' },
-    );
+  const csrFor = (subject: string, sans: string) => opensslCsr(subject, { sans });
   const names = 'DNS:etcd-2,DNS:localhost,IP:10.40.4.10,IP:127.0.0.1';
   const sign = () =>
     signNodeRequests(

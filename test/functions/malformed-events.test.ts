@@ -12,6 +12,8 @@ const ssm = mockClient(SSMClient);
 const secrets = mockClient(SecretsManagerClient);
 const COMMAND = { commandId: 'cmd-1', instanceId: 'i-0123456789abcdef0', nodeName: 'backend-2' };
 const NODE = { name: 'backend-2', tier: 'backend', address: '10.0.4.20', agentId: '2' };
+/** The shape of a CSR: what the input rule checks (the signer checks the request itself). */
+const CSR = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
 
 beforeEach(() => {
   ssm.reset();
@@ -39,6 +41,7 @@ describe('task functions given a malformed event: InvalidRequestError naming the
       { node: NODE, command: { ...COMMAND, commandId: '' } },
       'command.commandId must be a non-empty string; got ""',
     ],
+    [{ outsideAgent: 'agent_x' }, 'outsideAgent must be an object; got "agent_x"'],
   ])('sign-certificates, given %j', async (event, message) => {
     await expect(signCertificates(event)).rejects.toMatchObject({
       name: 'InvalidRequestError',
@@ -91,7 +94,7 @@ describe('task functions given a malformed event: InvalidRequestError naming the
     ],
     [
       { runbook: 'backups', input: {} },
-      /^runbook must be one of bootstrap, rotation, root-rollover, backup, backup-health; got "backups"$/,
+      /^runbook must be one of bootstrap, rotation, root-rollover, backup, backup-health, agent-certificate; got "backups"$/,
     ],
   ])('check-input, given %j', async (event, message) => {
     await expect(checkInput(event as never)).rejects.toMatchObject({
@@ -126,6 +129,7 @@ describe('runbook input rules', () => {
     ['backup', { type: 'full' }],
     ['backup', { type: 'diff' }],
     ['backup-health', {}],
+    ['agent-certificate', { agentUser: 'agent_orders_db', csr: CSR }],
   ])('Given %s with %j, then it is accepted', (runbook, input) => {
     expect(() => checkRunbookInput(runbook, input)).not.toThrow();
   });
@@ -156,6 +160,30 @@ describe('runbook input rules', () => {
       'backup',
       {},
       'type is required: the backup runbook\'s input must name it, as in {"type": "full"}; got {}',
+    ],
+    [
+      'agent-certificate',
+      { agentUser: 'agent3', csr: CSR },
+      expect.stringMatching(
+        /^agentUser must be a PostgreSQL role name .* that is not agent<N>.*; got "agent3"$/,
+      ),
+    ],
+    [
+      'agent-certificate',
+      { agentUser: 'orders-db', csr: CSR },
+      expect.stringMatching(/^agentUser must be .*; got "orders-db"$/),
+    ],
+    [
+      'agent-certificate',
+      { agentUser: 'agent_orders_db', csr: 'MIIB...' },
+      'csr must be a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----) of at most 16384 characters; got "MIIB..."',
+    ],
+    [
+      'agent-certificate',
+      { csr: CSR },
+      expect.stringMatching(
+        /^agentUser is required: the agent-certificate runbook's input must name it/,
+      ),
     ],
     [
       'backup-health',

@@ -1,8 +1,4 @@
-import {
-  GetSecretValueCommand,
-  PutSecretValueCommand,
-  SecretsManagerClient,
-} from '@aws-sdk/client-secrets-manager';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { ensureClusterCa, splitPem } from '../../functions/lib/ca-store';
@@ -13,15 +9,11 @@ import {
   finishRootRollover,
   RootRolloverStateError,
 } from '../../functions/lib/root-rollover';
+import { CA_SECRETS, inMemoryCaSecrets } from '../helpers/ca-secrets';
 
 const secrets = mockClient(SecretsManagerClient);
 const client = new SecretsManagerClient({ region: 'eu-west-1' });
-const CA = {
-  clusterName: 'pem-ha',
-  rootSecretId: 'pem-ha/pki/root',
-  intermediateSecretId: 'pem-ha/pki/intermediate',
-  trustSecretId: 'pem-ha/pki/trust',
-};
+const CA = CA_SECRETS;
 let values: Map<string, string>;
 const stored = (id: string) => JSON.parse(values.get(id)!);
 const bundleOf = (step: { bundle: string }) =>
@@ -29,16 +21,7 @@ const bundleOf = (step: { bundle: string }) =>
 
 beforeEach(async () => {
   secrets.reset();
-  values = new Map(
-    [CA.rootSecretId, CA.intermediateSecretId, CA.trustSecretId].map((id) => [id, '{}']),
-  );
-  secrets
-    .on(GetSecretValueCommand)
-    .callsFake(({ SecretId }) => ({ SecretString: values.get(SecretId) }));
-  secrets.on(PutSecretValueCommand).callsFake(({ SecretId, SecretString }) => {
-    values.set(SecretId, SecretString);
-    return {};
-  });
+  values = inMemoryCaSecrets(secrets);
   await ensureClusterCa(client, CA);
 });
 

@@ -87,3 +87,21 @@ describe('certificate rotation in the template', () => {
     expect(targets.filter((t) => t.includes('RootRolloverStateMachine'))).toHaveLength(0);
   });
 });
+
+describe('the agent certificate runbook in the template', () => {
+  test('Given PEM, then the runbook is an output that invokes only the check-input and signing functions and takes no lock; without PEM there is none', () => {
+    const { template } = synthStack();
+    template.hasOutput('AgentCertificateStateMachineArn', {});
+    const [definition] = Object.entries(resourcesOf(template, 'AWS::StepFunctions::StateMachine'))
+      .filter(([id]) => id.startsWith('AgentCertificate'))
+      .map(([, machine]) => JSON.stringify(machine.Properties.DefinitionString));
+    const invoked = [...definition.matchAll(/"Fn::GetAtt":\["(\w+?)Function\w*","Arn"\]/g)].map(
+      (match) => match[1],
+    );
+    expect(invoked.sort()).toEqual(['RunbooksCheckInput', 'RunbooksSignCertificates']);
+    expect(definition).not.toContain('RunbookLock');
+
+    const plain = synthStack({ pemEnabled: 'false' }).template;
+    expect(Object.keys(plain.toJSON().Outputs)).not.toContain('AgentCertificateStateMachineArn');
+  });
+});

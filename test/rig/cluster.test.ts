@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
 import { resourcesOfType, SynthesizedTemplate } from '../../rig/template';
+import { SERVED_PORTS, servedSerial } from '../../rig/served-certificates';
 import {
   LAG_UNDER_WRITES,
   healPartition,
@@ -28,6 +29,8 @@ import {
   startEndpointWriter,
   upTestRig,
 } from '../helpers/rig';
+import { opensslCsr } from '../helpers/ca-secrets';
+import { failureOf } from '../helpers/fake-runbook';
 import { backupTests, BACKUP_TEST_SETTINGS } from './backup';
 import { runbookFaultTests } from './runbook-faults';
 import { runbookLockTests } from './runbook-lock';
@@ -235,6 +238,115 @@ suite('local cluster from the synthesized artifacts', () => {
       'RFC2253',
     ]);
     expect(subject.trim()).toBe('subject=CN=agent2');
+  });
+
+  test("PEM's agent and Apache use the rotated certificate files in place: agent.cfg names them instead of PEM's copies, each agent logs in to the pem database with its certificate, and 8443 serves the pem-web certificate", async () => {
+    const tls = '/etc/pem-ha/tls/current';
+    const serial = async (node: string, file: string) =>
+      (await rig.execOk(node, ['openssl', 'x509', '-in', file, '-noout', '-serial']))
+        .trim()
+        .replace(/^serial=/, '');
+    for (const [node, agent] of [
+      ['backend-1', 1],
+      ['backend-2', 2],
+      ['web-1', 101],
+    ] as const) {
+      // Given what configure-pem-server.sh left (its copies under /root/.pem)
+      expect(await serial(node, `/root/.pem/agent${agent}.crt`)).toMatch(/^[0-9A-F]+$/);
+      // Then agent.cfg names the rotated files
+      const cfg = await rig.execOk(node, ['cat', '/usr/edb/pem/agent/etc/agent.cfg']);
+      expect(cfg).toContain(`agent_ssl_crt=${tls}/pem-agent.crt\n`);
+      expect(cfg).toContain(`agent_ssl_key=${tls}/pem-agent.key\n`);
+      expect(cfg).not.toContain('/root/.pem');
+      // And the agent logs in to the pem database with that certificate (cert authentication)
+      const current = await serial(node, `${tls}/pem-agent.crt`);
+      await eventually(`${node}'s agent connected with serial ${current}`, 30_000, async () => {
+        const last = await rig.execOk(node, ['tail', '-n', '1', '/var/log/pem-double/agent.log']);
+        expect(last.trim()).toMatch(new RegExp(`serial=${current} connected as agent${agent}$`));
+      });
+    }
+    // And Apache's PEM site on 8443 serves the node's pem-web certificate
+    const site = await rig.execOk('web-1', [
+      'cat',
+      '/etc/apache2/sites-available/edb-ssl-pem.conf',
+    ]);
+    expect(site).toMatch(new RegExp(`^\\s*SSLCertificateFile ${tls}/pem-web.crt$`, 'm'));
+    expect(site).toMatch(new RegExp(`^\\s*SSLCertificateKeyFile ${tls}/pem-web.key$`, 'm'));
+    expect(
+      await servedSerial(rig.host.exec, 'web-1', address('web-1'), SERVED_PORTS['pem-web']),
+    ).toBe(await serial('web-1', `${tls}/pem-web.crt`));
+  });
+
+  test("a monitored server's PEM agent gets a certificate from the agent certificate runbook: it verifies to the cluster's root and logs in to pem through the NLB as its own user; a cluster identity's name or another CN is refused", async () => {
+    // Given a key and CSR made where the agent runs (the host, a client network here)
+    const dir = mkdtempSync(join(tmpdir(), 'outside-agent-'));
+    const file = (name: string) => join(dir, name);
+    try {
+      const csrFor = (cn: string, name: string) =>
+        opensslCsr(`/CN=${cn}`, { keyOut: file(`${name}.key`) });
+      const csr = csrFor('agent_orders_db', 'agent');
+      // When the runbook signs it
+      const issued = await rig.agentCertificate({ agentUser: 'agent_orders_db', csr });
+      expect(issued.agentUser).toBe('agent_orders_db');
+      writeFileSync(file('agent.crt'), issued.certificate);
+      writeFileSync(file('root.crt'), issued.rootCertificate);
+      // Then the chain verifies to the root the cluster's nodes trust, for client authentication only
+      expect(issued.rootCertificate.trim()).toBe(
+        (await rig.execOk('backend-1', ['cat', '/etc/pem-ha/tls/current/ca.crt'])).trim(),
+      );
+      const [leaf, intermediate] = issued.certificate.split(/(?<=-----END CERTIFICATE-----)\n+/);
+      writeFileSync(file('leaf.crt'), leaf);
+      writeFileSync(file('intermediate.crt'), intermediate);
+      expect(
+        execFileSync('openssl', [
+          'verify',
+          '-purpose',
+          'sslclient',
+          '-CAfile',
+          file('root.crt'),
+          '-untrusted',
+          file('intermediate.crt'),
+          file('leaf.crt'),
+        ]).toString(),
+      ).toContain(': OK');
+      expect(
+        execFileSync('openssl', ['x509', '-in', file('leaf.crt'), '-noout', '-subject']).toString(),
+      ).toMatch(/CN\s*=\s*agent_orders_db/);
+      // And with its user made as PEM's registration makes it, the agent logs in to pem through the NLB
+      await nodeQuery(await writeNode(), 'CREATE ROLE agent_orders_db LOGIN IN ROLE pem_agent');
+      const conninfo = (user: string, database: string) =>
+        `host=${rig.plan.nlbAddress} port=5432 dbname=${database} user=${user} sslmode=verify-ca sslrootcert=${file('root.crt')} sslcert=${file('agent.crt')} sslkey=${file('agent.key')} connect_timeout=10`;
+      const psql = (user: string, database: string) => {
+        const run = spawnSync(
+          'psql',
+          ['-XAtw', '-c', 'SELECT current_user', conninfo(user, database)],
+          { encoding: 'utf8', timeout: 20_000 },
+        );
+        return run.status === 0 ? run.stdout.trim() : `refused: ${run.stderr.trim()}`;
+      };
+      expect(psql('agent_orders_db', 'pem')).toBe('agent_orders_db');
+      // And the certificate alone is no administrator's login
+      expect(psql('patroni_super', 'postgres')).toMatch(/^refused: .*pg_hba\.conf rejects/);
+      // And a cluster identity's name, or a CSR naming another user, is refused before anything is signed
+      for (const agentUser of ['agent1', 'pemsuper', 'patroni_super', 'root']) {
+        const refused = await failureOf(
+          rig.agentCertificate({ agentUser, csr: csrFor(agentUser, agentUser) }),
+        );
+        expect({ name: refused.name, message: refused.message }).toEqual({
+          name: 'InvalidInputError',
+          message: expect.stringMatching(/^agentUser must be .*; got "/),
+        });
+      }
+      const mismatch = await failureOf(
+        rig.agentCertificate({ agentUser: 'agent_billing_db', csr }),
+      );
+      expect(mismatch.name).toBe('CsrRejectedError');
+      expect(mismatch.message).toBe(
+        'outside agent agent_billing_db: certificate request for pem-agent refused: the subject must be CN=agent_billing_db; got CN=agent_orders_db',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('logins by role and source: every administrative role is refused from the client network and through the NLB even with its password, an application role is admitted both ways, pemsuper from a web host only', async () => {

@@ -9,6 +9,7 @@ import { patroniMembers, waitForHealthyReplication } from '../../rig/patroni';
 import { SERVED_PORTS, servedSerial } from '../../rig/served-certificates';
 import {
   endpointQueryOn,
+  eventually,
   nodeQueryOn,
   sleep,
   upTestRig,
@@ -23,8 +24,33 @@ let rig: RigCluster;
 const IDENTITIES: Record<string, readonly string[]> = {
   etcd: ['etcd-server', 'etcd-peer'],
   backend: ['postgres-server', 'patroni-rest', 'pgbackrest'],
-  web: [],
+  web: ['pem-web'],
 };
+
+interface AgentView {
+  /** Serial of the certificate agent.cfg names (agent_ssl_crt). */
+  readonly configured: string;
+  /** The agent's last connection to the pem database: the serial it presented, and how it went. */
+  readonly lastConnection: string;
+}
+
+/** node -> what PEM's agent (the rig's double) is configured with and last connected with. */
+async function agentViews(): Promise<Record<string, AgentView>> {
+  const views: Record<string, AgentView> = {};
+  for (const node of rig.plan.nodes.filter((n) => n.tier !== 'etcd')) {
+    const [configured, lastConnection] = (
+      await rig.execOk(node.name, [
+        'sh',
+        '-c',
+        'openssl x509 -noout -serial -in "$(sed -n "s/^agent_ssl_crt=//p" /usr/edb/pem/agent/etc/agent.cfg)" | cut -d= -f2; tail -n 1 /var/log/pem-double/agent.log | cut -d" " -f2-',
+      ])
+    )
+      .trim()
+      .split('\n');
+    views[node.name] = { configured, lastConnection };
+  }
+  return views;
+}
 
 /** node:port -> serial the network sees, for every served identity of every node. */
 async function servedSerials(): Promise<Record<string, string>> {
@@ -171,8 +197,20 @@ suite('certificate rotation on a running cluster', () => {
     await rig?.down();
   }, 300_000);
 
-  test('Given steady clients, when every certificate is renewed, then every served serial changes with no restart, no error and no leader change', async () => {
+  test("Given steady clients, when every certificate is renewed, then every served serial changes (PEM's Apache on 8443 too) with no restart, no error and no leader change, and PEM's agents connect with their new certificates, also on a web host configured before pem-ha pointed PEM at the rotated files", async () => {
     const leaderBefore = await leader();
+    // Given web-1 as a node configured before pem-ha pointed PEM at the rotated
+    // files: agent.cfg and Apache's site name PEM's own copies
+    await rig.execOk('web-1', [
+      'sh',
+      '-c',
+      [
+        'sed -i "s|^agent_ssl_crt=.*|agent_ssl_crt=/root/.pem/agent101.crt|; s|^agent_ssl_key=.*|agent_ssl_key=/root/.pem/agent101.key|" /usr/edb/pem/agent/etc/agent.cfg',
+        'sed -i -E "s|(SSLCertificateFile) .*|\\1 /usr/edb/pem/resources/server-pem.crt|; s|(SSLCertificateKeyFile) .*|\\1 /usr/edb/pem/resources/server-pem.key|" /etc/apache2/sites-available/edb-ssl-pem.conf',
+        'systemctl restart pemagent && systemctl reload apache2',
+      ].join(' && '),
+    ]);
+    const agentsBefore = await agentViews();
     const serialsBefore = await servedSerials();
     const processesBefore = await processes();
     const clients = steadyClients();
@@ -194,6 +232,23 @@ suite('certificate rotation on a running cluster', () => {
     expect(counts.queryErrors).toBe(0);
     expect(counts.etcdWrites).toBeGreaterThan(20);
     expect(counts.etcdErrors).toEqual([]);
+    // And every PEM agent is configured with a new certificate and logs in to the pem database with it
+    await eventually("every PEM agent's connection with its new certificate", 30_000, async () => {
+      const agentsAfter = await agentViews();
+      for (const [node, before] of Object.entries(agentsBefore)) {
+        const after = agentsAfter[node];
+        expect({ node, changed: after.configured !== before.configured }).toEqual({
+          node,
+          changed: true,
+        });
+        expect({ node, last: after.lastConnection }).toEqual({
+          node,
+          last: expect.stringMatching(
+            new RegExp(`^serial=${after.configured} connected as agent\\d+$`),
+          ),
+        });
+      }
+    });
   }, 900_000);
 
   test('Given certificates renewed just now, when the scheduled rotation runs, then nothing changes', async () => {

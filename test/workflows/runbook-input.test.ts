@@ -15,6 +15,7 @@ const CHECKED = [
   ['RootRolloverStateMachineArn', 'root-rollover'],
   ['BackupStateMachineArn', 'backup'],
   ['BackupHealthStateMachineArn', 'backup-health'],
+  ['AgentCertificateStateMachineArn', 'agent-certificate'],
 ] as const;
 
 describe('runbook input, checked before anything is touched', () => {
