@@ -301,8 +301,8 @@ reload_services() {
 # agent_certificate_serial: the serial of the certificate PEM's agent is
 # configured with (agent.cfg's agent_ssl_crt), or nothing.
 agent_certificate_serial() {
-  local cfg=/usr/edb/pem/agent/etc/agent.cfg crt
-  crt=$(sed -n 's/^agent_ssl_crt[[:space:]]*=[[:space:]]*//p' "$cfg" 2>/dev/null | tail -n 1)
+  local crt
+  crt=$(sed -n 's/^agent_ssl_crt[[:space:]]*=[[:space:]]*//p' "$PEM_AGENT_CFG" 2>/dev/null | tail -n 1)
   [[ -n $crt && -r $crt ]] && serial_of "$crt"
 }
 
@@ -317,11 +317,11 @@ etcd_member_healthy() {
 check_served() {
   local dir=$1 identity unit want got deadline
   for identity in "${identities[@]}"; do
-    if [[ $identity == pem-agent && -f /usr/edb/pem/agent/etc/agent.cfg ]]; then
+    if [[ $identity == pem-agent && -f $PEM_AGENT_CFG ]]; then
       want=$(serial_of "${dir}/${identity}.crt")
       got=$(agent_certificate_serial || true)
       if [[ $got != "$want" ]]; then
-        echo "pem-agent: PEM's agent is configured (agent.cfg agent_ssl_crt) with serial ${got:-none}, not ${want}: run the PEM document again, which points it at ${CURRENT}"
+        echo "pem-agent: PEM's agent is configured (${PEM_AGENT_CFG} agent_ssl_crt) with serial ${got:-none}, not ${want}: was agent.cfg edited by hand? The PEM document points it at ${CURRENT} again"
         return 0
       fi
       log "pem-agent: PEM's agent is configured with serial ${want}" >&2

@@ -36,7 +36,7 @@ install_pem_packages() {
 # configuration ran here; otherwise checks that the agent certificate it
 # configures PEM with exists, and is false.
 pem_configured() {
-  local marker=$1 what=$2 tls=/etc/pem-ha/tls/current
+  local marker=$1 what=$2 tls=$PEM_TLS
   if [[ -f $marker ]]; then
     log "${what} already configured on this node ($(cat "$marker")); checking its certificate wiring"
     return 0
