@@ -487,6 +487,32 @@ suite('local cluster from the synthesized artifacts', () => {
     }
   });
 
+  /** curl's argv over TLS with a certificate and key (`<certificate>.crt/.key`) and the cluster's root. */
+  const curlWithCertificate = (certificate: string, url: string, options: string[] = []) => [
+    'curl',
+    '-sS',
+    '--http1.1',
+    '--max-time',
+    '5',
+    '--cacert',
+    '/etc/pem-ha/tls/current/ca.crt',
+    '--cert',
+    `${certificate}.crt`,
+    '--key',
+    `${certificate}.key`,
+    ...options,
+    url,
+  ];
+
+  /** backend-2's certificate and key for `identity`, copied into `dir` on etcd-1 (it has etcdctl and reaches 2380). */
+  async function copyToEtcd1(dir: string, identity: string): Promise<void> {
+    await rig.execOk('etcd-1', ['install', '-d', '-m', '0700', dir]);
+    for (const file of [`${identity}.crt`, `${identity}.key`]) {
+      const content = await rig.execOk('backend-2', ['cat', `/etc/pem-ha/tls/current/${file}`]);
+      await rig.writeFile('etcd-1', `${dir}/${file}`, content, '0600');
+    }
+  }
+
   test("etcd's client port by identity: Patroni's login reads and writes its cluster's keys and nothing else; a PEM agent's certificate, or Patroni's own without the login, reads and writes nothing", async () => {
     const tls = '/etc/pem-ha/tls/current';
     const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -498,23 +524,11 @@ suite('local cluster from the synthesized artifacts', () => {
     // Given etcd's JSON gateway (Patroni's way in), called from backend-2 with one of its certificates
     const gateway = async (identity: string, path: string, body: object, token?: string) => {
       const result = await rig.host.exec('backend-2', {
-        argv: [
-          'curl',
-          '-sS',
-          '--http1.1',
-          '--max-time',
-          '5',
-          '--cacert',
-          `${tls}/ca.crt`,
-          '--cert',
-          `${tls}/${identity}.crt`,
-          '--key',
-          `${tls}/${identity}.key`,
-          ...(token ? ['-H', `Authorization: ${token}`] : []),
-          '--data-binary',
-          '@-',
+        argv: curlWithCertificate(
+          `${tls}/${identity}`,
           `https://${address('etcd-1')}:2379/v3${path}`,
-        ],
+          [...(token ? ['-H', `Authorization: ${token}`] : []), '--data-binary', '@-'],
+        ),
         stdin: JSON.stringify(body),
         timeoutMs: 15_000,
       });
@@ -548,11 +562,7 @@ suite('local cluster from the synthesized artifacts', () => {
 
     // Given backend-2's PEM agent certificate on etcd-1, which has etcdctl (gRPC, no gateway)
     const copy = '/run/pem-ha-test-pem-agent';
-    await rig.execOk('etcd-1', ['install', '-d', '-m', '0700', copy]);
-    for (const file of ['pem-agent.crt', 'pem-agent.key']) {
-      const content = await rig.execOk('backend-2', ['cat', `${tls}/${file}`]);
-      await rig.writeFile('etcd-1', `${copy}/${file}`, content, '0600');
-    }
+    await copyToEtcd1(copy, 'pem-agent');
     const etcdctl = async (...args: string[]) => {
       const result = await rig.host.exec('etcd-1', {
         argv: [
@@ -589,28 +599,11 @@ suite('local cluster from the synthesized artifacts', () => {
     const tls = '/etc/pem-ha/tls/current';
     // A backend's Patroni certificate copied to etcd-1 (backends cannot reach 2380).
     const copy = '/run/pem-ha-test-etcd-client';
-    await rig.execOk('etcd-1', ['install', '-d', '-m', '0700', copy]);
-    for (const file of ['etcd-client.crt', 'etcd-client.key']) {
-      const content = await rig.execOk('backend-2', ['cat', `${tls}/${file}`]);
-      await rig.writeFile('etcd-1', `${copy}/${file}`, content, '0600');
-    }
+    await copyToEtcd1(copy, 'etcd-client');
     // curl with a certificate; the body, or curl's error
     const call = async (certificate: string) => {
       const result = await rig.host.exec('etcd-1', {
-        argv: [
-          'curl',
-          '-sS',
-          '--http1.1',
-          '--max-time',
-          '5',
-          '--cacert',
-          `${tls}/ca.crt`,
-          '--cert',
-          `${certificate}.crt`,
-          '--key',
-          `${certificate}.key`,
-          `https://${address('etcd-2')}:2380/version`,
-        ],
+        argv: curlWithCertificate(certificate, `https://${address('etcd-2')}:2380/version`),
         timeoutMs: 15_000,
       });
       return result.exitCode === 0 ? result.stdout : `refused: ${result.stderr.trim()}`;
