@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { BackupHealth } from '../functions/record-backup-health/health';
 import { SETTINGS } from '../infra/config/schema';
 import { assertRigAptRepo, configureNodeApt } from './apt';
+import { installPemPackage } from './pem-package';
 import {
   APPLICATION_ROLE,
   applicationPassword,
@@ -49,7 +50,6 @@ import { readTemplate, SynthesizedTemplate } from './template';
 export const STATE_ROOT = '/var/lib/pem-ha-rig';
 const DEFAULT_VPC_CIDR = SETTINGS.vpcCidr.defaultValue!;
 /** EDB's PEM cannot be installed here: this double stands in for its configuration script. */
-const PEM_DOUBLE = join(__dirname, 'pem-double', 'configure-pem-server.sh');
 
 /** The host's address on the rig bridge: the last but one of the VPC's /16. */
 function rigHostAddress(vpcCidr: string): string {
@@ -219,10 +219,7 @@ export class RigCluster {
     const node = this.plan.nodes.find((n) => n.name === name)!;
     await configureNodeApt(this, node.name, this.family.localAptRepository);
     await installSsmAgent(this, node.name, node.instanceId, this.endpointUrl);
-    if (this.options.pem && node.tier !== 'etcd') {
-      const double = readFileSync(PEM_DOUBLE, 'utf8');
-      await this.writeFile(node.name, '/usr/edb/pem/bin/configure-pem-server.sh', double, '0755');
-    }
+    if (this.options.pem && node.tier !== 'etcd') await installPemPackage(this, node.name);
   }
 
   /**

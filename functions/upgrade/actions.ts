@@ -15,6 +15,7 @@ import {
   haltReport,
   switchover,
 } from './steps';
+import { awaitWebTarget, setWebHostInService } from './web-targets';
 
 type WithInventory<T> = T & { readonly inventory: UpgradeInventory };
 export type UpgradeEvent =
@@ -57,7 +58,14 @@ export type UpgradeEvent =
       readonly oldLeader: string;
       readonly deadline?: number;
     }>
-  | WithInventory<{ readonly action: 'halt' | 'confirm' }>;
+  | WithInventory<{ readonly action: 'halt' | 'confirm' }>
+  | { readonly action: 'deregisterWeb' | 'registerWeb'; readonly node: UpgradeNode }
+  | {
+      readonly action: 'awaitWebTarget';
+      readonly node: UpgradeNode;
+      readonly want: 'out' | 'healthy';
+      readonly deadline?: number;
+    };
 
 export interface UpgradeDependencies {
   /** Made only after the input is checked (they read secrets). */
@@ -151,9 +159,26 @@ export async function runUpgradeAction(event: UpgradeEvent, deps: UpgradeDepende
     }
     case 'confirm':
       return confirmUpgraded(await deps.clients(), event.inventory);
+    case 'deregisterWeb':
+    case 'registerWeb': {
+      const result = await setWebHostInService(
+        await deps.clients(),
+        event.node,
+        event.action === 'registerWeb',
+      );
+      logger.info(
+        `web host ${result.registered ? 'registered with' : 'deregistered from'} the ALB`,
+        {
+          ...result,
+        },
+      );
+      return result;
+    }
+    case 'awaitWebTarget':
+      return awaitWebTarget(await deps.clients(), event.node, event.want, event.deadline);
     default:
       throw new InvalidRequestError(
-        `action must be preflight, plan, awaitReadTarget, awaitMember, gate, switchover, awaitLeader, halt, haltReport or confirm; given ${JSON.stringify((event as { action?: unknown })?.action)}`,
+        `action must be preflight, plan, awaitReadTarget, awaitMember, gate, switchover, awaitLeader, halt, haltReport, confirm, deregisterWeb, registerWeb or awaitWebTarget; given ${JSON.stringify((event as { action?: unknown })?.action)}`,
       );
   }
 }

@@ -18,8 +18,11 @@ export interface UpgradeClients {
   readonly elb: ElasticLoadBalancingV2Client;
   readonly patroniGet: PatroniGet;
   readonly patroniSend: PatroniSend;
-  /** The NLB's target groups: writes (GET /primary) and reads (GET /replica). */
-  readonly targetGroups: { readonly write: string; readonly read: string };
+  /**
+   * The NLB's target groups: writes (GET /primary) and reads (GET /replica);
+   * the ALB's web target group when the stack has PEM.
+   */
+  readonly targetGroups: { readonly write: string; readonly read: string; readonly web?: string };
   readonly clusterName: string;
   readonly now?: () => number;
 }

@@ -9,6 +9,7 @@ import {
   UpgradeInventory,
   UpgradeNode,
 } from './cluster';
+import { webHostsOutOfService } from './web-targets';
 
 /** A backend missing from /cluster: Patroni is not answering, so its tags cannot be seen. */
 export interface UnknownBackend {
@@ -143,5 +144,11 @@ export async function haltReport(
     return watched.includes(node.name) && member && drainTagsOf(member).length === 0;
   });
   if (cleared.length) parts.push(`drain tags cleared on ${cleared.map((n) => n.name).join(', ')}`);
+  const webOut = await webHostsOutOfService(clients, inventory).catch(() => []);
+  for (const node of webOut) {
+    parts.push(
+      `web host ${node.name} is out of the ALB's target group: the next pem upgrade run finishes it and registers it again`,
+    );
+  }
   return { summary: parts.filter(Boolean).map(oneLine).join('; ') };
 }

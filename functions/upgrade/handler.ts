@@ -17,6 +17,7 @@ async function clients(): Promise<UpgradeClients> {
     targetGroups: {
       write: setting('WRITE_TARGET_GROUP_ARN'),
       read: setting('READ_TARGET_GROUP_ARN'),
+      ...(process.env.WEB_TARGET_GROUP_ARN && { web: process.env.WEB_TARGET_GROUP_ARN }),
     },
     clusterName: setting('CLUSTER_NAME'),
   };
@@ -32,6 +33,7 @@ export const handler = withLambdaContext((event: UpgradeEvent) =>
         min: 0,
         unit: 'seconds',
       }),
+      pem: Boolean(process.env.WEB_TARGET_GROUP_ARN),
     },
   }),
 );

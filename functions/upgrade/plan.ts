@@ -25,6 +25,12 @@ export interface UpgradePlan {
   readonly replicas: readonly UpgradeNode[];
   /** The leader, when it needs the upgrade: [] or one node. */
   readonly primary: readonly UpgradeNode[];
+  /**
+   * The pem component's backends: the leader first (PEM's schema step runs
+   * there), then the replicas; no switchover, no restart of PostgreSQL.
+   */
+  readonly pemBackends: readonly UpgradeNode[];
+  /** Web hosts, with any an earlier run left out of the ALB (pem). */
   readonly web: readonly UpgradeNode[];
   /** Nodes already at the target (a second run finishes only the rest). */
   readonly alreadyAtTarget: readonly string[];
@@ -57,7 +63,7 @@ function atTarget(component: Component, values: Record<string, string>, version:
  * The plan from the preflight and every node's own check: one exact target
  * version, no transaction older than the bound, etcd healthy, and the nodes
  * still to do in order (etcd members, replicas least caught-up first, the
- * primary, web hosts).
+ * primary, web hosts; for pem the leader then the replicas, then web hosts).
  */
 export function planUpgrade(
   inventory: UpgradeInventory,
@@ -93,17 +99,28 @@ export function planUpgrade(
   const checked = new Set(preflight.checkNodes.map((n) => n.name));
   const inPlan = (nodes: readonly UpgradeNode[]) => nodes.filter((n) => checked.has(n.name));
   const byName = new Map(inventory.backend.map((n) => [n.name, n]));
-  const replicas = inPlan(preflight.replicaOrder.map((name) => byName.get(name)!)).filter(todo);
-  const primary = inPlan([byName.get(preflight.leader)!]).filter(todo);
+  let replicas = inPlan(preflight.replicaOrder.map((name) => byName.get(name)!)).filter(todo);
+  let primary = inPlan([byName.get(preflight.leader)!]).filter(todo);
+  let pemBackends: UpgradeNode[] = [];
+  if (request.component === 'pem') {
+    pemBackends = [...primary, ...replicas];
+    primary = replicas = [];
+  }
   const etcd = inPlan(inventory.etcd).filter(todo);
-  const web = inPlan(inventory.web).filter(todo);
-  const planned = new Set([...etcd, ...replicas, ...primary, ...web].map((n) => n.name));
+  const outOfService = new Set((preflight.webOutOfService ?? []).map((n) => n.name));
+  const web = inPlan(inventory.web).filter(
+    (n) => todo(n) || (request.component === 'pem' && outOfService.has(n.name)),
+  );
+  const planned = new Set(
+    [...etcd, ...replicas, ...primary, ...pemBackends, ...web].map((n) => n.name),
+  );
   return {
     settings: { component: request.component, version, maxLagBytes: request.maxLagBytes },
     leader: preflight.leader,
     etcd,
     replicas,
     primary,
+    pemBackends,
     web,
     alreadyAtTarget: [...checked].filter((name) => !planned.has(name)),
     switchover: primary.length > 0,

@@ -9,6 +9,7 @@ import {
 } from './cluster';
 import { PreflightFailedError } from './errors';
 import type { UpgradeRequest } from './request';
+import { webHostsOutOfService } from './web-targets';
 
 export interface Preflight {
   readonly request: UpgradeRequest;
@@ -20,6 +21,8 @@ export interface Preflight {
   readonly checkNodes: readonly UpgradeNode[];
   /** Backends an earlier, halted run left with noloadbalance or nosync set: cleared first. */
   readonly drained: readonly UpgradeNode[];
+  /** Web hosts out of the ALB's target group (a halted pem run): a pem run finishes them. */
+  readonly webOutOfService?: readonly UpgradeNode[];
 }
 
 /** Nodes a component's packages live on. */
@@ -29,6 +32,8 @@ export function nodesOf(component: UpgradeRequest['component'], inventory: Upgra
       return [...inventory.etcd];
     case 'os':
       return [...inventory.etcd, ...inventory.backend, ...inventory.web];
+    case 'pem':
+      return [...inventory.backend, ...inventory.web];
     default:
       return [...inventory.backend];
   }
@@ -103,5 +108,6 @@ export async function preflight(
     replicaOrder,
     checkNodes: nodesOf(request.component, inventory),
     drained,
+    webOutOfService: await webHostsOutOfService(clients, inventory),
   };
 }

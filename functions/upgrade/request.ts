@@ -1,11 +1,12 @@
 import { InvalidInputError } from './errors';
 
 /**
- * What a run moves: packages (postgresql, patroni, etcd, os), or settings:
- * no package, a restart of each member whose PostgreSQL waits for one
- * (Patroni's pending_restart) after a deploy changed its parameters.
+ * What a run moves: packages (postgresql, patroni, etcd, os, and pem: EDB's
+ * edb-pem on the backends and web hosts), or settings: no package, a restart
+ * of each member whose PostgreSQL waits for one (Patroni's pending_restart)
+ * after a deploy changed its parameters.
  */
-export const COMPONENTS = ['postgresql', 'patroni', 'etcd', 'os', 'settings'] as const;
+export const COMPONENTS = ['postgresql', 'patroni', 'etcd', 'os', 'settings', 'pem'] as const;
 /** Components that name no package version: their version is always latest. */
 const VERSIONLESS: readonly Component[] = ['os', 'settings'];
 export type Component = (typeof COMPONENTS)[number];
@@ -25,6 +26,8 @@ export interface UpgradeRequest {
 export interface RequestDefaults {
   readonly maxLagBytes: number;
   readonly maxTransactionSeconds: number;
+  /** Whether the stack runs PEM (the pem component needs it). @default false */
+  readonly pem?: boolean;
 }
 
 /** The same pattern the upgrade document enforces on its Version parameter. */
@@ -63,6 +66,11 @@ export function parseRequest(raw: unknown, defaults: RequestDefaults): UpgradeRe
   if (!COMPONENTS.includes(component as Component)) {
     throw new InvalidInputError(
       `component must be one of ${COMPONENTS.join(', ')}; got ${given(component)}`,
+    );
+  }
+  if (component === 'pem' && !defaults.pem) {
+    throw new InvalidInputError(
+      'component pem needs PEM, and this stack was deployed without it (no EDB repository token, so no edb-pem and no web tier); got "pem"',
     );
   }
   const version = input.version;

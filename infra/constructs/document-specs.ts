@@ -1,5 +1,6 @@
 import type { NodeDocumentKind, NodeDocumentsProps } from './node-documents';
 import { CLUSTER_METRICS } from '../../functions/lib/metric-names';
+import { COMPONENTS } from '../../functions/upgrade/request';
 import { DocumentParameter, PATTERNS as P } from './document-parameters';
 
 /** One document: its scripts, parameters (cluster settings as defaults) and step timeout. */
@@ -403,7 +404,7 @@ export function documentSpecs(
         {
           name: 'Component',
           description: 'What is upgraded (settings: restarts that apply pending settings)',
-          allowedValues: ['postgresql', 'patroni', 'etcd', 'os', 'settings'],
+          allowedValues: [...COMPONENTS],
         },
         {
           name: 'Version',

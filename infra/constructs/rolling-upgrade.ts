@@ -32,6 +32,12 @@ export interface RollingUpgradeProps {
   /** The NLB's write (GET /primary) and read (GET /replica) target groups. */
   readonly writeTargetGroup: elbv2.ITargetGroup;
   readonly readTargetGroup: elbv2.ITargetGroup;
+  /**
+   * The ALB's PEM web target group: the pem component takes each web host out
+   * of it while it upgrades. Needs the PEM documents.
+   * @default - no web tier: the pem component is refused
+   */
+  readonly webTargetGroup?: elbv2.ITargetGroup;
   /** Where the upgrade function runs (it reads Patroni on the backends). */
   readonly vpc: ec2.IVpc;
   readonly subnets: ec2.SubnetSelection;
@@ -68,6 +74,13 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
         `maxTransactionSeconds must be a whole number of seconds, 1 or more; got ${maxTransactionSeconds}`,
       );
     }
+    const pem = props.webTargetGroup !== undefined;
+    if (pem && !(props.documents.has('pemBackend') && props.documents.has('pemWeb'))) {
+      throw new ValidationError(
+        this,
+        'webTargetGroup is given, so the pem component needs the PEM documents (pemBackend and pemWeb), and documents has neither',
+      );
+    }
     // A stable, readable name (operators start it by hand).
     const stateMachineName = `${props.clusterName}-rolling-upgrade`;
     this.upgradeSteps = new TaskFunction(this, 'UpgradeSteps', {
@@ -79,6 +92,9 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
         REST_API_SECRET: literalNameOf(this, 'restApiSecret', props.restApiSecret),
         WRITE_TARGET_GROUP_ARN: props.writeTargetGroup.targetGroupArn,
         READ_TARGET_GROUP_ARN: props.readTargetGroup.targetGroupArn,
+        ...(props.webTargetGroup && {
+          WEB_TARGET_GROUP_ARN: props.webTargetGroup.targetGroupArn,
+        }),
         MAX_LAG_BYTES: String(maxLagBytes),
         MAX_TRANSACTION_SECONDS: String(maxTransactionSeconds),
       },
@@ -94,6 +110,18 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
         resources: ['*'],
       }),
     );
+    if (props.webTargetGroup) {
+      role.addToPolicy(
+        new iam.PolicyStatement({
+          // The pem component takes each web host out of the ALB and back, this group only.
+          actions: [
+            'elasticloadbalancing:DeregisterTargets',
+            'elasticloadbalancing:RegisterTargets',
+          ],
+          resources: [props.webTargetGroup.targetGroupArn],
+        }),
+      );
+    }
     acknowledge(role, [
       [
         'Resource::*',
@@ -114,6 +142,9 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
         },
         nodeCommand: fns.nodeCommand.function,
         upgradeSteps: this.upgradeSteps.function,
+        ...(pem && {
+          pem: { backend: props.documents.run('pemBackend'), web: props.documents.run('pemWeb') },
+        }),
       }),
       invoked: [fns.nodeCommand, this.upgradeSteps],
       timeout: Duration.hours(12),

@@ -1,16 +1,21 @@
 # pem-backend: the PEM server's backend database configuration on a Patroni
 # member (seed: configure-pem-server.sh -t 3), on the primary first, then on
-# the standbys. PEM's configuration runs once per node (a marker records it);
-# the agent's use of the rotated certificate is checked on every run.
+# the standbys. PEM's configuration runs once per node and edb-pem version (a
+# marker records it); after an upgrade's packages it runs again on the
+# primary only (the schema step), and a standby waits for its result to
+# replicate. The agent's use of the rotated certificate is checked on every run.
 # Parameters: MEMBER_ADDRESS, AGENT_ID, BACKEND_ADDRESSES, TRUSTED_CIDRS,
 # POSTGRES_MAJOR, SECRET_PREFIX, EDB_REPO_TOKEN_SECRET.
 
 MARKER=/var/lib/pem-ha/pem-backend-configured
 DONE_COMMENT='pem-ha: PEM server configured on the primary'
+# How long a standby waits for the primary's schema step after an upgrade.
+UPGRADE_WAIT_SECONDS=600
 TLS=$PEM_TLS
 
 configure_pem_backend() {
   install_pem_packages edb-pem
+  installed=$(pem_package_version)
 
   primary_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$TLS/ca.crt" "https://${MEMBER_ADDRESS}:8008/primary" || true)
   case "$primary_status" in
@@ -42,12 +47,16 @@ SQL
   else
     # A standby's configuration reads what the primary's finished run wrote;
     # the primary marks that on the pem database, which replicates here.
-    primary_done() {
-      local_psql -qAt -d postgres -c \
-        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'pem'" |
-        grep -qx "$DONE_COMMENT"
-    }
     wait_until 1800 "the primary's PEM configuration to reach this standby" primary_done
+    if [[ -n $PEM_UPGRADE_FROM ]]; then
+      # EDB's HA upgrade guide: the schema step runs on the primary alone; a
+      # standby gets the packages, and the step's result by replication.
+      wait_until "$UPGRADE_WAIT_SECONDS" "the primary's PEM ${installed} schema step to reach this standby" primary_done "$installed"
+      unset PEM_SERVER_PASSWORD
+      log "standby: PEM ${installed}'s schema step ran on the primary and reached this node; PEM's configuration does not run here"
+      record_configured standby
+      return 0
+    fi
   fi
 
   args=(-t 3 -ho "$hosts" -p 5432 -su pemsuper --asb-host-name 127.0.0.1
@@ -61,10 +70,23 @@ SQL
   printf '%s\n' "$PEM_SERVER_PASSWORD" | "$PEM_CONFIGURE" "${args[@]}"
   unset PEM_SERVER_PASSWORD
   if [[ $role == primary ]]; then
-    local_psql -q -d postgres -c "COMMENT ON DATABASE pem IS '${DONE_COMMENT}'"
+    local_psql -q -d postgres -c "COMMENT ON DATABASE pem IS '${DONE_COMMENT} (edb-pem ${installed})'"
   fi
-  printf '%s agent_id=%s role=%s\n' "$(date -u +%FT%TZ)" "$AGENT_ID" "$role" >"$MARKER"
-  log "PEM backend configured as ${role}"
+  record_configured "$role"
+}
+
+# primary_done [VERSION]: the primary's configuration (for edb-pem VERSION,
+# when given) has reached this node's copy of the pem database.
+primary_done() {
+  local comment
+  comment=$(local_psql -qAt -d postgres -c \
+    "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'pem'")
+  [[ $comment == "$DONE_COMMENT"* && (-z ${1:-} || $comment == *"(edb-pem ${1})") ]]
+}
+
+record_configured() {
+  printf '%s agent_id=%s role=%s edb-pem=%s\n' "$(date -u +%FT%TZ)" "$AGENT_ID" "$1" "$installed" >"$MARKER"
+  log "PEM backend configured as ${1} (edb-pem ${installed})"
 }
 
 pem_configured "$MARKER" "the PEM backend" || configure_pem_backend

@@ -32,14 +32,41 @@ install_pem_packages() {
   [[ -x $PEM_CONFIGURE ]] || die "installing $* did not provide ${PEM_CONFIGURE}"
 }
 
+# The edb-pem version installed here (empty when none).
+pem_package_version() {
+  # shellcheck disable=SC2016 # dpkg-query's own ${Version} field
+  dpkg-query -W -f='${Version}' edb-pem 2>/dev/null || true
+}
+
+# The edb-pem version whose configuration step MARKER records (empty when none).
+pem_marker_version() { sed -n 's/.* edb-pem=\([^ ]*\).*/\1/p' "$1" 2>/dev/null || true; }
+
+# PEM_UPGRADE_FROM: set by pem_configured when PEM was configured here at
+# another edb-pem version than the one now installed (an upgrade's packages).
+PEM_UPGRADE_FROM=''
+
 # pem_configured MARKER WHAT: true (and says so) when MARKER says PEM's
-# configuration ran here; otherwise checks that the agent certificate it
-# configures PEM with exists, and is false.
+# configuration ran here for the edb-pem version installed; false when it
+# never ran (its certificate must then exist) or ran for another version (an
+# upgrade installed new packages: PEM_UPGRADE_FROM names the old one, and the
+# configuration step runs again, as EDB's upgrade guide orders).
 pem_configured() {
-  local marker=$1 what=$2 tls=$PEM_TLS
+  local marker=$1 what=$2 tls=$PEM_TLS installed configured
+  installed=$(pem_package_version)
   if [[ -f $marker ]]; then
-    log "${what} already configured on this node ($(cat "$marker")); checking its certificate wiring"
-    return 0
+    configured=$(pem_marker_version "$marker")
+    if [[ -z $configured && -n $installed ]]; then
+      # Configured before markers named the version: what is installed now.
+      sed -i "1s/\$/ edb-pem=${installed}/" "$marker"
+      configured=$installed
+    fi
+    if [[ $configured == "$installed" ]]; then
+      log "${what} already configured on this node ($(cat "$marker")); checking its certificate wiring"
+      return 0
+    fi
+    PEM_UPGRADE_FROM=$configured
+    log "${what} was configured here for edb-pem ${configured}; ${installed} is installed: PEM's configuration step runs again"
+    return 1
   fi
   [[ -r $tls/pem-agent.crt && -r $tls/pem-agent.key ]] ||
     die "missing ${tls}/pem-agent.crt or .key: the certificates step must run before PEM"
@@ -47,11 +74,15 @@ pem_configured() {
 }
 
 # ensure_agent_wiring: agent.cfg names the rotated pem-agent files
-# (pem-wiring.sh); the agent is restarted when that changed.
+# (pem-wiring.sh); the agent is restarted when that changed, or when an
+# upgrade's packages replaced it.
 ensure_agent_wiring() {
   [[ -f $PEM_AGENT_CFG ]] || die "PEM's agent configuration ${PEM_AGENT_CFG} is missing: configure-pem-server.sh did not make the agent"
   if rewire_agent_certificate; then
     log "restarting pemagent, which reads its certificate at start"
+    systemctl restart pemagent
+  elif [[ -n $PEM_UPGRADE_FROM ]]; then
+    log "restarting pemagent so it runs edb-pem $(pem_package_version)"
     systemctl restart pemagent
   else
     log "agent.cfg already names ${PEM_TLS}/pem-agent.crt and .key"

@@ -1,8 +1,9 @@
 # pem-web: the PEM web application (seed: configure-pem-server.sh -t 2) with
 # the multi-host string of every backend, so it always finds the primary.
-# PEM's configuration runs once per node (a marker records it); the wiring of
-# the agent's and Apache's certificates to the rotated files is checked on
-# every run.
+# PEM's configuration runs once per node and edb-pem version (a marker
+# records it: an upgrade's packages make it run again, as EDB's upgrade guide
+# orders); the wiring of the agent's and Apache's certificates to the rotated
+# files is checked on every run.
 # Parameters: AGENT_ID, BACKEND_ADDRESSES, POSTGRES_MAJOR, SECRET_PREFIX,
 # EDB_REPO_TOKEN_SECRET.
 
@@ -25,7 +26,7 @@ configure_pem_web() {
   log "running configure-pem-server.sh -t 2 (agent ${AGENT_ID}, backends ${BACKEND_ADDRESSES})"
   printf '%s\n' "$PEM_SERVER_PASSWORD" | "$PEM_CONFIGURE" "${args[@]}"
   unset PEM_SERVER_PASSWORD
-  printf '%s agent_id=%s\n' "$(date -u +%FT%TZ)" "$AGENT_ID" >"$MARKER"
+  printf '%s agent_id=%s edb-pem=%s\n' "$(date -u +%FT%TZ)" "$AGENT_ID" "$(pem_package_version)" >"$MARKER"
   log "PEM web application configured"
 }
 
@@ -37,7 +38,12 @@ if [[ ! -f $PEM_SITE && -f $PEM_NGINX_SITE ]]; then
   exit 0
 fi
 [[ -f $PEM_SITE ]] || die "PEM's Apache site ${PEM_SITE} is missing: was PEM configured with Apache (USE_NGINX=0)?"
-if rewire_web_certificate; then
+if [[ -n $PEM_UPGRADE_FROM ]]; then
+  rewire_web_certificate || true
+  # A graceful reload keeps the old web application loaded in Apache's parent.
+  log "restarting Apache so 8443 serves edb-pem $(pem_package_version)'s web application"
+  systemctl restart apache2
+elif rewire_web_certificate; then
   if service_running apache2; then
     log "reloading Apache gracefully so 8443 serves ${PEM_TLS}/pem-web.crt"
     systemctl reload apache2

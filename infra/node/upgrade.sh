@@ -1,19 +1,26 @@
 # upgrade: one step of the rolling upgrade on this node.
 # Parameters: ACTION (check|drain|install|restart|verify|undrain|clear-drain), COMPONENT
-# (postgresql|patroni|etcd|os, or settings: no package, a restart where Patroni
-# reports pending_restart), VERSION (an exact package version, or latest
+# (postgresql|patroni|etcd|os|pem, or settings: no package, a restart where
+# Patroni reports pending_restart), VERSION (an exact package version, or latest
 # for check), TIER, MEMBER_NAME, MEMBER_ADDRESS, POSTGRES_MAJOR,
 # WAIT_SECONDS. check, restart and verify end with key=value lines the
 # runbook reads.
 
 TLS=/etc/pem-ha/tls/current
 PATRONI_CONFIG=/etc/patroni/patroni.yml
+# What the PEM documents record of the edb-pem version they configured (pem-lib.sh).
+PEM_MARKERS=(/var/lib/pem-ha/pem-backend-configured /var/lib/pem-ha/pem-web-configured)
+PEM_AGENT=/usr/edb/pem/agent/bin/pemagent
+PEM_WSGI=/usr/edb/pem/web/pem.wsgi
+# The ALB target group's health check path (infra/constructs/web-tier.ts).
+PEM_HEALTH_PATH=/pem/login
 
 # The packages this component means on this tier (none: nothing to do here).
 case "${COMPONENT}:${TIER}" in
   postgresql:backend) packages=("postgresql-${POSTGRES_MAJOR}" "postgresql-client-${POSTGRES_MAJOR}") ;;
   patroni:backend) packages=(patroni) ;;
   etcd:etcd) packages=(etcd-server etcd-client) ;;
+  pem:backend | pem:web) packages=(edb-pem) ;;
   *) packages=() ;;
 esac
 case "${COMPONENT}:${TIER}" in
@@ -40,6 +47,36 @@ rest_status() {
 etcd_ctl() { etcd_at "https://${MEMBER_ADDRESS}:2379" "$@"; }
 # True when a process runs an executable that a package upgrade replaced.
 stale_exe() { [[ $(readlink "/proc/$1/exe" 2>/dev/null) == *'(deleted)' ]]; }
+# True when process PID started before FILE was last replaced (a package
+# upgrade renames files into place: their ctime is the install's).
+started_before() {
+  local pid=$1 file=$2 elapsed
+  [[ -n $pid && -e $file ]] || return 1
+  elapsed=$(ps -o etimes= -p "$pid" | tr -d ' ')
+  [[ -n $elapsed ]] && (($(date +%s) - elapsed < $(stat -c %Z "$file")))
+}
+# The edb-pem version the PEM document last configured this node for.
+pem_configured_version() {
+  local marker
+  for marker in "${PEM_MARKERS[@]}"; do
+    if [[ -f $marker ]]; then
+      sed -n 's/.* edb-pem=\([^ ]*\).*/\1/p' "$marker"
+      return 0
+    fi
+  done
+}
+# A PEM document's marker from before markers named the version says which
+# edb-pem PEM was configured for only while that is still installed: stamp it
+# before the packages change, so the document knows to configure again.
+stamp_pem_markers() {
+  local marker
+  for marker in "${PEM_MARKERS[@]}"; do
+    if [[ -f $marker ]] && ! grep -q ' edb-pem=' "$marker"; then
+      sed -i "1s/\$/ edb-pem=$(installed_version edb-pem)/" "$marker"
+      log "${marker} now records edb-pem $(installed_version edb-pem), configured before this upgrade"
+    fi
+  done
+}
 
 postmaster_pid() {
   local data_dir
@@ -69,6 +106,16 @@ running_state() {
       for pid in $(pgrep -x 'postgres|etcd|patroni' || true); do
         stale_exe "$pid" && stale=true
       done
+      ;;
+    pem:*)
+      # PEM's configuration step, not a process, says which release serves:
+      # the document records the version it configured.
+      version=$(pem_configured_version)
+      version=$(upstream "${version:-unknown}")
+      started_before "$(pgrep -o -f "$PEM_AGENT" || true)" "$PEM_AGENT" && stale=true
+      if [[ $TIER == web ]]; then
+        started_before "$(pgrep -o -x apache2 || true)" "$PEM_WSGI" && stale=true
+      fi
       ;;
     settings:backend) echo "pending_restart=$(pending_restart)" ;;
   esac
@@ -194,6 +241,7 @@ case "$ACTION" in
       exit 0
     fi
     [[ $VERSION != latest || $COMPONENT == os ]] || die "install needs an exact Version; got latest"
+    [[ $COMPONENT != pem ]] || stamp_pem_markers
     # Package scripts must start, stop or restart nothing: the runbook restarts
     # each service itself, one node at a time.
     policy=/usr/sbin/policy-rc.d
@@ -281,6 +329,14 @@ case "$ACTION" in
     running=$(sed -n 's/^running=//p' <<<"$state")
     [[ $state != *running_stale=true* ]] ||
       die "${MEMBER_NAME} still runs a replaced executable (a restart did not take)"
+    if [[ $COMPONENT == pem ]]; then
+      service_running pemagent || die "pemagent is not running on ${MEMBER_NAME}"
+      if [[ $TIER == web ]]; then
+        # The ALB's own check, from here: only whether Apache answers matters.
+        status=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 10 "https://127.0.0.1:8443${PEM_HEALTH_PATH}" || true)
+        [[ $status == 200 ]] || die "PEM's web application on ${MEMBER_NAME} answers ${PEM_HEALTH_PATH} with ${status:-nothing}, not 200"
+      fi
+    fi
     if [[ $COMPONENT == settings ]]; then
       [[ $state != *pending_restart=true* ]] ||
         die "${MEMBER_NAME} still reports pending_restart (the restart did not apply its settings)"

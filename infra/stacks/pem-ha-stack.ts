@@ -274,6 +274,7 @@ export class PemHaStack extends Stack {
       ...patroniAccess,
       writeTargetGroup: this.endpoints.primaryTargetGroup,
       readTargetGroup: this.endpoints.replicaTargetGroup,
+      webTargetGroup: this.web?.targetGroup,
       maxLagBytes: config.healthCheck.replicaMaxLagBytes,
     });
     this.backend.allowPatroniClient(this.upgrade, 'the rolling upgrade reading and switching over');

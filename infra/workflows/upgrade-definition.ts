@@ -6,6 +6,7 @@ import { ErrorName } from '../../functions/lib/errors';
 import type { ClusterInventory } from '../../functions/lib/inventory';
 import { DocumentRun, NodeCommand } from './node-command';
 import { LookUntilReady } from './look-until-ready';
+import { PemDocuments, pemUpgradeChains } from './pem-upgrade-states';
 import { gateState, inventoryState, lambdaTask, nodeField, StatePath } from './task-states';
 
 export interface UpgradeDefinitionProps {
@@ -19,6 +20,8 @@ export interface UpgradeDefinitionProps {
   readonly pollInterval?: Duration;
   /** Between looks at Patroni and the NLB. @default 5 seconds */
   readonly lookInterval?: Duration;
+  /** PEM's documents, which the pem component re-runs after the packages. @default - no pem component */
+  readonly pem?: PemDocuments;
 }
 
 /** Errors after which nothing was touched: the run ends without the halt's checks. */
@@ -29,7 +32,8 @@ const NOTHING_TOUCHED = [ErrorName.InvalidInput];
  * run ends there), drain tags an earlier halted run left cleared, then one
  * node at a time, each behind a health gate: etcd members, replicas least
  * caught-up first (out of the read endpoint while they change), the primary
- * through a single switchover, web hosts. Any failure goes to the halt,
+ * through a single switchover, web hosts (pem: PEM on the backends, the
+ * primary first, then each web host out of the ALB). Any failure goes to the halt,
  * which touches no further node, cancels anything Patroni has scheduled,
  * clears the drain tags it can, and reports whether one healthy primary
  * serves writes and what is left drained.
@@ -235,12 +239,38 @@ export function upgradeDefinition(scope: Construct, props: UpgradeDefinitionProp
   const upgrade = leftover.next(
     onEach('Upgrade etcd members one by one', '$.plan.result.etcd', etcdMember),
   );
-  upgrade
-    .next(onEach('Upgrade replicas one by one', '$.plan.result.replicas', replica))
+  const packages = onEach('Upgrade replicas one by one', '$.plan.result.replicas', replica);
+  packages
     .next(onEach('Upgrade the primary', '$.plan.result.primary', primary))
     .next(onEach('Upgrade web hosts one by one', '$.plan.result.web', webHost))
     .next(confirm)
     .next(new sfn.Succeed(scope, 'Upgraded', { outputPath: '$.plan.result' }));
+  if (props.pem) {
+    const pem = pemUpgradeChains(scope, {
+      documents: props.pem,
+      nodeCommand: props.nodeCommand,
+      pollInterval: props.pollInterval,
+      gate,
+      command,
+      step: (label, payload) => step(label, payload, sfn.JsonPath.DISCARD),
+      until,
+    });
+    const pemChain = onEach(
+      'Upgrade PEM on the backends, the primary first',
+      '$.plan.result.pemBackends',
+      pem.backend,
+    );
+    pemChain
+      .next(onEach('Upgrade PEM on the web hosts one by one', '$.plan.result.web', pem.webHost))
+      .next(confirm);
+    upgrade.next(
+      new sfn.Choice(scope, 'PEM?')
+        .when(sfn.Condition.stringEquals('$.plan.result.settings.component', 'pem'), pemChain)
+        .otherwise(packages),
+    );
+  } else {
+    upgrade.next(packages);
+  }
 
   return inventoryState(scope, props.inventory)
     .next(preflight)

@@ -1,7 +1,8 @@
 /**
- * Elastic Load Balancing v2's DescribeTargetHealth over the AWS query
- * protocol, for the target groups the caller knows (the rig's, whose
- * health HAProxy checks), answered in ELBv2's XML.
+ * Elastic Load Balancing v2's DescribeTargetHealth, RegisterTargets and
+ * DeregisterTargets over the AWS query protocol, for the target groups the
+ * caller knows (the rig's, whose health HAProxy checks), answered in
+ * ELBv2's XML.
  */
 import { AwsError } from './ssm';
 import { element, indexes, listOf } from './query';
@@ -26,6 +27,39 @@ export interface TargetHealthDescription {
 export type TargetHealthLookup = (
   targetGroupArn: string,
 ) => Promise<readonly TargetHealthDescription[] | undefined>;
+
+/**
+ * Registers (`true`) or deregisters (`false`) instances in a target group;
+ * false when there is no such group.
+ */
+export type TargetRegistration = (
+  targetGroupArn: string,
+  instanceIds: readonly string[],
+  registered: boolean,
+) => Promise<boolean>;
+
+/** RegisterTargets (`registered` true) or DeregisterTargets of `Targets.member.N.Id`. */
+export async function changeRegistration(
+  params: URLSearchParams,
+  registration: TargetRegistration,
+  registered: boolean,
+  requestId: string,
+): Promise<string> {
+  const arn = params.get('TargetGroupArn') ?? '';
+  const ids = indexes(params, 'Targets.member').map(
+    (index) => params.get(`Targets.member.${index}.Id`) ?? '',
+  );
+  if (ids.length === 0) throw new AwsError('ValidationError', 'Targets must name a target');
+  if (!(await registration(arn, ids, registered)))
+    throw new AwsError('TargetGroupNotFound', `One or more target groups not found: ${arn}`);
+  const action = registered ? 'RegisterTargets' : 'DeregisterTargets';
+  return (
+    `<${action}Response xmlns="http://elasticloadbalancing.amazonaws.com/doc/${ELBV2_VERSION}/">` +
+    element(`${action}Result`, '') +
+    element('ResponseMetadata', [element('RequestId', requestId)]) +
+    `</${action}Response>`
+  );
+}
 
 /** `TargetHealthDescriptions` of the group, or of the targets `Targets.member.N` names. */
 export async function describeTargetHealth(

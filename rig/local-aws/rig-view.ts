@@ -9,7 +9,11 @@ import { nlbListeners, readTargetHealth } from '../nlb';
 import { RigPlan, rigResourceValues } from '../plan';
 import { resolveIntrinsics, resourcesOfType, SynthesizedTemplate } from '../template';
 import type { LocalInstance } from './ec2';
-import type { TargetHealthDescription, TargetHealthLookup } from './elbv2';
+import { listenersWithGroups } from '../listeners';
+import type { RigNodePlan } from '../plan';
+import { AlbServer, albTargetHealth, changeAlbRegistration, readAlbServers } from './alb-targets';
+import type { TargetHealthDescription, TargetHealthLookup, TargetRegistration } from './elbv2';
+import { AwsError } from './ssm';
 import { ACCOUNT, LocalAws, LocalAwsOptions, REGION } from './server';
 
 export interface RigState {
@@ -17,6 +21,11 @@ export interface RigState {
   readonly isRunning: (node: string) => boolean;
   /** HAProxy's view: listener port -> node -> UP / DOWN / NOLB / MAINT… */
   readonly haproxyHealth: () => Promise<Record<number, Record<string, string>>>;
+  /** The ALB stand-in's servers of a listener port, and their (de)registration. @default no ALB */
+  readonly alb?: {
+    readonly servers: (port: number) => Promise<Record<string, AlbServer>>;
+    readonly register: (port: number, nodes: RigNodePlan[], registered: boolean) => Promise<void>;
+  };
 }
 
 const PSEUDO = { region: REGION, accountId: ACCOUNT };
@@ -43,6 +52,11 @@ export function rigLocalAws(
     ...rigView(plan, template, {
       isRunning: (node) => host.nodeNames.includes(node) && host.isRunning(node),
       haproxyHealth: () => readTargetHealth(host.exec),
+      alb: {
+        servers: (port) => readAlbServers(host.exec, port),
+        register: (port, nodes, registered) =>
+          changeAlbRegistration(host.exec, port, nodes, registered),
+      },
     }),
   });
 }
@@ -52,7 +66,7 @@ export function rigView(
   plan: RigPlan,
   template: SynthesizedTemplate,
   state: RigState,
-): Required<Pick<LocalAwsOptions, 'instances' | 'targetHealth'>> {
+): Required<Pick<LocalAwsOptions, 'instances' | 'targetHealth' | 'targetRegistration'>> {
   const resources = rigResourceValues(plan, template, PSEUDO);
   const described = plan.nodes.map((node) => {
     const properties = template.Resources[node.logicalId]?.Properties ?? {};
@@ -96,7 +110,9 @@ export function rigView(
       },
     ),
   );
+  const web = albGroup(plan, template, resources.ref);
   const targetHealth: TargetHealthLookup = async (arn) => {
+    if (arn === web?.arn) return describeAlbGroup(web, state);
     const group = groups.get(arn);
     if (!group) return undefined;
     const { listenerPort } = group;
@@ -118,7 +134,69 @@ export function rigView(
       return { id: node.instanceId, port, healthCheckPort, ...described };
     });
   };
-  return { instances, targetHealth };
+  const targetRegistration: TargetRegistration = async (arn, instanceIds, registered) => {
+    if (arn !== web?.arn) {
+      if (!groups.has(arn)) return false;
+      throw new AwsError(
+        'UnsupportedOperation',
+        `the rig registers and deregisters targets in the ALB's web target group only, not ${arn}`,
+      );
+    }
+    const nodes = instanceIds.map((id) => {
+      const node = web.nodes.find((n) => n.instanceId === id);
+      if (!node) throw new AwsError('InvalidTarget', `${id} is not a web host of ${arn}`);
+      return node;
+    });
+    if (!state.alb) throw new AwsError('UnsupportedOperation', 'this rig has no ALB stand-in');
+    await state.alb.register(web.port, nodes, registered);
+    return true;
+  };
+  return { instances, targetHealth, targetRegistration };
+}
+
+interface AlbGroup {
+  readonly arn: string;
+  /** The listener's port (HAProxy's backend port_<port>) and the targets' port. */
+  readonly port: number;
+  readonly targetPort: number;
+  readonly deregistrationDelaySeconds: number;
+  readonly nodes: RigNodePlan[];
+}
+
+/** The web target group behind the ALB's HTTPS listener, when the template has one. */
+function albGroup(
+  plan: RigPlan,
+  template: SynthesizedTemplate,
+  ref: (logicalId: string) => string,
+): AlbGroup | undefined {
+  const [listener] = listenersWithGroups(template, 'HTTPS');
+  if (!listener) return undefined;
+  return {
+    arn: ref(listener.groupLogicalId),
+    port: Number(listener.listener.Port),
+    targetPort: Number(listener.group.Port),
+    // CloudFormation's default is 300 s.
+    deregistrationDelaySeconds: Number(
+      listener.attributes.get('deregistration_delay.timeout_seconds') ?? 300,
+    ),
+    nodes: plan.nodes.filter((n) => listener.targetLogicalIds.includes(n.logicalId)),
+  };
+}
+
+/** The web target group's registered targets as ELBv2 lists them (deregistered ones are gone). */
+async function describeAlbGroup(group: AlbGroup, state: RigState) {
+  const servers = state.alb ? await state.alb.servers(group.port).catch(() => undefined) : {};
+  return group.nodes.flatMap((node): TargetHealthDescription[] => {
+    const port = group.targetPort;
+    const described = !state.isRunning(node.name)
+      ? UNHEALTHY.stopped
+      : servers === undefined
+        ? UNHEALTHY.unavailable
+        : albTargetHealth(servers[node.name], group.deregistrationDelaySeconds);
+    return described
+      ? [{ id: node.instanceId, port, healthCheckPort: String(port), ...described }]
+      : [];
+  });
 }
 
 type Health = Pick<TargetHealthDescription, 'state' | 'reason' | 'description'>;

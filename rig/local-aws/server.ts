@@ -2,15 +2,22 @@
  * One local endpoint for the AWS services the handlers and node scripts call,
  * so they reach it unchanged through AWS_ENDPOINT_URL_<SERVICE>: SSM (Run
  * Command, String parameters) and Secrets Manager (AWS JSON 1.1), Step
- * Functions (AWS JSON 1.0), EC2 (EC2 query), Elastic Load Balancing v2 and
- * CloudWatch's PutMetricData (AWS query).
+ * Functions (AWS JSON 1.0), EC2 (EC2 query), Elastic Load Balancing v2's
+ * target health and registration, and CloudWatch's PutMetricData (AWS query).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describeInstances, EC2_VERSION, ec2Error, LocalInstance } from './ec2';
-import { describeTargetHealth, ELBV2_VERSION, queryError, TargetHealthLookup } from './elbv2';
+import {
+  changeRegistration,
+  describeTargetHealth,
+  ELBV2_VERSION,
+  queryError,
+  TargetHealthLookup,
+  TargetRegistration,
+} from './elbv2';
 import { CLOUDWATCH_VERSION, LocalMetrics } from './cloudwatch';
 import { LocalExecutions } from './sfn';
 import { AgentReport, AwsError, LocalSsm } from './ssm';
@@ -47,6 +54,8 @@ export interface LocalAwsOptions {
   readonly instances?: () => readonly LocalInstance[];
   /** The target groups DescribeTargetHealth sees, by ARN (the rig's Ref). @default none */
   readonly targetHealth?: TargetHealthLookup;
+  /** What RegisterTargets and DeregisterTargets do. @default - refused (no such group) */
+  readonly targetRegistration?: TargetRegistration;
   /** What CreateReplaceRootVolumeTask does to an instance. @default - refused (UnsupportedOperation) */
   readonly replaceRootVolume?: RootVolumeReplacer;
 }
@@ -237,6 +246,14 @@ export class LocalAws {
         return describeTargetHealth(
           params,
           this.options.targetHealth ?? (async () => undefined),
+          requestId,
+        );
+      case `${ELBV2_VERSION}/RegisterTargets`:
+      case `${ELBV2_VERSION}/DeregisterTargets`:
+        return changeRegistration(
+          params,
+          this.options.targetRegistration ?? (async () => false),
+          action === 'RegisterTargets',
           requestId,
         );
       default:

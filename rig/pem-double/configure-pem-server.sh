@@ -1,6 +1,7 @@
 #!/bin/bash
 # TEST DOUBLE of EDB's /usr/edb/pem/bin/configure-pem-server.sh (the real PEM
-# packages cannot be installed here). It records how it was called, then
+# packages cannot be installed here; the rig's edb-pem package double,
+# rig/pem-package.ts, installs it there). It records how it was called, then
 # writes what EDB's documentation says the script leaves behind, at the same
 # paths, so pem-ha's wiring of those files is tested (README, "What is proven
 # against real PEM"):
@@ -8,9 +9,10 @@
 #   (-acp, default /root/.pem) as agent<N>.crt/.key, and agent.cfg
 #   (/usr/edb/pem/agent/etc/agent.cfg: pem_host, pem_port, agent_id,
 #   agent_ssl_crt, agent_ssl_key) pointing at them; the agent's database user
-#   agent<N> in role pem_agent; and a `pemagent` service standing in for the
-#   agent (it reads agent.cfg and its certificate at start only, and connects
-#   to the pem database as agent<N> with that certificate every 5 s);
+#   agent<N> in role pem_agent; and the `pemagent` service running the
+#   package's agent double (/usr/edb/pem/agent/bin/pemagent: it reads agent.cfg
+#   and its certificate at start only, and connects to the pem database as
+#   agent<N> with that certificate every 5 s);
 # - -t 3 on the primary: the pem database and the pem_agent role;
 # - -t 2: Apache's PEM site on 8443 (/etc/apache2/sites-available/
 #   edb-ssl-pem.conf, SSLCertificateFile/SSLCertificateKeyFile) with a
@@ -85,39 +87,13 @@ agent_ssl_key=${cert_path}/agent${agent_id}.key
 agent_ssl_crt=${cert_path}/agent${agent_id}.crt
 log_level=warning
 CFG
-cat >/usr/local/lib/pem-double/pemagent.sh <<'AGENT'
-#!/bin/bash
-# The PEM agent's stand-in: agent.cfg and the certificate are read once, at
-# start (EDB: restart the agent after changing either); then a connection to
-# the pem database as agent<N> with that certificate every 5 s, each logged
-# with the serial it presented.
-set -euo pipefail
-cfg=/usr/edb/pem/agent/etc/agent.cfg
-setting() { sed -n "s/^$1=//p" "$cfg"; }
-id=$(setting agent_id)
-held=$(mktemp -d /run/pemagent.XXXXXX)
-cp "$(setting agent_ssl_crt)" "$held/agent.crt"
-cp "$(setting agent_ssl_key)" "$held/agent.key"
-chmod 0600 "$held/agent.key"
-serial=$(openssl x509 -in "$held/agent.crt" -noout -serial | cut -d= -f2)
-conninfo="host=$(setting pem_host) port=$(setting pem_port) dbname=pem user=agent${id} sslmode=require sslcert=${held}/agent.crt sslkey=${held}/agent.key target_session_attrs=read-write connect_timeout=5"
-while true; do
-  if out=$(psql -X -At "$conninfo" -c 'SELECT current_user' 2>&1); then
-    echo "$(date -u +%FT%TZ) serial=${serial} connected as ${out}"
-  else
-    echo "$(date -u +%FT%TZ) serial=${serial} failed: ${out//$'\n'/ }"
-  fi >>/var/log/pem-double/agent.log
-  sleep 5
-done
-AGENT
-chmod 0755 /usr/local/lib/pem-double/pemagent.sh
 cat >/etc/systemd/system/pemagent.service <<'UNIT'
 [Unit]
 Description=PEM agent (pem-ha rig test double)
 
 [Service]
 Type=simple
-ExecStart=/usr/local/lib/pem-double/pemagent.sh
+ExecStart=/usr/edb/pem/agent/bin/pemagent
 
 [Install]
 WantedBy=multi-user.target
@@ -134,7 +110,8 @@ if [[ $type == 2 ]]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
       -subj "/CN=$(hostname)" -keyout "$resources/server-pem.key" -out "$resources/server-pem.crt" 2>/dev/null
   fi
-  echo "PEM login (test double) on $(hostname)" >/usr/local/lib/pem-double/www/pem/login
+  # shellcheck disable=SC2016 # dpkg-query's own ${Version} field
+  echo "PEM login (test double) on $(hostname), edb-pem $(dpkg-query -W -f='${Version}' edb-pem)" >/usr/local/lib/pem-double/www/pem/login
   cat >/etc/apache2/sites-available/edb-ssl-pem.conf <<SITE
 Listen 8443
 <VirtualHost _default_:8443>

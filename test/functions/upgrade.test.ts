@@ -3,6 +3,7 @@ import { runUpgradeAction, UpgradeDependencies } from '../../functions/upgrade/a
 import { parseKeyValues, planUpgrade, upstreamVersion } from '../../functions/upgrade/plan';
 import { preflight } from '../../functions/upgrade/preflight';
 import { awaitMember, switchover } from '../../functions/upgrade/steps';
+import { parseRequest } from '../../functions/upgrade/request';
 import {
   ec2,
   elb,
@@ -288,5 +289,26 @@ describe('upgrade plan', () => {
     expect(upstreamVersion('1:15.20-0+deb12u1')).toBe('15.20');
     expect(upstreamVersion('15.10-1.pgdg120+1')).toBe('15.10');
     expect(parseKeyValues('noise\nkey=a=b\n')).toEqual({ key: 'a=b' });
+  });
+});
+
+describe('the pem component in a request', () => {
+  const defaults = { maxLagBytes: 1000, maxTransactionSeconds: 60 };
+
+  test('Given a stack without PEM, then a pem run is refused before anything is read, saying why', () => {
+    expect(() => parseRequest({ component: 'pem', version: 'latest' }, defaults)).toThrow(
+      expect.objectContaining({
+        name: 'InvalidInputError',
+        message: expect.stringContaining(
+          'component pem needs PEM, and this stack was deployed without it',
+        ),
+      }),
+    );
+  });
+
+  test('Given a stack with PEM, then a pem run to an exact edb-pem version is accepted', () => {
+    expect(
+      parseRequest({ component: 'pem', version: '10.2.0-1' }, { ...defaults, pem: true }),
+    ).toMatchObject({ component: 'pem', version: '10.2.0-1', dryRun: false });
   });
 });

@@ -6,8 +6,10 @@
  */
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import {
+  DeregisterTargetsCommand,
   DescribeTargetHealthCommand,
   ElasticLoadBalancingV2Client,
+  RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { StateMachine } from 'aws-local-stepfunctions';
@@ -43,6 +45,7 @@ export const OLD = '15.18-0+deb12u1';
 export const NEW = '15.20-0+deb12u1';
 const WRITE = 'tg-write';
 const READ = 'tg-read';
+const WEB = 'tg-web';
 
 interface SimNode {
   readonly name: string;
@@ -53,6 +56,9 @@ interface SimNode {
   stale: boolean;
   drained: boolean;
 }
+
+/** A web host in the ALB's target group: in service, draining (one more look), or out. */
+type WebRegistration = 'healthy' | 'draining' | 'out';
 
 export interface FakeUpgradeOptions {
   /** One document step fails on one node: the stderr tail says so. */
@@ -71,6 +77,8 @@ export interface FakeUpgradeOptions {
   readonly replayLag?: Readonly<Record<string, ReplayLag>>;
   /** Backends that start with the drain tags set (left by an earlier, halted run). */
   readonly drained?: readonly string[];
+  /** Web hosts out of the ALB's target group from the start (left by a halted pem run). */
+  readonly webOut?: readonly string[];
 }
 
 /** What happened, in order: `backend-2 install`, `switchover backend-1 -> backend-2`, ... */
@@ -82,29 +90,37 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
     }
   ).Result;
   const events: string[] = [];
+  const simNode = ({ name, instanceId, address }: (typeof inventory.backend)[number]): SimNode => {
+    const version = options.upgraded?.includes(name) ? NEW : OLD;
+    return {
+      name,
+      instanceId,
+      address,
+      installed: version,
+      running: upstreamVersion(version),
+      stale: false,
+      drained: false,
+    };
+  };
+  const webHosts = new Map((inventory.web ?? []).map((n) => [n.name, simNode(n)]));
+  const webRegistration = new Map<string, WebRegistration>(
+    [...webHosts.values()].map((n) => [
+      n.instanceId,
+      options.webOut?.includes(n.name) ? 'out' : 'healthy',
+    ]),
+  );
   const nodes = new Map<string, SimNode>(
-    inventory.backend.map(({ name, instanceId, address }) => {
-      const version = options.upgraded?.includes(name) ? NEW : OLD;
-      return [
-        name,
-        {
-          name,
-          instanceId,
-          address,
-          installed: version,
-          running: upstreamVersion(version),
-          stale: false,
-          drained: options.drained?.includes(name) ?? false,
-        },
-      ];
-    }),
+    inventory.backend.map((n) => [
+      n.name,
+      { ...simNode(n), drained: options.drained?.includes(n.name) ?? false },
+    ]),
   );
   let leader = 'backend-1';
   let timeline = 1;
   let clock = 1_000_000;
   const restarted = new Set<string>();
   const replayLag = new Map(Object.entries(options.replayLag ?? {}));
-  const node = (name: string) => nodes.get(name);
+  const node = (name: string) => nodes.get(name) ?? webHosts.get(name);
 
   const patroniGet = simulatedPatroni({
     members: () => [...nodes.values()],
@@ -129,7 +145,19 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
     events.push(`${nodeName} ${p.Action}`);
     if (!sim) return 'at_target=true';
     switch (p.Action) {
+      case 'configure':
+        // PEM's document after the packages: its configuration step for the installed version.
+        sim.running = upstreamVersion(sim.installed);
+        sim.stale = false;
+        return '';
       case 'check':
+        if (webHosts.has(nodeName))
+          return [
+            `target=${p.Version === 'latest' ? NEW : p.Version}`,
+            `installed=${sim.installed}`,
+            `running=${sim.running}`,
+            `running_stale=${sim.stale}`,
+          ].join('\n');
         return [
           `target=${p.Version === 'latest' ? NEW : p.Version}`,
           `installed=${sim.installed}`,
@@ -168,14 +196,19 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
     string,
     { node: string; parameters: Record<string, string>; polls: number }
   >();
+  const instanceNames = new Map(
+    [...nodes.values(), ...webHosts.values()].map((n) => [n.instanceId, n.name]),
+  );
   ssm.on(SendCommandCommand).callsFake(async (input) => {
     const id = `cmd-${commands.size + 1}`;
     const nodeName =
-      [...nodes.values()].find((n) => n.instanceId === input.InstanceIds[0])?.name ??
+      instanceNames.get(input.InstanceIds[0]) ??
       input.InstanceIds[0].replace(/^ref:/, '').toLowerCase();
     const parameters = Object.fromEntries(
       Object.entries(input.Parameters ?? {}).map(([k, v]) => [k, (v as string[])[0]]),
     );
+    // PEM's documents have no Action: each run is its configuration step.
+    if (/Pem(Backend|Web)/.test(input.DocumentName ?? '')) parameters.Action = 'configure';
     commands.set(id, { node: nodeName, parameters, polls: 0 });
     return { Command: { CommandId: id } };
   });
@@ -212,10 +245,32 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
       },
     })),
   }));
+  // After the catch-all above: a mock's later, more specific behaviour wins.
+  elb.on(DescribeTargetHealthCommand, { TargetGroupArn: WEB }).callsFake(async () => {
+    const described = [...webRegistration.entries()].filter(([, state]) => state !== 'out');
+    for (const [id, state] of described) if (state === 'draining') webRegistration.set(id, 'out');
+    return {
+      TargetHealthDescriptions: described.map(([id, state]) => ({
+        Target: { Id: id },
+        TargetHealth: { State: state },
+      })),
+    };
+  });
+  const registration = (registered: boolean) => async (input: { Targets?: { Id?: string }[] }) => {
+    for (const { Id } of input.Targets ?? []) {
+      const current = webRegistration.get(Id!);
+      if (registered ? current === 'healthy' : current !== 'healthy') continue;
+      webRegistration.set(Id!, registered ? 'healthy' : 'draining');
+      events.push(`${instanceNames.get(Id!)} ${registered ? 'registered' : 'deregistered'}`);
+    }
+    return {};
+  };
+  elb.on(DeregisterTargetsCommand, { TargetGroupArn: WEB }).callsFake(registration(false));
+  elb.on(RegisterTargetsCommand, { TargetGroupArn: WEB }).callsFake(registration(true));
   const acquireLock = fakeLock(options.lockHeldBy);
 
   const upgradeDeps = {
-    defaults: { maxLagBytes: 1048576, maxTransactionSeconds: 300 },
+    defaults: { maxLagBytes: 1048576, maxTransactionSeconds: 300, pem: true },
     clients: async () => ({
       ec2: new EC2Client({ region: 'local-1' }),
       elb: new ElasticLoadBalancingV2Client({ region: 'local-1' }),
@@ -234,7 +289,7 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
         }
         return { status: 200, body: 'ok' };
       },
-      targetGroups: { write: WRITE, read: READ },
+      targetGroups: { write: WRITE, read: READ, web: WEB },
       clusterName: 'pem-ha',
       // Each look moves the clock a minute on, so bounded waits end quickly.
       now: () => (clock += 60_000),
@@ -294,6 +349,12 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
   return {
     events,
     nodes,
+    webHosts,
+    /** Web host name -> its state in the ALB's target group. */
+    webRegistration: () =>
+      Object.fromEntries(
+        [...webHosts.values()].map((n) => [n.name, webRegistration.get(n.instanceId)]),
+      ),
     bind,
     restore,
     leader: () => leader,

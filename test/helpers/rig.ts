@@ -1,4 +1,5 @@
 /** Ways into a running rig the integration tests share: SQL through endpoints and inside nodes. */
+import { request as httpsRequest } from 'node:https';
 import { Client } from 'pg';
 import { RigCluster } from '../../rig/cluster';
 import { localPsqlArgv } from '../../rig/application-role';
@@ -258,4 +259,40 @@ export async function withPatroniLogOnFailure<T>(
     }
     throw error;
   }
+}
+
+/** A GET through the rig's ALB stand-in from the host (a browser in webClientCidrs), one connection each. */
+export function albGetOn(
+  rig: RigCluster,
+  path: string,
+  cookie?: string,
+): Promise<{ status: number; body: string; cookie?: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(
+      {
+        host: rig.plan.albAddress,
+        port: 443,
+        path,
+        // The rig's ALB serves a self-signed certificate in place of ACM's.
+        rejectUnauthorized: false,
+        agent: false,
+        timeout: 5000,
+        headers: cookie ? { cookie } : {},
+      },
+      (response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            body,
+            cookie: response.headers['set-cookie']?.[0]?.split(';')[0],
+          }),
+        );
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', reject);
+    request.end();
+  });
 }

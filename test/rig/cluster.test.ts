@@ -5,7 +5,6 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'pg';
@@ -20,6 +19,7 @@ import {
   waitForHealthyReplication,
 } from '../../rig/patroni';
 import {
+  albGetOn,
   endpointQueryOn,
   eventually,
   lostWrites,
@@ -36,6 +36,7 @@ import { runbookFaultTests } from './runbook-faults';
 import { runbookLockTests } from './runbook-lock';
 import { dayTwoTests } from './day-two';
 import { liveSettingsTests } from './live-settings';
+import { pemUpgradeTests } from './pem-upgrade';
 import { replacementTests } from './replacement';
 
 const asRoot = process.getuid?.() === 0;
@@ -75,40 +76,7 @@ async function fingerprint(nodes: readonly string[]): Promise<Record<string, str
   return Object.fromEntries(entries);
 }
 
-/** A GET through the ALB stand-in from the host (a browser in webClientCidrs), one connection each. */
-function albGet(
-  path: string,
-  cookie?: string,
-): Promise<{ status: number; body: string; cookie?: string }> {
-  return new Promise((resolve, reject) => {
-    const request = httpsRequest(
-      {
-        host: rig.plan.albAddress,
-        port: 443,
-        path,
-        // The rig's ALB serves a self-signed certificate in place of ACM's.
-        rejectUnauthorized: false,
-        agent: false,
-        timeout: 5000,
-        headers: cookie ? { cookie } : {},
-      },
-      (response) => {
-        let body = '';
-        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        response.on('end', () =>
-          resolve({
-            status: response.statusCode ?? 0,
-            body,
-            cookie: response.headers['set-cookie']?.[0]?.split(';')[0],
-          }),
-        );
-      },
-    );
-    request.on('timeout', () => request.destroy(new Error('timed out')));
-    request.on('error', reject);
-    request.end();
-  });
-}
+const albGet = (path: string, cookie?: string) => albGetOn(rig, path, cookie);
 
 /** Writers a test started, stopped after it whatever its outcome. */
 const cleanups: (() => Promise<void>)[] = [];
@@ -699,6 +667,8 @@ suite('local cluster from the synthesized artifacts', () => {
       `ALB: ${sticky} killed; ${served} served the session after ${((Date.now() - killedAt) / 1000).toFixed(1)} s and ${failed} failed polls`,
     );
   }, 300_000);
+
+  pemUpgradeTests(() => rig);
 
   test('the security groups are enforced: a flow the template stops allowing fails, and works again with the template as synthesized', async () => {
     const etcd1 = address('etcd-1');

@@ -16,7 +16,9 @@ import {
   Filter,
 } from '@aws-sdk/client-ec2';
 import {
+  DeregisterTargetsCommand,
   DescribeTargetHealthCommand,
+  RegisterTargetsCommand,
   ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeExecutionCommand, SFNClient } from '@aws-sdk/client-sfn';
@@ -24,6 +26,7 @@ import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/cl
 import { rigView } from '../../rig/local-aws/rig-view';
 import { ACCOUNT, LocalAws, localAwsEndpoints, REGION } from '../../rig/local-aws/server';
 import { LocalExecutions } from '../../rig/local-aws/sfn';
+import { listenersWithGroups } from '../../rig/listeners';
 import { nlbListeners } from '../../rig/nlb';
 import { planCluster, rigResourceValues } from '../../rig/plan';
 import { runRunbook } from '../../rig/runbook';
@@ -41,6 +44,9 @@ const targetGroupOf = (port: number) =>
 // What the rig's host and HAProxy would say; each test sets its own.
 let stopped = new Set<string>();
 let haproxy: Record<number, Record<string, string>> | Error = {};
+// The ALB stand-in's servers of port 443 (status, seconds since it changed), and what was asked of it.
+let albServers: Record<string, { status: string; lastChangeSeconds: number }> = {};
+const albCalls: string[] = [];
 
 // Root volumes the rig was asked to replace; each replacement ends when `finishRoot` is called.
 const rootsReplaced: string[] = [];
@@ -52,6 +58,12 @@ const aws = new LocalAws({
     haproxyHealth: async () => {
       if (haproxy instanceof Error) throw haproxy;
       return haproxy;
+    },
+    alb: {
+      servers: async (port) => (port === 443 ? albServers : {}),
+      register: async (port, nodes, registered) => {
+        albCalls.push(`${port} ${nodes.map((n) => n.name).join(',')} ${registered}`);
+      },
     },
   }),
   replaceRootVolume: (instance) => {
@@ -90,6 +102,8 @@ afterAll(async () => {
 beforeEach(() => {
   stopped = new Set();
   haproxy = {};
+  albServers = {};
+  albCalls.length = 0;
 });
 
 async function instances(filters: Filter[], instanceIds?: string[]) {
@@ -280,6 +294,56 @@ describe('ELBv2 DescribeTargetHealth on the rig', () => {
       name: 'TargetGroupNotFoundException',
       $metadata: { httpStatusCode: 400 },
     });
+  });
+});
+
+describe("ELBv2 registration in the ALB stand-in's web target group", () => {
+  const [webListener] = listenersWithGroups(template, 'HTTPS');
+  const webGroup = resources.ref(webListener.groupLogicalId);
+  const webTargets = async () => {
+    const { TargetHealthDescriptions } = await elbv2.send(
+      new DescribeTargetHealthCommand({ TargetGroupArn: webGroup }),
+    );
+    return Object.fromEntries(
+      (TargetHealthDescriptions ?? []).map((d) => [
+        plan.nodes.find((n) => n.instanceId === d.Target?.Id)!.name,
+        d.TargetHealth?.State,
+      ]),
+    );
+  };
+
+  test('Given a web host taken out 5 s ago and one 40 s ago (the group drains for 30 s), then the first is draining, the second is no longer listed', async () => {
+    albServers = {
+      'web-1': { status: 'MAINT', lastChangeSeconds: 5 },
+      'web-2': { status: 'MAINT', lastChangeSeconds: 40 },
+    };
+    expect(webListener.attributes.get('deregistration_delay.timeout_seconds')).toBe('30');
+    expect(await webTargets()).toEqual({ 'web-1': 'draining' });
+    albServers = {
+      'web-1': { status: 'UP', lastChangeSeconds: 100 },
+      'web-2': { status: 'DOWN', lastChangeSeconds: 3 },
+    };
+    expect(await webTargets()).toEqual({ 'web-1': 'healthy', 'web-2': 'unhealthy' });
+  });
+
+  test('Given DeregisterTargets and RegisterTargets for a web host, then the ALB stand-in is asked to take it out and put it back', async () => {
+    const target = [{ Id: node('web-2').instanceId }];
+    await elbv2.send(new DeregisterTargetsCommand({ TargetGroupArn: webGroup, Targets: target }));
+    await elbv2.send(new RegisterTargetsCommand({ TargetGroupArn: webGroup, Targets: target }));
+    expect(albCalls).toEqual(['443 web-2 false', '443 web-2 true']);
+  });
+
+  test('Given a backend in the web group, or the NLB write group, then ELBv2 errors name it and nothing is asked of the ALB', async () => {
+    const register = (arn: string, id: string) =>
+      elbv2.send(new RegisterTargetsCommand({ TargetGroupArn: arn, Targets: [{ Id: id }] }));
+    await expect(register(webGroup, node('backend-1').instanceId)).rejects.toMatchObject({
+      name: 'InvalidTargetException',
+      message: expect.stringContaining('is not a web host'),
+    });
+    await expect(register(targetGroupOf(5432), node('backend-1').instanceId)).rejects.toMatchObject(
+      { message: expect.stringContaining("the ALB's web target group only") },
+    );
+    expect(albCalls).toEqual([]);
   });
 });
 

@@ -244,7 +244,7 @@ suite('certificate rotation on a running cluster', () => {
         expect({ node, last: after.lastConnection }).toEqual({
           node,
           last: expect.stringMatching(
-            new RegExp(`^serial=${after.configured} connected as agent\\d+$`),
+            new RegExp(`^edb-pem=\\S+ serial=${after.configured} connected as agent\\d+$`),
           ),
         });
       }

@@ -95,7 +95,7 @@ describe('rolling upgrade runbook (synthesized definition, run with aws-local-st
   test.each([
     [
       { component: 'pgsql', version: NEW },
-      'component must be one of postgresql, patroni, etcd, os, settings; got "pgsql"',
+      'component must be one of postgresql, patroni, etcd, os, settings, pem; got "pgsql"',
     ],
     [
       { component: 'postgresql' },
@@ -203,5 +203,68 @@ describe('rolling upgrade runbook (synthesized definition, run with aws-local-st
     expect(error.name).toBe('CommandTimedOutError');
     expect(touched(world)).toEqual([]);
     expect([...world.nodes.values()].every((n) => n.installed === OLD)).toBe(true);
+  });
+});
+
+describe('the pem component (synthesized definition, run with aws-local-stepfunctions)', () => {
+  const PEM = { component: 'pem', version: NEW };
+  /** What a pem run did to the nodes and the ALB, in order (checks and gates left out). */
+  const pemSteps = (w: FakeUpgradeWorld) =>
+    w.events.filter((e) =>
+      /^(backend|web)-\d (install|configure|verify|registered|deregistered)$/.test(e),
+    );
+  const backend = (name: string) => [`${name} install`, `${name} configure`, `${name} verify`];
+  const webHost = (name: string) => [
+    `${name} deregistered`,
+    `${name} install`,
+    `${name} configure`,
+    `${name} verify`,
+    `${name} registered`,
+  ];
+
+  test("Given PEM at the old version, then the primary gets the packages and PEM's configuration first, then each replica, with no switchover and no restart, then each web host is taken out of the ALB, upgraded, and put back, one at a time", async () => {
+    world = fakeUpgradeWorld(UPGRADE);
+
+    const plan = (await runUpgrade(UPGRADE, world, PEM)) as { switchover: boolean };
+
+    expect(plan.switchover).toBe(false);
+    expect(pemSteps(world)).toEqual([
+      ...backend('backend-1'),
+      ...backend('backend-2'),
+      ...backend('backend-3'),
+      ...webHost('web-1'),
+      ...webHost('web-2'),
+    ]);
+    expect(world.events.filter((e) => /switchover|restart|drain/.test(e))).toEqual([]);
+    expect(world.webRegistration()).toEqual({ 'web-1': 'healthy', 'web-2': 'healthy' });
+    expect([...world.webHosts.values()].map((n) => n.installed)).toEqual([NEW, NEW]);
+  });
+
+  test('Given a web host a halted pem run left out of the ALB after upgrading it, then the next run puts it back and touches nothing else', async () => {
+    const everyNode = ['backend-1', 'backend-2', 'backend-3', 'web-1', 'web-2'];
+    world = fakeUpgradeWorld(UPGRADE, { upgraded: everyNode, webOut: ['web-1'] });
+
+    await runUpgrade(UPGRADE, world, PEM);
+
+    expect(pemSteps(world)).toEqual([
+      'web-1 install',
+      'web-1 configure',
+      'web-1 verify',
+      'web-1 registered',
+    ]);
+    expect(world.webRegistration()).toEqual({ 'web-1': 'healthy', 'web-2': 'healthy' });
+  });
+
+  test('Given the verify fails on the second web host, then it halts with CommandFailedError, the first is back in the ALB, and the halt report says the second is out of it', async () => {
+    world = fakeUpgradeWorld(UPGRADE, { failOn: { node: 'web-2', action: 'verify' } });
+
+    const error = await failureOf(runUpgrade(UPGRADE, world, PEM));
+
+    expect(error.name).toBe('CommandFailedError');
+    expect(error.message).toContain('pem-ha PEM web host: verify');
+    expect(error.message).toContain(
+      "web host web-2 is out of the ALB's target group: the next pem upgrade run finishes it",
+    );
+    expect(world.webRegistration()).toEqual({ 'web-1': 'healthy', 'web-2': 'out' });
   });
 });
