@@ -59,7 +59,7 @@ export type UpgradeEvent =
       readonly deadline?: number;
     }>
   | WithInventory<{ readonly action: 'halt' | 'confirm' }>
-  | { readonly action: 'deregisterWeb' | 'registerWeb'; readonly node: UpgradeNode }
+  | WithInventory<{ readonly action: 'deregisterWeb' | 'registerWeb'; readonly node: UpgradeNode }>
   | {
       readonly action: 'awaitWebTarget';
       readonly node: UpgradeNode;
@@ -163,6 +163,7 @@ export async function runUpgradeAction(event: UpgradeEvent, deps: UpgradeDepende
     case 'registerWeb': {
       const result = await setWebHostInService(
         await deps.clients(),
+        event.inventory,
         event.node,
         event.action === 'registerWeb',
       );

@@ -4,6 +4,7 @@ import {
   RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import type { UpgradeClients, UpgradeInventory, UpgradeNode } from './cluster';
+import { ClusterUnhealthyError } from '../lib/cluster-errors';
 import { InvalidInputError, TargetHealthTimedOutError } from './errors';
 import { BOUNDS_SECONDS, look, Poll } from './poll';
 
@@ -49,20 +50,33 @@ export async function webHostsOutOfService(
 }
 
 /**
- * Takes a web host out of the ALB (`inService` false: no new requests, those in
+ * Takes a web host out of the ALB (`registered` false: no new requests, those in
  * flight finish while it drains) or puts it back (it serves once it passes
  * the health check).
  */
 export async function setWebHostInService(
   clients: UpgradeClients,
+  inventory: UpgradeInventory,
   node: UpgradeNode,
-  inService: boolean,
+  registered: boolean,
 ) {
+  if (!registered && inventory.web.length > 1) {
+    // Never the last server PEM's users have: another host must be serving.
+    const states = await webTargetStates(clients);
+    const others = inventory.web.filter((n) => n.name !== node.name);
+    const serving = inService(states.get(node.instanceId));
+    if (serving && !others.some((n) => states.get(n.instanceId) === 'healthy')) {
+      const seen = others.map((n) => `${n.name} ${states.get(n.instanceId) ?? 'unregistered'}`);
+      throw new ClusterUnhealthyError(
+        `no other web host is healthy in the ALB's target group (${seen.join(', ')}): taking ${node.name} out would leave PEM's users without a server; ${node.name} was left in service`,
+      );
+    }
+  }
   const target = { TargetGroupArn: webGroup(clients), Targets: [{ Id: node.instanceId }] };
   await clients.elb.send(
-    inService ? new RegisterTargetsCommand(target) : new DeregisterTargetsCommand(target),
+    registered ? new RegisterTargetsCommand(target) : new DeregisterTargetsCommand(target),
   );
-  return { node: node.name, registered: inService };
+  return { node: node.name, registered };
 }
 
 /**

@@ -72,7 +72,7 @@ apt-mark hold "${held[@]}" >/dev/null
 log "held ${held[*]}: the upgrade runbook moves them"
 install_file /etc/apt/apt.conf.d/51pem-ha-unattended-upgrades 0644 root:root <<'APT'
 // pem-ha: these move only through the upgrade runbook, one node at a time.
-Unattended-Upgrade::Package-Blacklist { "etcd-"; "postgresql-"; "libpq5"; "patroni"; "pgbackrest"; };
+Unattended-Upgrade::Package-Blacklist { "etcd-"; "postgresql-"; "libpq5"; "patroni"; "pgbackrest"; "edb-pem"; };
 APT
 if [[ -d /etc/needrestart ]]; then
   install -d -m 0755 /etc/needrestart/conf.d

@@ -18,6 +18,7 @@ edb_repo_token() {
 install_pem_packages() {
   if [[ -x $PEM_CONFIGURE ]]; then
     log "PEM is installed (${PEM_CONFIGURE} present)"
+    hold_pem_packages "$@"
     return 0
   fi
   if ! ls /etc/apt/sources.list.d/enterprisedb-*.list >/dev/null 2>&1; then
@@ -30,6 +31,14 @@ install_pem_packages() {
   fi
   apt_install "$@"
   [[ -x $PEM_CONFIGURE ]] || die "installing $* did not provide ${PEM_CONFIGURE}"
+  hold_pem_packages "$@"
+}
+
+# Like the cluster's other software, PEM moves only through the upgrade
+# runbook (its pem component): held, and out of unattended-upgrades (common.sh).
+hold_pem_packages() {
+  apt-mark hold "$@" >/dev/null
+  log "held $*: the upgrade runbook's pem component moves them"
 }
 
 # The edb-pem version installed here (empty when none).

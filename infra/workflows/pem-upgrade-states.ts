@@ -32,11 +32,13 @@ export interface PemUpgradeParts {
  * document, whose configuration step runs on the primary alone (the schema;
  * a standby waits for it to replicate), no switchover and no PostgreSQL
  * restart; then each web host out of the ALB (deregistered, its draining
- * over), upgraded and configured, checked, and registered again until the
- * ALB finds it healthy, so browsers only ever reach a serving host.
+ * over; never while no other web host is healthy), upgraded and configured,
+ * checked, and registered again until the ALB finds it healthy, so browsers
+ * only ever reach a serving host.
  */
 export function pemUpgradeChains(scope: Construct, parts: PemUpgradeParts) {
   const node = sfn.JsonPath.objectAt(StatePath.node);
+  const inventory = sfn.JsonPath.objectAt(StatePath.inventory);
   const configure = (label: string, document: DocumentRun, parameters: Record<string, string>) =>
     new NodeCommand(scope, label, {
       nodeCommand: parts.nodeCommand,
@@ -53,14 +55,14 @@ export function pemUpgradeChains(scope: Construct, parts: PemUpgradeParts) {
     )
     .next(parts.command('PEM backend: verify', 'verify'));
   const webHost = sfn.Chain.start(parts.gate('PEM web host'))
-    .next(parts.step('PEM web host: deregister', { action: 'deregisterWeb', node }))
+    .next(parts.step('PEM web host: deregister', { action: 'deregisterWeb', inventory, node }))
     .next(
       parts.until('PEM web host: draining ended', { action: 'awaitWebTarget', node, want: 'out' }),
     )
     .next(parts.command('PEM web host: install', 'install'))
     .next(configure('PEM web host: configure', parts.documents.web, {}))
     .next(parts.command('PEM web host: verify', 'verify'))
-    .next(parts.step('PEM web host: register', { action: 'registerWeb', node }))
+    .next(parts.step('PEM web host: register', { action: 'registerWeb', inventory, node }))
     .next(
       parts.until('PEM web host: healthy in the ALB', {
         action: 'awaitWebTarget',

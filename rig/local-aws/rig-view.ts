@@ -1,16 +1,16 @@
 /**
  * The rig as EC2 and ELBv2 describe it: the plan's nodes as instances with
  * their template tags (running while the node's init lives), and the
- * template's target groups with the health HAProxy checks for the NLB.
+ * template's target groups with the health the NLB's and the ALB's HAProxy
+ * check; the ALB's web targets can be deregistered and registered again.
  */
 import { join } from 'node:path';
 import type { RigHost } from '../host/host';
 import { nlbListeners, readTargetHealth } from '../nlb';
-import { RigPlan, rigResourceValues } from '../plan';
+import { RigNodePlan, RigPlan, rigResourceValues } from '../plan';
 import { resolveIntrinsics, resourcesOfType, SynthesizedTemplate } from '../template';
 import type { LocalInstance } from './ec2';
 import { listenersWithGroups } from '../listeners';
-import type { RigNodePlan } from '../plan';
 import { AlbServer, albTargetHealth, changeAlbRegistration, readAlbServers } from './alb-targets';
 import type { TargetHealthDescription, TargetHealthLookup, TargetRegistration } from './elbv2';
 import { AwsError } from './ssm';

@@ -57,8 +57,8 @@ interface SimNode {
   drained: boolean;
 }
 
-/** A web host in the ALB's target group: in service, draining (one more look), or out. */
-type WebRegistration = 'healthy' | 'draining' | 'out';
+/** A web host in the ALB's target group: in service, failing its checks, draining (one more look), or out. */
+type WebRegistration = 'healthy' | 'unhealthy' | 'draining' | 'out';
 
 export interface FakeUpgradeOptions {
   /** One document step fails on one node: the stderr tail says so. */
@@ -79,6 +79,8 @@ export interface FakeUpgradeOptions {
   readonly drained?: readonly string[];
   /** Web hosts out of the ALB's target group from the start (left by a halted pem run). */
   readonly webOut?: readonly string[];
+  /** Web hosts registered but failing the ALB's health check. */
+  readonly webUnhealthy?: readonly string[];
 }
 
 /** What happened, in order: `backend-2 install`, `switchover backend-1 -> backend-2`, ... */
@@ -106,7 +108,11 @@ export function fakeUpgradeWorld(definition: RunbookDefinition, options: FakeUpg
   const webRegistration = new Map<string, WebRegistration>(
     [...webHosts.values()].map((n) => [
       n.instanceId,
-      options.webOut?.includes(n.name) ? 'out' : 'healthy',
+      options.webOut?.includes(n.name)
+        ? 'out'
+        : options.webUnhealthy?.includes(n.name)
+          ? 'unhealthy'
+          : 'healthy',
     ]),
   );
   const nodes = new Map<string, SimNode>(

@@ -23,6 +23,7 @@ export function dayTwoTests(rig: () => RigCluster): void {
     const held = async (node: string) =>
       (await rig().execOk(node, ['apt-mark', 'showhold'])).trim().split('\n').sort();
     expect(await held('backend-1')).toEqual([
+      'edb-pem',
       'patroni',
       'pgbackrest',
       'postgresql-17',

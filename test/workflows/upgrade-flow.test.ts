@@ -267,4 +267,20 @@ describe('the pem component (synthesized definition, run with aws-local-stepfunc
     );
     expect(world.webRegistration()).toEqual({ 'web-1': 'healthy', 'web-2': 'out' });
   });
+
+  test("Given the other web host failing the ALB's health check, then the run halts with ClusterUnhealthyError before taking the first out, and PEM's users keep it", async () => {
+    world = fakeUpgradeWorld(UPGRADE, {
+      upgraded: ['backend-1', 'backend-2', 'backend-3'],
+      webUnhealthy: ['web-2'],
+    });
+
+    const error = await failureOf(runUpgrade(UPGRADE, world, PEM));
+
+    expect(error.name).toBe('ClusterUnhealthyError');
+    expect(error.message).toContain(
+      "no other web host is healthy in the ALB's target group (web-2 unhealthy): taking web-1 out would leave PEM's users without a server",
+    );
+    expect(pemSteps(world)).toEqual([]);
+    expect(world.webRegistration()).toEqual({ 'web-1': 'healthy', 'web-2': 'unhealthy' });
+  });
 });
