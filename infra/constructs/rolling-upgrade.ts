@@ -75,10 +75,11 @@ export class RollingUpgrade extends Construct implements ec2.IConnectable {
       );
     }
     const pem = props.webTargetGroup !== undefined;
-    if (pem && !(props.documents.has('pemBackend') && props.documents.has('pemWeb'))) {
+    const missing = (['pemBackend', 'pemWeb'] as const).filter((k) => !props.documents.has(k));
+    if (pem && missing.length) {
       throw new ValidationError(
         this,
-        'webTargetGroup is given, so the pem component needs the PEM documents (pemBackend and pemWeb), and documents has neither',
+        `webTargetGroup is given, so the pem component needs the PEM documents pemBackend and pemWeb; documents has no ${missing.join(' and no ')}`,
       );
     }
     // A stable, readable name (operators start it by hand).
