@@ -55,10 +55,14 @@ export function readCluster(clients: UpgradeClients, inventory: UpgradeInventory
   );
 }
 
-/** Target health as the NLB reports it: instance id -> state (healthy, unhealthy, ...). */
+/**
+ * Target health as the NLB (write, read) or the ALB (web) reports it:
+ * instance id -> state (healthy, unhealthy, draining, ...); a target not
+ * registered is absent.
+ */
 export async function targetHealth(
   clients: UpgradeClients,
-  group: 'write' | 'read',
+  group: keyof UpgradeClients['targetGroups'],
 ): Promise<Map<string, string>> {
   const answer = await clients.elb.send(
     new DescribeTargetHealthCommand({ TargetGroupArn: clients.targetGroups[group] }),

@@ -1,9 +1,8 @@
 import {
   DeregisterTargetsCommand,
-  DescribeTargetHealthCommand,
   RegisterTargetsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import type { UpgradeClients, UpgradeInventory, UpgradeNode } from './cluster';
+import { targetHealth, UpgradeClients, UpgradeInventory, UpgradeNode } from './cluster';
 import { ClusterUnhealthyError } from '../lib/cluster-errors';
 import { InvalidInputError, TargetHealthTimedOutError } from './errors';
 import { BOUNDS_SECONDS, look, Poll } from './poll';
@@ -21,15 +20,8 @@ function webGroup(clients: UpgradeClients): string {
 
 /** Web host instance id -> its state in the ALB's target group (absent: not registered). */
 async function webTargetStates(clients: UpgradeClients): Promise<Map<string, string>> {
-  const answer = await clients.elb.send(
-    new DescribeTargetHealthCommand({ TargetGroupArn: webGroup(clients) }),
-  );
-  return new Map(
-    (answer.TargetHealthDescriptions ?? []).map((d) => [
-      d.Target?.Id ?? '?',
-      d.TargetHealth?.State ?? 'unknown',
-    ]),
-  );
+  webGroup(clients);
+  return targetHealth(clients, 'web');
 }
 
 /** Registered and not leaving: what the ALB may route to. */
