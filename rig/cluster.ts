@@ -49,8 +49,6 @@ import { readTemplate, SynthesizedTemplate } from './template';
 
 export const STATE_ROOT = '/var/lib/pem-ha-rig';
 const DEFAULT_VPC_CIDR = SETTINGS.vpcCidr.defaultValue!;
-/** EDB's PEM cannot be installed here: this double stands in for its configuration script. */
-
 /** The host's address on the rig bridge: the last but one of the VPC's /16. */
 function rigHostAddress(vpcCidr: string): string {
   const [a, b] = vpcCidr.split('.');
